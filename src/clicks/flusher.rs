@@ -1,0 +1,118 @@
+//! The background flusher (the seed's view counter, second half): every flush interval it
+//! drains the buffer and writes it in one transaction. A failed write puts the batch back, so
+//! clicks are retried rather than lost; the application runs one final flush on shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::Clicks;
+use crate::store::{Store, StoreError};
+
+/// What `/health` and `/metrics` report about flushing.
+#[derive(Default)]
+pub struct FlushState {
+    /// Unix milliseconds of the last successful flush (0 = none yet).
+    pub last_success_ms: AtomicI64,
+    pub consecutive_failures: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Clicks {
+    /// Drains the buffer and writes it; on failure the clicks go back into the buffer.
+    pub async fn flush_once(&self, store: &dyn Store) -> Result<u64, StoreError> {
+        let _gate = self.flush_gate.write().await;
+        let batch = self.buffer.drain();
+        let n = batch.total();
+        if batch.is_empty() {
+            self.mark_success();
+            return Ok(0);
+        }
+        let started = Instant::now();
+        match store.add_clicks(batch.clone(), false).await {
+            Ok(()) => {
+                self.mark_success();
+                metrics::counter!("snip_clicks_flushed_total").increment(n);
+                metrics::counter!("snip_click_flushes_total", "result" => "ok").increment(1);
+                metrics::histogram!("snip_click_flush_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                Ok(n)
+            }
+            Err(e) => {
+                self.buffer.restore(batch);
+                self.state
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                *self.state.last_error.lock() = Some(e.to_string());
+                metrics::counter!("snip_click_flushes_total", "result" => "error").increment(1);
+                Err(e)
+            }
+        }
+    }
+
+    fn mark_success(&self) {
+        self.state
+            .last_success_ms
+            .store(unix_ms(), Ordering::Relaxed);
+        self.state.consecutive_failures.store(0, Ordering::Relaxed);
+        *self.state.last_error.lock() = None;
+    }
+
+    /// Seconds since the last successful flush (None before the first one).
+    pub fn flush_lag(&self) -> Option<f64> {
+        let last = self.state.last_success_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| (unix_ms() - last).max(0) as f64 / 1000.0)
+    }
+}
+
+/// Flushes every `interval` until `stop` turns true. The final flush is the caller's, after
+/// the HTTP server has drained, so that in-flight redirects are counted too.
+pub async fn run(
+    clicks: Arc<Clicks>,
+    store: Arc<dyn Store>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        metrics::gauge!("snip_clicks_buffered").set(clicks.buffer.pending() as f64);
+        if let Err(e) = clicks.flush_once(store.as_ref()).await {
+            tracing::warn!(error = %e, pending = clicks.buffer.pending(), "click flush failed; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_flush_moves_buffered_clicks_into_the_store_and_resets_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), Duration::from_secs(2)).unwrap();
+        let clicks = Clicks::default();
+        clicks.buffer.record(1, 3600 * 5, None);
+        clicks.buffer.record(1, 3600 * 5 + 1, Some("a.example"));
+        assert_eq!(clicks.flush_once(&store).await.unwrap(), 2);
+        assert_eq!(clicks.buffer.pending(), 0);
+        let series = store
+            .click_series(1, 0, 3600 * 6, crate::store::Interval::Hour)
+            .await
+            .unwrap();
+        assert_eq!(series, vec![(3600 * 5, 2)]);
+        assert!(clicks.flush_lag().is_some());
+    }
+}

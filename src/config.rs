@@ -1,0 +1,373 @@
+//! Typed settings, layered defaults → config file → `SNIP_*` environment → flags.
+//!
+//! clap reads flags and their environment variables (flags win); every value it leaves unset is
+//! taken from the optional TOML file, then from the defaults here. The result is one validated
+//! [`Settings`] that the rest of the crate reads and never re-parses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Command line of the `snip` binary.
+#[derive(Debug, Parser)]
+#[command(name = "snip", version, about = "A fast, reliable URL shortener")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// Flags of `snip serve`. Every field is optional so that the config file and defaults can fill
+/// what neither a flag nor a variable set.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeArgs {
+    /// Optional TOML config file (keys are the flag names without `--`).
+    #[arg(long, env = "SNIP_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to bind; port 0 picks a free port.
+    #[arg(long, env = "SNIP_LISTEN")]
+    pub listen: Option<String>,
+    /// `sqlite://RELATIVE/PATH`, `sqlite:///ABSOLUTE/PATH` or `postgres://…`.
+    #[arg(long, env = "SNIP_DATABASE")]
+    pub database: Option<String>,
+    /// Public origin used to build `short_url`.
+    #[arg(long, env = "SNIP_BASE_URL")]
+    pub base_url: Option<String>,
+    /// An API key ensured to exist with the admin role at start-up.
+    #[arg(long, env = "SNIP_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// How often buffered click counts are written (`250ms`, `5s`).
+    #[arg(long, env = "SNIP_CLICK_FLUSH_INTERVAL")]
+    pub click_flush_interval: Option<String>,
+    /// `pretty` or `json`.
+    #[arg(long, env = "SNIP_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// `buffered` or `exact`.
+    #[arg(long, env = "SNIP_CLICK_MODE")]
+    pub click_mode: Option<String>,
+    /// PostgreSQL read replicas (not supported yet).
+    #[arg(long, env = "SNIP_DATABASE_REPLICAS", value_delimiter = ',')]
+    pub database_replica: Option<Vec<String>>,
+    /// Redis shared cache (not supported yet).
+    #[arg(long, env = "SNIP_REDIS")]
+    pub redis: Option<String>,
+    /// Trusted proxy CIDRs (not supported yet).
+    #[arg(long, env = "SNIP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Header carrying an ISO country code (not supported yet).
+    #[arg(long, env = "SNIP_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+    /// MaxMind country database (not supported yet).
+    #[arg(long, env = "SNIP_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+    /// Status of a redirect: 301, 302, 307 or 308.
+    #[arg(long, env = "SNIP_REDIRECT_STATUS")]
+    pub redirect_status: Option<u16>,
+    /// Length of random codes.
+    #[arg(long, env = "SNIP_CODE_LENGTH")]
+    pub code_length: Option<usize>,
+    /// Entries in the in-process redirect cache; 0 disables it.
+    #[arg(long, env = "SNIP_CACHE_CAPACITY")]
+    pub cache_capacity: Option<usize>,
+    /// How long an unknown code is remembered as unknown.
+    #[arg(long, env = "SNIP_NEGATIVE_CACHE_TTL")]
+    pub negative_cache_ttl: Option<String>,
+    /// API requests per second per API key (burst of the same size); 0 turns limiting off.
+    #[arg(long, env = "SNIP_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// How long a request waits for the store before answering 503.
+    #[arg(long, env = "SNIP_STORE_TIMEOUT")]
+    pub store_timeout: Option<String>,
+    /// How long graceful shutdown waits for in-flight requests.
+    #[arg(long, env = "SNIP_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
+}
+
+/// How clicks reach the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickMode {
+    /// Counted in memory, written in batches every flush interval (the seed's view counter).
+    Buffered,
+    /// Each click committed before its redirect is answered (the seed's exact counter).
+    Exact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A secret whose `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Validated settings of a running server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    /// Filesystem path of the SQLite database.
+    pub database_path: PathBuf,
+    /// Explicit public origin; `None` means "derive from the bound address".
+    pub base_url: Option<url::Url>,
+    pub admin_key: Option<Secret>,
+    pub click_flush_interval: Duration,
+    pub log_format: LogFormat,
+    pub click_mode: ClickMode,
+    pub redirect_status: u16,
+    pub code_length: usize,
+    pub cache_capacity: usize,
+    pub negative_cache_ttl: Duration,
+    pub rate_limit: u32,
+    pub store_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: everything default, SQLite at `database_path`,
+    /// listening on a free loopback port.
+    pub fn for_path(database_path: PathBuf) -> Self {
+        let mut s = ServeArgs::default().resolve().expect("defaults are valid");
+        s.listen = "127.0.0.1:0".into();
+        s.database_path = database_path;
+        s
+    }
+}
+
+fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let raw = value.unwrap_or_else(|| default.to_string());
+    humantime::parse_duration(&raw).with_context(|| format!("--{name}: invalid duration {raw:?}"))
+}
+
+impl ServeArgs {
+    /// Fills unset values from the config file (if any), then validates into [`Settings`].
+    pub fn load(self) -> anyhow::Result<Settings> {
+        let merged = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let file: ServeArgs = toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?;
+                self.or(file)
+            }
+            None => self,
+        };
+        merged.resolve()
+    }
+
+    /// `self` wins field by field; `other` fills the gaps.
+    fn or(self, other: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            config: self.config,
+            listen: self.listen.or(other.listen),
+            database: self.database.or(other.database),
+            base_url: self.base_url.or(other.base_url),
+            admin_key: self.admin_key.or(other.admin_key),
+            click_flush_interval: self.click_flush_interval.or(other.click_flush_interval),
+            log_format: self.log_format.or(other.log_format),
+            click_mode: self.click_mode.or(other.click_mode),
+            database_replica: self.database_replica.or(other.database_replica),
+            redis: self.redis.or(other.redis),
+            trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
+            country_header: self.country_header.or(other.country_header),
+            geoip_db: self.geoip_db.or(other.geoip_db),
+            redirect_status: self.redirect_status.or(other.redirect_status),
+            code_length: self.code_length.or(other.code_length),
+            cache_capacity: self.cache_capacity.or(other.cache_capacity),
+            negative_cache_ttl: self.negative_cache_ttl.or(other.negative_cache_ttl),
+            rate_limit: self.rate_limit.or(other.rate_limit),
+            store_timeout: self.store_timeout.or(other.store_timeout),
+            shutdown_timeout: self.shutdown_timeout.or(other.shutdown_timeout),
+        }
+    }
+
+    fn resolve(self) -> anyhow::Result<Settings> {
+        for (flag, set) in [
+            ("--database-replica", self.database_replica.is_some()),
+            ("--redis", self.redis.is_some()),
+            ("--trusted-proxies", self.trusted_proxies.is_some()),
+            ("--country-header", self.country_header.is_some()),
+            ("--geoip-db", self.geoip_db.is_some()),
+        ] {
+            if set {
+                bail!("{flag} is not supported yet by this version of snip");
+            }
+        }
+        let database = self
+            .database
+            .unwrap_or_else(|| "sqlite://snip-data/snip.db".into());
+        let database_path = sqlite_path(&database)?;
+        let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
+        let log_format = match self.log_format.as_deref() {
+            None => {
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("--log-format must be pretty or json, not {other:?}"),
+        };
+        let click_mode = match self.click_mode.as_deref() {
+            None | Some("buffered") => ClickMode::Buffered,
+            Some("exact") => ClickMode::Exact,
+            Some(other) => bail!("--click-mode must be buffered or exact, not {other:?}"),
+        };
+        let redirect_status = self.redirect_status.unwrap_or(302);
+        if ![301, 302, 307, 308].contains(&redirect_status) {
+            bail!("--redirect-status must be 301, 302, 307 or 308, not {redirect_status}");
+        }
+        let code_length = self.code_length.unwrap_or(7);
+        if !(1..=32).contains(&code_length) {
+            bail!("--code-length must be between 1 and 32, not {code_length}");
+        }
+        let click_flush_interval =
+            duration("click-flush-interval", self.click_flush_interval, "1s")?;
+        if click_flush_interval.is_zero() {
+            bail!("--click-flush-interval must be greater than zero");
+        }
+        let store_timeout = duration("store-timeout", self.store_timeout, "5s")?;
+        if store_timeout.is_zero() {
+            bail!("--store-timeout must be greater than zero");
+        }
+        Ok(Settings {
+            listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_path,
+            base_url,
+            admin_key: self.admin_key.map(Secret::new),
+            click_flush_interval,
+            log_format,
+            click_mode,
+            redirect_status,
+            code_length,
+            cache_capacity: self.cache_capacity.unwrap_or(100_000),
+            negative_cache_ttl: duration("negative-cache-ttl", self.negative_cache_ttl, "5s")?,
+            rate_limit: self.rate_limit.unwrap_or(1000),
+            store_timeout,
+            shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
+        })
+    }
+}
+
+/// Maps `sqlite://rel/path` and `sqlite:///abs/path` to a filesystem path.
+fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        bail!("--database postgres://… is not supported yet by this version of snip");
+    }
+    let Some(rest) = database.strip_prefix("sqlite://") else {
+        bail!("--database must start with sqlite:// (got {database:?})");
+    };
+    if rest.is_empty() || rest == "/" {
+        bail!("--database sqlite:// needs a file path");
+    }
+    Ok(PathBuf::from(rest))
+}
+
+fn parse_base_url(raw: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(raw).with_context(|| format!("--base-url: invalid URL {raw:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("--base-url must be an http(s) origin such as https://sn.ip");
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        bail!("--base-url must be an origin without path, query or fragment");
+    }
+    Ok(url)
+}
+
+/// The origin (`scheme://host[:port]`) of a base URL, without the trailing slash.
+pub fn origin_string(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
+}
+
+/// The default public origin when `--base-url` is not given: the bound address.
+pub fn base_url_for(addr: SocketAddr) -> url::Url {
+    url::Url::parse(&format!("http://{addr}")).expect("a socket address is a valid origin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_config_file() {
+        let flags = ServeArgs {
+            listen: Some("127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        let file: ServeArgs = toml::from_str("listen = \"0.0.0.0:1\"\ncode-length = 9\n").unwrap();
+        let s = flags.or(file).resolve().unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9");
+        assert_eq!(s.code_length, 9);
+    }
+
+    #[test]
+    fn sqlite_urls_map_to_relative_and_absolute_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://snip-data/snip.db").unwrap(),
+            PathBuf::from("snip-data/snip.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/snip.db").unwrap(),
+            PathBuf::from("/var/lib/snip.db")
+        );
+        assert!(sqlite_path("mysql://x").is_err());
+        assert!(sqlite_path("postgres://h/db").is_err());
+    }
+
+    #[test]
+    fn unsupported_flags_are_rejected_with_a_clear_message() {
+        let args = ServeArgs {
+            redis: Some("redis://127.0.0.1".into()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("not supported yet"), "{err}");
+    }
+
+    #[test]
+    fn base_url_must_be_an_origin() {
+        assert!(parse_base_url("https://sn.ip").is_ok());
+        assert!(parse_base_url("https://sn.ip/x").is_err());
+        assert!(parse_base_url("ftp://sn.ip").is_err());
+        assert_eq!(
+            origin_string(&parse_base_url("https://SN.ip").unwrap()),
+            "https://sn.ip"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_secret_hides_it() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2".into())),
+            "Secret(***)"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Request extractors of the API: the authenticated caller (with its rate limit), JSON bodies
+//! with our size and media-type rules, and query strings parsed without surprises.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::Role;
+use crate::domain::key::{ApiKey, ApiKeySecret};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The API key that made the request (authenticated and within its rate limit).
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// The owner filter for link queries: `None` for admins (all links).
+    pub fn owner_filter(&self) -> Option<i64> {
+        match self.0.role {
+            Role::Admin => None,
+            Role::User => Some(self.0.row_id),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0.role {
+            Role::Admin => Ok(()),
+            Role::User => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = ApiKeySecret::from_presented(presented).hash();
+        let key = state
+            .store
+            .find_key(hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        state.check_rate_limit(key.row_id)?;
+        Ok(Caller(key))
+    }
+}
+
+/// A JSON body: `Content-Type` must be JSON (415), at most 64 KiB (413), well-formed and of
+/// the right shape (400). Keeps the raw bytes for idempotency hashing.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+fn is_json(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        if !is_json(&parts) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let raw = axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let value = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// Query string pairs (last one wins), percent-decoded; never rejects.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(QueryMap(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+impl QueryMap {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// The single path parameter of a route; an undecodable one is a 404 like any unknown id.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|_| ApiError::NotFound("resource"))
+    }
+}

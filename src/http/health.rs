@@ -1,0 +1,199 @@
+//! Health checks that mean something (the seed's pattern 2) and the Prometheus endpoint.
+//!
+//! `/health` runs every check: a real database round trip with its latency, free disk space
+//! of the data directory, process memory, the click flusher (last success, backlog, failures)
+//! and the cache. `unhealthy` (503) when the database cannot be reached; `degraded` (200) when
+//! anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
+//! instance can serve redirects (the store answers, or the cache holds entries to serve from)
+//! and is not draining for shutdown.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{App, AppState};
+
+/// A database round trip slower than this makes the instance `degraded`.
+const DB_LATENCY_THRESHOLD: Duration = Duration::from_secs(1);
+/// Less free space than this in the data directory makes the instance `degraded`.
+const MIN_FREE_DISK: u64 = 256 * 1024 * 1024;
+/// Resident memory above this share of the machine's memory makes the instance `degraded`.
+const MAX_MEMORY_SHARE: f64 = 0.9;
+/// Consecutive failed click flushes that make the instance `degraded`.
+const MAX_FLUSH_FAILURES: u64 = 3;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(|| async { "ok\n" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn database(app: &App) -> Value {
+    match app.store.ping().await {
+        Ok(latency) => json!({
+            "healthy": latency < DB_LATENCY_THRESHOLD,
+            "latency_ms": latency.as_secs_f64() * 1000.0,
+            "threshold_ms": DB_LATENCY_THRESHOLD.as_millis() as u64,
+            "backend": "sqlite",
+        }),
+        Err(e) => json!({"healthy": false, "error": e.to_string(), "backend": "sqlite"}),
+    }
+}
+
+fn disk(app: &App) -> Value {
+    let dir = app
+        .settings
+        .database_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match (fs4::available_space(dir), fs4::total_space(dir)) {
+        (Ok(free), Ok(total)) => json!({
+            "healthy": free >= MIN_FREE_DISK,
+            "free_bytes": free,
+            "total_bytes": total,
+            "threshold_bytes": MIN_FREE_DISK,
+            "path": dir.display().to_string(),
+        }),
+        (Err(e), _) | (_, Err(e)) => json!({"healthy": false, "error": e.to_string()}),
+    }
+}
+
+/// A `kB` field of a `/proc` file, in bytes.
+fn proc_kb(path: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+fn memory() -> Value {
+    match (
+        proc_kb("/proc/self/status", "VmRSS:"),
+        proc_kb("/proc/meminfo", "MemTotal:"),
+    ) {
+        (Some(rss), Some(total)) => json!({
+            "healthy": (rss as f64) < total as f64 * MAX_MEMORY_SHARE,
+            "rss_bytes": rss,
+            "system_total_bytes": total,
+        }),
+        _ => json!({"healthy": true, "note": "memory figures unavailable on this platform"}),
+    }
+}
+
+fn clicks(app: &App) -> Value {
+    let failures = app
+        .clicks
+        .state
+        .consecutive_failures
+        .load(Ordering::Relaxed);
+    let last = app.clicks.state.last_success_ms.load(Ordering::Relaxed);
+    json!({
+        "healthy": failures < MAX_FLUSH_FAILURES,
+        "mode": if app.exact_clicks() { "exact" } else { "buffered" },
+        "backlog": app.clicks.buffer.pending(),
+        "last_flush": (last > 0).then(|| {
+            chrono::DateTime::from_timestamp_millis(last)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }).flatten(),
+        "flush_lag_seconds": app.clicks.flush_lag(),
+        "flush_interval_ms": app.settings.click_flush_interval.as_millis() as u64,
+        "consecutive_failures": failures,
+        "last_error": app.clicks.state.last_error.lock().clone(),
+    })
+}
+
+fn cache(app: &App) -> Value {
+    let hits = app.cache_hits.load(Ordering::Relaxed);
+    let misses = app.cache_misses.load(Ordering::Relaxed);
+    json!({
+        "healthy": true,
+        "enabled": app.cache.capacity() > 0,
+        "entries": app.cache.len(),
+        "capacity": app.cache.capacity(),
+        "hits": hits,
+        "misses": misses,
+        "hit_ratio": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+    })
+}
+
+async fn health(State(app): State<AppState>) -> Response {
+    let database = database(&app).await;
+    let checks = json!({
+        "database": database,
+        "cache": cache(&app),
+        "disk": disk(&app),
+        "memory": memory(),
+        "clicks": clicks(&app),
+    });
+    let db_reachable = checks["database"].get("error").is_none();
+    let all_healthy = checks
+        .as_object()
+        .is_some_and(|c| c.values().all(|v| v["healthy"] == Value::Bool(true)));
+    let (status, code) = if !db_reachable {
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    } else if !all_healthy {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("healthy", StatusCode::OK)
+    };
+    let body = json!({
+        "status": status,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "checks": checks,
+    });
+    let mut response = (code, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    if app.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    if app.store.ping().await.is_ok() || !app.cache.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unreachable and cache empty\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    metrics::gauge!("snip_clicks_buffered").set(app.clicks.buffer.pending() as f64);
+    if let Some(lag) = app.clicks.flush_lag() {
+        metrics::gauge!("snip_click_flush_lag_seconds").set(lag);
+    }
+    metrics::gauge!("snip_cache_entries").set(app.cache.len() as f64);
+    metrics::counter!("snip_cache_hits_total").absolute(app.cache_hits.load(Ordering::Relaxed));
+    metrics::counter!("snip_cache_misses_total").absolute(app.cache_misses.load(Ordering::Relaxed));
+    match app.store.ping().await {
+        Ok(latency) => metrics::histogram!("snip_store_ping_seconds").record(latency.as_secs_f64()),
+        Err(_) => metrics::counter!("snip_store_errors_total", "op" => "ping").increment(1),
+    }
+    let mut response = app.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,76 @@
+//! `/api/v1/keys`: API key management (admin only). A secret is shown once, at creation; only
+//! its hash is stored.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, Result};
+use super::extract::{Caller, JsonBody, PathParam};
+use super::views::KeyView;
+use crate::domain::{ApiKeySecret, Role};
+use crate::store::StoreError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/keys", get(list).post(create))
+        .route("/keys/{id}", delete(revoke))
+}
+
+#[derive(Deserialize)]
+struct CreateKey {
+    name: String,
+    role: String,
+}
+
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateKey>,
+) -> Result<(StatusCode, Json<KeyView>)> {
+    caller.require_admin()?;
+    let CreateKey { name, role } = body.value;
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::InvalidField("role: must be admin or user".into()))?;
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidField(
+            "name: must be 1 to 100 printable characters".into(),
+        ));
+    }
+    let secret = ApiKeySecret::generate();
+    let key = app.store.create_key(name, role, secret.hash()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyView::new(&key, Some(secret.expose().to_string()))),
+    ))
+}
+
+#[derive(Serialize)]
+struct KeyList {
+    items: Vec<KeyView>,
+}
+
+async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyList>> {
+    caller.require_admin()?;
+    let keys = app.store.list_keys().await?;
+    Ok(Json(KeyList {
+        items: keys.iter().map(|k| KeyView::new(k, None)).collect(),
+    }))
+}
+
+async fn revoke(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam,
+) -> Result<StatusCode> {
+    caller.require_admin()?;
+    match app.store.revoke_key(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("key")),
+        Err(e) => Err(e.into()),
+    }
+}

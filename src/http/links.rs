@@ -1,0 +1,312 @@
+//! `/api/v1/links`: create (with idempotency), read, update, delete, list.
+//!
+//! Writes commit in the store first, then invalidate this instance's cache entry for the code,
+//! so the next redirect here sees the change.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, Result};
+use super::extract::{Caller, JsonBody, PathParam, QueryMap};
+use super::views::LinkView;
+use super::{App, AppState};
+use crate::domain::link::{CodeChoice, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN};
+use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
+use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
+use crate::store::{CreateOutcome, IdempotencyRequest};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/links", get(list).post(create))
+        .route("/links/{code}", get(read).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    url: String,
+    code: Option<String>,
+    title: Option<String>,
+    tags: Option<Vec<String>>,
+    expires_at: Option<String>,
+    max_clicks: Option<i64>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct PatchRequest {
+    url: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    title: Option<Option<String>>,
+    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_clicks: Option<Option<i64>>,
+    disabled: Option<bool>,
+}
+
+fn destination(app: &App, raw: &str) -> Result<Destination> {
+    Destination::parse(raw, &app.own_origins).map_err(|e| ApiError::InvalidUrl(e.to_string()))
+}
+
+fn title(raw: String) -> Result<String> {
+    if raw.chars().count() > MAX_TITLE_LEN {
+        return Err(ApiError::InvalidField(format!(
+            "title: longer than {MAX_TITLE_LEN} characters"
+        )));
+    }
+    Ok(raw)
+}
+
+fn tags(raw: Vec<String>) -> Result<Vec<String>> {
+    if raw.len() > MAX_TAGS {
+        return Err(ApiError::InvalidField(format!(
+            "tags: more than {MAX_TAGS}"
+        )));
+    }
+    if let Some(bad) = raw.iter().find(|t| {
+        t.is_empty() || t.chars().count() > MAX_TAG_LEN || t.chars().any(char::is_control)
+    }) {
+        return Err(ApiError::InvalidField(format!(
+            "tags: {bad:?} must be 1 to {MAX_TAG_LEN} printable characters"
+        )));
+    }
+    Ok(raw)
+}
+
+fn expires_at(raw: &str) -> Result<UnixSeconds> {
+    let t = parse_rfc3339(raw).ok_or_else(|| {
+        ApiError::InvalidField("expires_at: must be an RFC 3339 timestamp".into())
+    })?;
+    if t <= now() {
+        return Err(ApiError::InvalidField(
+            "expires_at: must be in the future".into(),
+        ));
+    }
+    Ok(t)
+}
+
+fn max_clicks(raw: i64) -> Result<u64> {
+    if raw < 1 {
+        return Err(ApiError::InvalidField(
+            "max_clicks: must be at least 1".into(),
+        ));
+    }
+    Ok(raw as u64)
+}
+
+/// The `Idempotency-Key` of a create, scoped to the caller, with the body's hash.
+fn idempotency(
+    headers: &HeaderMap,
+    caller: &Caller,
+    raw_body: &[u8],
+) -> Result<Option<IdempotencyRequest>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+            )
+        })?;
+    // Hash the canonical form (sorted keys, no whitespace) so that formatting does not matter.
+    let canonical: serde_json::Value = serde_json::from_slice(raw_body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some(IdempotencyRequest {
+        key_row_id: caller.0.row_id,
+        idem_key: key.to_string(),
+        request_hash: Sha256::digest(&bytes).to_vec(),
+    }))
+}
+
+fn created(app: &App, link: &Link) -> Response {
+    let mut response = (StatusCode::CREATED, Json(LinkView::new(app, link))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/links/{}", link.code)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<CreateRequest>,
+) -> Result<Response> {
+    let idem = idempotency(&headers, &caller, &body.raw)?;
+    let req = body.value;
+    let new = NewLink {
+        url: destination(&app, &req.url)?,
+        code: match req.code {
+            Some(c) => CodeChoice::Custom(
+                ShortCode::parse_custom(&c).map_err(|e| ApiError::InvalidCode(e.to_string()))?,
+            ),
+            None => CodeChoice::Random {
+                len: app.settings.code_length,
+            },
+        },
+        title: req.title.map(title).transpose()?,
+        tags: req.tags.map(tags).transpose()?.unwrap_or_default(),
+        owner: caller.0.row_id,
+        expires_at: req.expires_at.as_deref().map(expires_at).transpose()?,
+        max_clicks: req.max_clicks.map(max_clicks).transpose()?,
+    };
+    match app.store.create_link(new, idem).await? {
+        CreateOutcome::Created(link) => {
+            // A negative-cache entry for this code must not outlive its creation.
+            app.cache.invalidate(link.code.as_str());
+            Ok(created(&app, &link))
+        }
+        CreateOutcome::Replayed(link) => Ok(created(&app, &link)),
+        CreateOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyMismatch),
+    }
+}
+
+/// A live link the caller may see, or 404.
+pub(super) async fn find_visible_link(app: &App, caller: &Caller, code: &str) -> Result<Link> {
+    if !ShortCode::could_be_code(code) {
+        return Err(ApiError::NotFound("link"));
+    }
+    match app.store.get_link(code).await? {
+        Some(link) if !link.deleted && caller.owner_filter().is_none_or(|o| o == link.owner) => {
+            Ok(link)
+        }
+        _ => Err(ApiError::NotFound("link")),
+    }
+}
+
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(code): PathParam,
+) -> Result<Json<LinkView>> {
+    let link = find_visible_link(&app, &caller, &code).await?;
+    Ok(Json(LinkView::new(&app, &link)))
+}
+
+async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(code): PathParam,
+    body: JsonBody<PatchRequest>,
+) -> Result<Json<LinkView>> {
+    if !ShortCode::could_be_code(&code) {
+        return Err(ApiError::NotFound("link"));
+    }
+    let req = body.value;
+    let patch = LinkPatch {
+        url: req
+            .url
+            .as_deref()
+            .map(|u| destination(&app, u))
+            .transpose()?,
+        title: req.title.map(|t| t.map(title).transpose()).transpose()?,
+        tags: req.tags.map(tags).transpose()?,
+        expires_at: req
+            .expires_at
+            .map(|e| e.as_deref().map(expires_at).transpose())
+            .transpose()?,
+        max_clicks: req
+            .max_clicks
+            .map(|m| m.map(max_clicks).transpose())
+            .transpose()?,
+        disabled: req.disabled,
+    };
+    let link = app
+        .store
+        .update_link(&code, caller.owner_filter(), patch)
+        .await?;
+    app.cache.invalidate(&code);
+    Ok(Json(LinkView::new(&app, &link)))
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(code): PathParam,
+) -> Result<StatusCode> {
+    if !ShortCode::could_be_code(&code) {
+        return Err(ApiError::NotFound("link"));
+    }
+    app.store.delete_link(&code, caller.owner_filter()).await?;
+    app.cache.invalidate(&code);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Serialize)]
+struct Page {
+    items: Vec<LinkView>,
+    next_cursor: Option<String>,
+}
+
+fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("id:{id}"))
+}
+
+fn decode_cursor(raw: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("id:")?
+        .parse()
+        .ok()
+}
+
+async fn list(State(app): State<AppState>, caller: Caller, query: QueryMap) -> Result<Json<Page>> {
+    let limit = match query.get("limit") {
+        None => 50,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::InvalidField("limit: must be 1 to 1000".into()))?,
+    };
+    let before = query
+        .get("cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cursor(c).ok_or_else(|| ApiError::InvalidField("cursor: malformed".into())))
+        .transpose()?;
+    let mut links = app
+        .store
+        .list_links(caller.owner_filter(), before, limit + 1)
+        .await?;
+    let more = links.len() > limit;
+    links.truncate(limit);
+    let next_cursor = more
+        .then(|| links.last().map(|l| encode_cursor(l.id)))
+        .flatten();
+    Ok(Json(Page {
+        items: links.iter().map(|l| LinkView::new(&app, l)).collect(),
+        next_cursor,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("!!"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("x:1")), None);
+    }
+}

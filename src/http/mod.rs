@@ -1,0 +1,160 @@
+//! The HTTP layer: one module per resource, each exposing `fn router() -> Router<AppState>`.
+//!
+//! - `redirect`: `GET|HEAD /{code}` and the `/{code}+` preview (the product's hot path)
+//! - `links`, `stats`, `qr`, `keys`: the JSON API under `/api/v1`
+//! - `health`: `/health`, `/health/live`, `/health/ready`, `/metrics`
+
+pub mod error;
+pub mod extract;
+mod health;
+mod keys;
+mod links;
+mod qr;
+mod redirect;
+mod stats;
+mod views;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::cache::RedirectCache;
+use crate::clicks::Clicks;
+use crate::config::{ClickMode, Settings};
+use crate::store::Store;
+use error::ApiError;
+
+/// Shared state of every handler.
+pub type AppState = Arc<App>;
+
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub cache: RedirectCache,
+    pub clicks: Arc<Clicks>,
+    /// Public origin for `short_url`, e.g. `https://sn.ip` (no trailing slash).
+    pub base_url: String,
+    /// Origins that are this service: destinations on them would loop.
+    pub own_origins: Vec<url::Url>,
+    pub redirect_status: StatusCode,
+    pub rate_limiter: Option<DefaultKeyedRateLimiter<i64>>,
+    pub metrics: PrometheusHandle,
+    /// Set when shutdown begins: readiness turns 503 so load balancers drain us.
+    pub draining: AtomicBool,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+impl App {
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        base_url: url::Url,
+        own_origins: Vec<url::Url>,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        let rate_limiter =
+            NonZeroU32::new(settings.rate_limit).map(|n| RateLimiter::keyed(Quota::per_second(n)));
+        App {
+            cache: RedirectCache::new(settings.cache_capacity, settings.negative_cache_ttl),
+            clicks: Arc::new(Clicks::default()),
+            base_url: crate::config::origin_string(&base_url),
+            own_origins,
+            redirect_status: StatusCode::from_u16(settings.redirect_status)
+                .unwrap_or(StatusCode::FOUND),
+            rate_limiter,
+            metrics,
+            draining: AtomicBool::new(false),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            store,
+            settings,
+        }
+    }
+
+    pub fn exact_clicks(&self) -> bool {
+        self.settings.click_mode == ClickMode::Exact
+    }
+
+    pub fn short_url(&self, code: &str) -> String {
+        format!("{}/{}", self.base_url, code)
+    }
+
+    /// Spends one token of the caller's bucket, or says how long to wait.
+    pub fn check_rate_limit(&self, key_row_id: i64) -> Result<(), ApiError> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key_row_id).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            ApiError::RateLimited {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(links::router())
+        .merge(stats::router())
+        .merge(qr::router())
+        .merge(keys::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    Router::new()
+        .nest("/api/v1", api)
+        .route(
+            "/api",
+            axum::routing::any(|| async { ApiError::NotFound("route") }),
+        )
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async { ApiError::NotFound("route") }),
+        )
+        .merge(health::router())
+        .merge(redirect::router())
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts and times every request by route and status; logs API requests.
+async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    metrics::counter!("snip_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("snip_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if route.starts_with("/api") {
+        tracing::info!(%method, route, status, latency_us = elapsed.as_micros() as u64, "api request");
+    } else {
+        tracing::debug!(%method, route, status, latency_us = elapsed.as_micros() as u64, "request");
+    }
+    response
+}

@@ -1,0 +1,211 @@
+//! `GET|HEAD /{code}`: the redirect, the product's hot path, and the `/{code}+` preview page.
+//!
+//! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
+//! and a buffered click: no store I/O, no allocation for the answer (the `Location` value is
+//! shared). A miss reads the store once and fills the cache (including "unknown" for a short
+//! TTL). When the store is slow or gone, cached codes keep redirecting (the seed's AP choice);
+//! only uncached codes answer 503.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use super::{App, AppState};
+use crate::cache::{Cached, Target};
+use crate::domain::ShortCode;
+use crate::domain::time::now;
+use crate::store::StoreError;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/{code}", get(redirect))
+}
+
+static CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, max-age=90");
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+fn gone() -> Response {
+    plain(StatusCode::GONE, "gone\n")
+}
+
+fn unavailable(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "redirect could not reach the store");
+    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n");
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The cached answer for a code, reading the store on a miss.
+async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
+    if let Some(hit) = app.cache.get(code) {
+        app.cache_hits.fetch_add(1, Ordering::Relaxed);
+        return Ok(hit);
+    }
+    app.cache_misses.fetch_add(1, Ordering::Relaxed);
+    let generation = app.cache.generation();
+    let answer = match app.store.get_link(code).await? {
+        None => app.cache.missing(),
+        Some(link) => match Cached::for_link(&link) {
+            Cached::Redirect(t) if t.max_clicks.is_some() => {
+                let used = app
+                    .clicks
+                    .limit_counter(app.store.as_ref(), code, link.id)
+                    .await?;
+                Cached::Redirect(Arc::new(Target {
+                    link_id: t.link_id,
+                    location: t.location.clone(),
+                    expires_at: t.expires_at,
+                    max_clicks: t.max_clicks,
+                    used: Some(used),
+                }))
+            }
+            other => other,
+        },
+    };
+    app.cache.fill(code, answer.clone(), generation);
+    Ok(answer)
+}
+
+/// The host of a `Referer` header, or None for direct traffic and unusable values.
+fn referrer_host(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(raw).ok()?;
+    let host = url.host_str()?;
+    (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
+}
+
+async fn redirect(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let raw = uri.path().strip_prefix('/').unwrap_or_default();
+    if let Some(code) = raw.strip_suffix('+') {
+        return preview(&app, code).await;
+    }
+    if !ShortCode::could_be_code(raw) {
+        return not_found();
+    }
+    let target = match resolve(&app, raw).await {
+        Ok(Cached::Redirect(t)) => t,
+        Ok(Cached::Gone) => return gone(),
+        Ok(Cached::Missing(_)) => return not_found(),
+        Err(e) => return unavailable(e),
+    };
+    let at = now();
+    if target.expires_at.is_some_and(|e| e <= at) {
+        return gone();
+    }
+    let counts = method == Method::GET;
+    if let (Some(max), Some(used)) = (target.max_clicks, &target.used) {
+        let allowed = if counts {
+            used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u < max).then_some(u + 1)
+            })
+            .is_ok()
+        } else {
+            used.load(Ordering::Acquire) < max
+        };
+        if !allowed {
+            return gone();
+        }
+    }
+    if counts {
+        let referrer = referrer_host(&headers);
+        if app.exact_clicks() {
+            let recorded = app
+                .clicks
+                .record_exact(app.store.as_ref(), target.link_id, at, referrer.as_deref())
+                .await;
+            if let Err(e) = recorded {
+                if let Some(used) = &target.used {
+                    used.fetch_sub(1, Ordering::AcqRel);
+                }
+                return unavailable(e);
+            }
+        } else {
+            app.clicks
+                .buffer
+                .record(target.link_id, at, referrer.as_deref());
+        }
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = app.redirect_status;
+    let h = response.headers_mut();
+    h.insert(header::LOCATION, target.location.clone());
+    h.insert(header::CACHE_CONTROL, CACHE_CONTROL.clone());
+    response
+}
+
+/// `/{code}+`: shows where a link goes without going there. Every user-supplied value is
+/// HTML-escaped and the page may load nothing (CSP), so a hostile URL or title stays text.
+async fn preview(app: &App, code: &str) -> Response {
+    if !ShortCode::could_be_code(code) {
+        return not_found();
+    }
+    let link = match app.store.get_link(code).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return not_found(),
+        Err(e) => return unavailable(e),
+    };
+    if link.deleted || link.disabled || link.expires_at.is_some_and(|e| e <= now()) {
+        return gone();
+    }
+    let esc = |s: &str| html_escape::encode_quoted_attribute(s).into_owned();
+    let title = link.title.as_deref().map(esc);
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <title>Preview of {short}</title></head>\n<body>\n\
+         <h1>{heading}</h1>\n<p>{short} redirects to:</p>\n<p><code>{url}</code></p>\n\
+         <p><a href=\"{url}\" rel=\"noopener noreferrer nofollow\">Continue to the destination</a></p>\n\
+         </body></html>\n",
+        short = esc(&app.short_url(code)),
+        heading = title.unwrap_or_else(|| "Link preview".into()),
+        url = esc(&link.url),
+    );
+    let mut response = Html(page).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; base-uri 'none'; form-action 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_hosts_are_lowercased_and_junk_is_direct() {
+        let mut h = HeaderMap::new();
+        assert_eq!(referrer_host(&h), None);
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("https://News.Example.com/x?y"),
+        );
+        assert_eq!(referrer_host(&h).as_deref(), Some("news.example.com"));
+        h.insert(header::REFERER, HeaderValue::from_static("not a url"));
+        assert_eq!(referrer_host(&h), None);
+    }
+}

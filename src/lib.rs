@@ -1,0 +1,13 @@
+//! snip: a URL shortener. Redirects are served from an in-process cache (available even when
+//! the store is not), links are created with durable, strongly consistent writes, and clicks are
+//! counted in memory and flushed in batches. See ARCHITECTURE.md for the map.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod clicks;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,186 @@
+//! Building and running the application: open the store, ensure an admin key, bind, serve,
+//! and on shutdown drain requests and flush clicks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clicks::flusher;
+use crate::config::{Settings, base_url_for};
+use crate::domain::ApiKeySecret;
+use crate::domain::Role;
+use crate::domain::time::now;
+use crate::http::{self, App, AppState};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// How long idempotency records are kept (the contract asks for at least 24 h).
+const IDEMPOTENCY_TTL_SECS: i64 = 48 * 3600;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// A generated admin key, when the store had none and `--admin-key` was not given.
+    pub generated_admin_key: Option<String>,
+}
+
+impl Application {
+    /// Opens the store, ensures an admin key exists and binds the listener (port 0 allowed).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&settings.database_path, settings.store_timeout)
+                .context("opening the store")?,
+        );
+        let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let bound = base_url_for(addr);
+        let base_url = settings.base_url.clone().unwrap_or_else(|| bound.clone());
+        let mut own_origins = vec![base_url.clone(), bound];
+        if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            own_origins.push(
+                url::Url::parse(&format!("http://localhost:{}", addr.port()))
+                    .context("building the localhost origin")?,
+            );
+        }
+        let state = Arc::new(App::new(
+            settings,
+            store,
+            base_url,
+            own_origins,
+            crate::telemetry::metrics_handle(),
+        ));
+        Ok(Application {
+            listener,
+            state,
+            generated_admin_key,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
+    /// (bounded by the shutdown timeout) and flushes every buffered click.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state;
+        let settings = state.settings.clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let flusher = tokio::spawn(flusher::run(
+            state.clicks.clone(),
+            state.store.clone(),
+            settings.click_flush_interval,
+            stop_rx.clone(),
+        ));
+        let janitor = tokio::spawn(purge_idempotency(state.store.clone(), stop_rx));
+
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let draining = state.clone();
+        let graceful = async move {
+            shutdown.await;
+            draining.draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutdown requested: draining in-flight requests");
+            let _ = drain_tx.send(true);
+        };
+        let app = http::router(state.clone());
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let mut server = std::pin::pin!(server.into_future());
+        let mut drain_rx = drain_rx;
+        let served = tokio::select! {
+            r = &mut server => r.context("HTTP server failed"),
+            _ = drain_rx.wait_for(|d| *d) => {
+                match tokio::time::timeout(settings.shutdown_timeout, &mut server).await {
+                    Ok(r) => r.context("HTTP server failed"),
+                    Err(_) => {
+                        tracing::warn!("in-flight requests did not finish within the shutdown timeout");
+                        Ok(())
+                    }
+                }
+            }
+        };
+
+        let _ = stop_tx.send(true);
+        let _ = flusher.await;
+        let _ = janitor.await;
+        final_flush(&state).await;
+        served
+    }
+}
+
+/// Flushes what is left, retrying a few times if the store hiccups.
+async fn final_flush(state: &App) {
+    for attempt in 1..=5 {
+        match state.clicks.flush_once(state.store.as_ref()).await {
+            Ok(n) => {
+                tracing::info!(clicks = n, "final click flush done");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, attempt, "final click flush failed");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+    tracing::error!(
+        lost = state.clicks.buffer.pending(),
+        "clicks could not be flushed before exit"
+    );
+}
+
+async fn purge_idempotency(store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = store.purge_idempotency(now() - IDEMPOTENCY_TTL_SECS).await {
+            tracing::warn!(error = %e, "purging old idempotency records failed");
+        }
+    }
+}
+
+/// `--admin-key` is ensured to exist as admin; with no key at all, one is generated.
+async fn ensure_admin_key(
+    store: &dyn Store,
+    settings: &Settings,
+) -> anyhow::Result<Option<String>> {
+    if let Some(key) = &settings.admin_key {
+        let secret = ApiKeySecret::from_presented(key.expose());
+        store
+            .ensure_admin_key(secret.hash())
+            .await
+            .context("ensuring the --admin-key")?;
+        return Ok(None);
+    }
+    if store.count_keys().await.context("counting API keys")? > 0 {
+        return Ok(None);
+    }
+    let secret = ApiKeySecret::generate();
+    store
+        .create_key(
+            "admin (generated at first start)".into(),
+            Role::Admin,
+            secret.hash(),
+        )
+        .await
+        .context("creating the first admin key")?;
+    Ok(Some(secret.expose().to_string()))
+}

@@ -1,0 +1,276 @@
+//! The embedded SQLite backend (the default).
+//!
+//! - WAL mode: readers never wait on the writer.
+//! - One writer thread owns the only read-write connection. Writes are jobs on a bounded queue;
+//!   the writer drains whatever is queued and runs it in one transaction (group commit), each job
+//!   inside its own SAVEPOINT so one failing job does not undo the others. Replies are sent only
+//!   after COMMIT returns, so an `Ok` is a durable commit: `synchronous=FULL` whenever the batch
+//!   holds a link or key write; a batch of click flushes only uses `synchronous=NORMAL` (may lose
+//!   the last flushes on power loss, never corrupts).
+//! - A small pool of read-only connections serves reads on the blocking thread pool.
+//! - Every call is bounded by `store_timeout`; past it the caller gets `Unavailable` (HTTP 503).
+
+mod queries;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use super::{
+    ClickBatch, CreateOutcome, IdempotencyRequest, Interval, Store, StoreError, StoreResult,
+};
+use crate::domain::key::{ApiKey, new_key_id};
+use crate::domain::time::{UnixSeconds, now};
+use crate::domain::{Link, LinkPatch, NewLink, Role};
+use writer::Writer;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const READERS: usize = 4;
+
+/// Classifies a rusqlite error: busy/locked/IO are `Unavailable`, constraint violations
+/// `Conflict`, the rest `Other`.
+pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull => {
+                StoreError::Unavailable(e.to_string())
+            }
+            C::CannotOpen | C::ReadOnly | C::OutOfMemory => StoreError::Unavailable(e.to_string()),
+            C::ConstraintViolation => StoreError::Conflict(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        },
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    reader_permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+fn configure(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating with its directory if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        configure(&conn, timeout).context("configuring SQLite")?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .context("enabling WAL")?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "SQLite refused WAL mode ({mode})"
+        );
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&conn).context("migrating the database")?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .context("opening a SQLite reader")?;
+            configure(&r, timeout)?;
+            readers.push(r);
+        }
+        Ok(SqliteStore {
+            writer: Writer::start(conn, timeout)?,
+            readers: Arc::new(Mutex::new(readers)),
+            reader_permits: Arc::new(Semaphore::new(READERS)),
+            timeout,
+        })
+    }
+
+    /// Runs `f` on a pooled read-only connection on the blocking pool, bounded by the timeout.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let work = async {
+            let permit = self
+                .reader_permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+            let pool = self.readers.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                let conn = pool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop()
+                    .expect("a permit guarantees a free reader");
+                let result = f(&conn).map_err(classify);
+                pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+                drop(permit);
+                result
+            });
+            task.await
+                .map_err(|e| StoreError::Other(format!("reader task failed: {e}")))?
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Unavailable("read timed out".into()))?
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_link(
+        &self,
+        new: NewLink,
+        idempotency: Option<IdempotencyRequest>,
+    ) -> StoreResult<CreateOutcome> {
+        let at = now();
+        self.writer
+            .run(true, move |c| {
+                queries::create_link(c, &new, idempotency.as_ref(), at)
+            })
+            .await
+    }
+
+    async fn get_link(&self, code: &str) -> StoreResult<Option<Link>> {
+        let code = code.to_string();
+        self.read(move |c| queries::get_link(c, &code)).await
+    }
+
+    async fn update_link(
+        &self,
+        code: &str,
+        owner: Option<i64>,
+        patch: LinkPatch,
+    ) -> StoreResult<Link> {
+        let (code, at) = (code.to_string(), now());
+        self.writer
+            .run(true, move |c| {
+                queries::update_link(c, &code, owner, &patch, at)
+            })
+            .await
+    }
+
+    async fn delete_link(&self, code: &str, owner: Option<i64>) -> StoreResult<()> {
+        let (code, at) = (code.to_string(), now());
+        self.writer
+            .run(true, move |c| queries::delete_link(c, &code, owner, at))
+            .await
+    }
+
+    async fn list_links(
+        &self,
+        owner: Option<i64>,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Link>> {
+        self.read(move |c| queries::list_links(c, owner, before_id, limit))
+            .await
+    }
+
+    async fn add_clicks(&self, batch: ClickBatch, durable: bool) -> StoreResult<()> {
+        self.writer
+            .run(durable, move |c| queries::add_clicks(c, &batch))
+            .await
+    }
+
+    async fn click_series(
+        &self,
+        link_id: i64,
+        from: UnixSeconds,
+        to: UnixSeconds,
+        interval: Interval,
+    ) -> StoreResult<Vec<(UnixSeconds, u64)>> {
+        self.read(move |c| queries::click_series(c, link_id, from, to, interval))
+            .await
+    }
+
+    async fn top_referrers(
+        &self,
+        link_id: i64,
+        from: UnixSeconds,
+        to: UnixSeconds,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        self.read(move |c| queries::top_referrers(c, link_id, from, to, limit))
+            .await
+    }
+
+    async fn create_key(&self, name: String, role: Role, hash: Vec<u8>) -> StoreResult<ApiKey> {
+        let at = now();
+        self.writer
+            .run(true, move |c| {
+                queries::insert_key(c, &new_key_id(), &name, role, &hash, at)
+            })
+            .await
+    }
+
+    async fn ensure_admin_key(&self, hash: Vec<u8>) -> StoreResult<ApiKey> {
+        let at = now();
+        self.writer
+            .run(true, move |c| queries::ensure_admin_key(c, &hash, at))
+            .await
+    }
+
+    async fn count_keys(&self) -> StoreResult<u64> {
+        self.read(queries::count_keys).await
+    }
+
+    async fn find_key(&self, hash: Vec<u8>) -> StoreResult<Option<ApiKey>> {
+        self.read(move |c| queries::find_key(c, &hash)).await
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.read(queries::list_keys).await
+    }
+
+    async fn revoke_key(&self, id: &str) -> StoreResult<()> {
+        let (id, at) = (id.to_string(), now());
+        self.writer
+            .run(true, move |c| queries::revoke_key(c, &id, at))
+            .await
+    }
+
+    async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64> {
+        self.writer
+            .run(false, move |c| queries::purge_idempotency(c, before))
+            .await
+    }
+
+    async fn ping(&self) -> StoreResult<Duration> {
+        let start = Instant::now();
+        self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await?;
+        Ok(start.elapsed())
+    }
+}
