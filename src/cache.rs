@@ -99,8 +99,13 @@ impl RedirectCache {
     /// Stores what a loader read, unless an invalidation happened since `generation`.
     pub fn fill(&self, code: &str, value: Cached, generation: u64) {
         let Some(inner) = &self.inner else { return };
-        if self.generation.load(Ordering::Acquire) == generation {
-            inner.insert(code.into(), value);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        inner.insert(code.into(), value);
+        // An invalidation may have run between the check and the insert: undo ours then.
+        if self.generation.load(Ordering::Acquire) != generation {
+            inner.remove(code);
         }
     }
 

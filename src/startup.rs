@@ -45,10 +45,12 @@ impl Application {
         let base_url = settings.base_url.clone().unwrap_or_else(|| bound.clone());
         let mut own_origins = vec![base_url.clone(), bound];
         if addr.ip().is_loopback() || addr.ip().is_unspecified() {
-            own_origins.push(
-                url::Url::parse(&format!("http://localhost:{}", addr.port()))
-                    .context("building the localhost origin")?,
-            );
+            for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "[::]"] {
+                own_origins.push(
+                    url::Url::parse(&format!("http://{host}:{}", addr.port()))
+                        .context("building a loopback origin")?,
+                );
+            }
         }
         let state = Arc::new(App::new(
             settings,

@@ -72,7 +72,8 @@ impl ClickBuffer {
         self.pending.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Clicks recorded and not yet drained.
+    /// Clicks recorded and not yet committed to the store (drained ones in a flush that is
+    /// still running or failed count too).
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
@@ -88,7 +89,8 @@ impl ClickBuffer {
             .sum()
     }
 
-    /// Takes everything recorded so far.
+    /// Takes everything recorded so far; call [`Self::committed`] once it is written, or
+    /// [`Self::restore`] if writing it failed.
     pub fn drain(&self) -> ClickBatch {
         let mut batch = ClickBatch::default();
         for shard in self.shards.iter() {
@@ -105,8 +107,12 @@ impl ClickBuffer {
                     .extend(hosts.into_iter().map(|(host, n)| (id, day, host.into(), n)));
             }
         }
-        self.pending.fetch_sub(batch.total(), Ordering::Relaxed);
         batch
+    }
+
+    /// A drained batch reached the store: it no longer counts as pending.
+    pub fn committed(&self, batch_total: u64) {
+        self.pending.fetch_sub(batch_total, Ordering::Relaxed);
     }
 
     /// Puts back a batch whose write failed, so that it is retried with the next flush.
@@ -114,8 +120,6 @@ impl ClickBuffer {
         for (id, hour, n) in batch.hourly {
             let mut shard = self.shard(id).lock();
             *shard.hourly.entry((id, hour)).or_insert(0) += n;
-            drop(shard);
-            self.pending.fetch_add(n, Ordering::Relaxed);
         }
         for (id, day, host, n) in batch.referrers {
             let mut shard = self.shard(id).lock();
@@ -157,6 +161,8 @@ mod tests {
                 .referrers
                 .contains(&(1, day, "news.ycombinator.com".into(), 1))
         );
+        assert_eq!(buf.pending(), 4, "drained but not yet committed");
+        buf.committed(batch.total());
         assert_eq!(buf.pending(), 0);
         assert!(buf.drain().is_empty());
     }

@@ -38,6 +38,7 @@ impl Clicks {
         let started = Instant::now();
         match store.add_clicks(batch.clone(), false).await {
             Ok(()) => {
+                self.buffer.committed(n);
                 self.mark_success();
                 metrics::counter!("snip_clicks_flushed_total").increment(n);
                 metrics::counter!("snip_click_flushes_total", "result" => "ok").increment(1);

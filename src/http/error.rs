@@ -79,6 +79,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The RFC 9110 reason phrase (the `http` crate still uses RFC 7231's for 413 and 422).
+fn title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Content Too Large",
+        StatusCode::UNPROCESSABLE_ENTITY => "Unprocessable Content",
+        other => other.canonical_reason().unwrap_or("Error"),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -89,7 +98,7 @@ impl IntoResponse for ApiError {
         }
         let body = json!({
             "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
+            "title": title(status),
             "status": status.as_u16(),
             "detail": self.to_string(),
             "code": code,

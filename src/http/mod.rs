@@ -147,9 +147,10 @@ async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Re
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    metrics::counter!("snip_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+    let status_label = status.to_string();
+    metrics::counter!("snip_http_requests_total", "route" => route.clone(), "status" => status_label.clone())
         .increment(1);
-    metrics::histogram!("snip_http_request_duration_seconds", "route" => route.clone())
+    metrics::histogram!("snip_http_request_duration_seconds", "route" => route.clone(), "status" => status_label)
         .record(elapsed.as_secs_f64());
     if route.starts_with("/api") {
         tracing::info!(%method, route, status, latency_us = elapsed.as_micros() as u64, "api request");

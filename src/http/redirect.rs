@@ -157,16 +157,28 @@ async fn preview(app: &App, code: &str) -> Response {
     if !ShortCode::could_be_code(code) {
         return not_found();
     }
-    let link = match app.store.get_link(code).await {
-        Ok(Some(link)) => link,
-        Ok(None) => return not_found(),
+    // The same answer as the redirect (cache first, so it works while the store is down)...
+    let target = match resolve(app, code).await {
+        Ok(Cached::Redirect(t)) => t,
+        Ok(Cached::Gone) => return gone(),
+        Ok(Cached::Missing(_)) => return not_found(),
         Err(e) => return unavailable(e),
     };
-    if link.deleted || link.disabled || link.expires_at.is_some_and(|e| e <= now()) {
+    let used_up = target
+        .max_clicks
+        .zip(target.used.as_ref())
+        .is_some_and(|(max, used)| used.load(Ordering::Acquire) >= max);
+    if used_up || target.expires_at.is_some_and(|e| e <= now()) {
         return gone();
     }
+    // ...and the title, best effort: the page still renders without it.
+    let title = match app.store.get_link(code).await {
+        Ok(Some(link)) => link.title,
+        _ => None,
+    };
+    let url = target.location.to_str().unwrap_or_default();
     let esc = |s: &str| html_escape::encode_quoted_attribute(s).into_owned();
-    let title = link.title.as_deref().map(esc);
+    let title = title.as_deref().map(esc);
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"robots\" content=\"noindex\">\
@@ -176,7 +188,7 @@ async fn preview(app: &App, code: &str) -> Response {
          </body></html>\n",
         short = esc(&app.short_url(code)),
         heading = title.unwrap_or_else(|| "Link preview".into()),
-        url = esc(&link.url),
+        url = esc(url),
     );
     let mut response = Html(page).into_response();
     let h = response.headers_mut();

@@ -29,6 +29,28 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::NotFound => "not_found",
+            StoreError::Conflict(_) => "conflict",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Other(_) => "other",
+        }
+    }
+}
+
+/// Records the latency of a store call and, when it failed unexpectedly, its error kind.
+pub fn observe<T>(kind: &'static str, started: std::time::Instant, result: &StoreResult<T>) {
+    metrics::histogram!("snip_store_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e @ (StoreError::Unavailable(_) | StoreError::Other(_))) = result {
+        metrics::counter!("snip_store_errors_total", "kind" => kind, "error" => e.kind())
+            .increment(1);
+    }
+}
+
 /// An `Idempotency-Key` attached to a create, scoped to the API key that sent it.
 #[derive(Debug, Clone)]
 pub struct IdempotencyRequest {
@@ -132,6 +154,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_key(&self, name: String, role: Role, hash: Vec<u8>) -> StoreResult<ApiKey>;
     /// Makes sure a key with this hash exists with the admin role (for `--admin-key`).
     async fn ensure_admin_key(&self, hash: Vec<u8>) -> StoreResult<ApiKey>;
+    /// Active (not revoked) keys.
     async fn count_keys(&self) -> StoreResult<u64>;
     /// An active (not revoked) key by the hash of its secret.
     async fn find_key(&self, hash: Vec<u8>) -> StoreResult<Option<ApiKey>>;

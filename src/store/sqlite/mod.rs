@@ -130,9 +130,13 @@ impl SqliteStore {
             task.await
                 .map_err(|e| StoreError::Other(format!("reader task failed: {e}")))?
         };
-        tokio::time::timeout(self.timeout, work)
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| StoreError::Unavailable("read timed out".into()))?
+            .map_err(|_| StoreError::Unavailable("read timed out".into()))
+            .and_then(|r| r);
+        super::observe("read", started, &result);
+        result
     }
 }
 

@@ -378,8 +378,12 @@ pub fn ensure_admin_key(c: &Connection, hash: &[u8], now: UnixSeconds) -> StoreR
 }
 
 pub fn count_keys(c: &Connection) -> rusqlite::Result<u64> {
-    c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
+    c.query_row(
+        "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
 }
 
 pub fn find_key(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<ApiKey>> {

@@ -25,10 +25,12 @@ struct Done {
     reply: Reply,
 }
 
+/// Runs a job inside the open transaction, or reports to its caller why it could not run.
+type RunJob = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Done + Send>;
+
 struct Job {
     durable: bool,
-    /// Runs the job inside the open transaction, or reports why it could not run.
-    run: Box<dyn FnOnce(Result<&Connection, StoreError>) -> Done + Send>,
+    run: RunJob,
 }
 
 impl Done {
@@ -96,9 +98,13 @@ impl Writer {
             rx.await
                 .map_err(|_| StoreError::Unavailable("writer dropped the job".into()))?
         };
-        tokio::time::timeout(self.timeout, wait)
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, wait)
             .await
-            .map_err(|_| StoreError::Unavailable("the store did not confirm in time".into()))?
+            .map_err(|_| StoreError::Unavailable("the store did not confirm in time".into()))
+            .and_then(|r| r);
+        crate::store::observe("write", started, &result);
+        result
     }
 }
 
