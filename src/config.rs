@@ -24,6 +24,29 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Bulk-load links from a tab-separated file (`CODE<TAB>URL` per line) into the store.
+    Import(ImportArgs),
+}
+
+/// Flags of `snip import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The store to load into (same syntax as `serve --database`).
+    #[arg(
+        long,
+        env = "SNIP_DATABASE",
+        default_value = "sqlite://snip-data/snip.db"
+    )]
+    pub database: String,
+    /// File of `CODE<TAB>URL` lines; `-` reads standard input. Empty lines and `#` comments
+    /// are skipped.
+    pub file: PathBuf,
+}
+
+impl ImportArgs {
+    pub fn database_path(&self) -> anyhow::Result<PathBuf> {
+        sqlite_path(&self.database)
+    }
 }
 
 /// Flags of `snip serve`. Every field is optional so that the config file and defaults can fill

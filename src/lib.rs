@@ -8,6 +8,7 @@ pub mod clicks;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

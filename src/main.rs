@@ -10,7 +10,10 @@ use snip::startup::Application;
 
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
-    let Command::Serve(args) = command;
+    let args = match command {
+        Command::Serve(args) => args,
+        Command::Import(args) => return import(args),
+    };
     let settings = match args.load() {
         Ok(s) => s,
         Err(e) => {
@@ -31,6 +34,30 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "snip stopped");
             eprintln!("snip: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(args: snip::config::ImportArgs) -> ExitCode {
+    snip::telemetry::init_logging(snip::config::LogFormat::Pretty);
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(snip::import::run(&args)));
+    match result {
+        Ok(r) => {
+            println!(
+                "imported {} links, {} codes already taken, {} lines rejected",
+                r.imported, r.taken, r.rejected
+            );
+            if r.rejected > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("snip import: {e:#}");
             ExitCode::FAILURE
         }
     }

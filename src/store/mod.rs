@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
-use crate::domain::{Link, LinkPatch, NewLink, Role};
+use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -107,6 +107,13 @@ impl Interval {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Bulk-inserts links (one durable transaction); codes already taken are skipped.
+    /// Returns how many were inserted.
+    async fn import_links(
+        &self,
+        links: Vec<(ShortCode, Destination)>,
+        owner: i64,
+    ) -> StoreResult<u64>;
     /// Creates a link; the result is durable when this returns `Ok`.
     async fn create_link(
         &self,

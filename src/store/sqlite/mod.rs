@@ -26,7 +26,7 @@ use super::{
 };
 use crate::domain::key::{ApiKey, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
-use crate::domain::{Link, LinkPatch, NewLink, Role};
+use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 use writer::Writer;
 
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
@@ -163,6 +163,17 @@ impl Store for SqliteStore {
             .run(true, move |c| {
                 queries::create_link(c, &new, idempotency.as_ref(), at)
             })
+            .await
+    }
+
+    async fn import_links(
+        &self,
+        links: Vec<(ShortCode, Destination)>,
+        owner: i64,
+    ) -> StoreResult<u64> {
+        let at = now();
+        self.writer
+            .run(true, move |c| queries::import_links(c, &links, owner, at))
             .await
     }
 

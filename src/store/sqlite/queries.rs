@@ -151,6 +151,27 @@ pub fn create_link(
         .map_err(classify)
 }
 
+pub fn import_links(
+    c: &Connection,
+    links: &[(ShortCode, crate::domain::Destination)],
+    owner: i64,
+    now: UnixSeconds,
+) -> StoreResult<u64> {
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO links (code, url, owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) \
+             ON CONFLICT (code) DO NOTHING",
+        )
+        .map_err(classify)?;
+    let mut inserted = 0;
+    for (code, url) in links {
+        inserted += insert
+            .execute(params![code.as_str(), url.as_str(), owner, now])
+            .map_err(classify)? as u64;
+    }
+    Ok(inserted)
+}
+
 /// A live link that `owner` (if given) may change, or `NotFound`.
 fn live_link(c: &Connection, code: &str, owner: Option<i64>) -> StoreResult<Link> {
     match get_link(c, code).map_err(classify)? {
