@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The benchmark harness: snip side by side with a bare-hyper baseline, in one run.
+#
+#   bench/run.sh              full run (release build, 100k links, 3 alternating rounds of 10 s)
+#   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
+#
+# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e),
+# PROFILE (release|debug). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
+# Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+if [ $smoke = 1 ]; then
+  DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} LINKS=${LINKS:-1000} CONNS=${CONNS:-16}
+  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e}
+fi
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+LINKS=${LINKS:-100000}
+PROFILE=${PROFILE:-release}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk; then
+  echo "installing wrk (Debian package)" >&2
+  { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || { echo "could not install wrk" >&2; exit 1; }
+fi
+pin_server=() pin_load=()
+if need taskset && [ "$(nproc)" -ge 2 ]; then
+  pin_server=(taskset -c 0) pin_load=(taskset -c 1)
+fi
+
+if [ "$PROFILE" = release ]; then
+  cargo build --release --locked --bin snip --example baseline >&2
+  bin=target/release
+else
+  cargo build --locked --bin snip --example baseline >&2
+  bin=target/debug
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start NAME CMD... : runs a server in the background, waits for "listening on", sets ADDR/PID.
+start() {
+  local name=$1; shift
+  "${pin_server[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  PID=$!
+  pids+=("$PID")
+  for _ in $(seq 1 200); do
+    ADDR=$(grep -o 'listening on http://[^ ]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's/listening on //') || true
+    [ -n "$ADDR" ] && return 0
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
+}
+
+# cpu_ticks PID: utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# measure LABEL PID URL SCRIPT: one wrk run; appends a row to $work/rows.
+measure() {
+  local label=$1 pid=$2 url=$3 script=$4
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
+        -s "$root/bench/lua/$script" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
+  after=$(cpu_ticks "$pid")
+  local line
+  line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
+  echo "$label $line cpu_ticks=$((after - before))" >>"$work/rows"
+}
+
+key="bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export BENCH_KEY=$key BENCH_LINKS=$LINKS
+
+# The store: LINKS links L0000001.. imported in bulk (not over HTTP).
+db="$work/snip.db"
+start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" --admin-key "$key" --log-format json
+kill "$PID"; wait "$PID" 2>/dev/null || true
+awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://example.com/articles/%d?utm_source=bench\n", i, i }' \
+  | "$bin/snip" import --database "sqlite://$db" - >&2
+
+common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
+start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
+start snip "$bin/snip" serve "${common[@]}" --database "sqlite://$db"; snip_addr=$ADDR snip_pid=$PID
+if [[ $SCENARIOS == *c* ]]; then
+  cp "$db" "$work/nocache.db"
+  start nocache "$bin/snip" serve "${common[@]}" --database "sqlite://$work/nocache.db" --cache-capacity 0
+  nocache_addr=$ADDR nocache_pid=$PID
+fi
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
+echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LINKS=$LINKS" >&2
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  IFS=, read -ra list <<<"$SCENARIOS"
+  for s in "${list[@]}"; do
+    case $s in
+      a) measure "a:baseline" "$base_pid" "$base_addr" hot.lua
+         measure "a:snip" "$snip_pid" "$snip_addr" hot.lua ;;
+      b) measure "b:baseline" "$base_pid" "$base_addr" zipf.lua
+         measure "b:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
+      c) measure "c:baseline" "$base_pid" "$base_addr" zipf.lua
+         measure "c:snip" "$nocache_pid" "$nocache_addr" zipf.lua ;;
+      d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua
+         measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
+      e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
+      *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+  done
+done
+
+# Sanity: the redirects really were redirects, the creates really were created.
+code=$(curl -s -o /dev/null -w '%{http_code}' "$snip_addr/L0000001")
+[ "$code" = 302 ] || { echo "snip answered $code for a seeded link" >&2; exit 1; }
+
+python3 "$root/bench/table.py" "$work/rows" "$TICK"
