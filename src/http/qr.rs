@@ -24,24 +24,42 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/links/{code}/qr", get(qr))
 }
 
+/// A `size`×`size` grayscale PNG: whole-pixel modules, centred, with at least the quiet zone
+/// around them (sampled down when `size` is smaller than one pixel per module).
 fn png(code: &QrCode, size: u32) -> Result<Vec<u8>> {
     let modules = code.width() as u32;
     let total = modules + 2 * QUIET_ZONE;
-    let scale = (size / total).max(1);
-    let side = total * scale;
     let colors = code.to_colors();
+    let dark = |mx: u32, my: u32| {
+        (QUIET_ZONE..QUIET_ZONE + modules).contains(&mx)
+            && (QUIET_ZONE..QUIET_ZONE + modules).contains(&my)
+            && colors[((my - QUIET_ZONE) * modules + (mx - QUIET_ZONE)) as usize] == Color::Dark
+    };
+    let scale = size / total;
+    let offset = if scale >= 1 {
+        (size - scale * total) / 2
+    } else {
+        0
+    };
+    let side = size;
     let mut pixels = vec![255u8; (side * side) as usize];
-    for (i, color) in colors.iter().enumerate() {
-        if *color != Color::Dark {
-            continue;
-        }
-        let (mx, my) = (
-            i as u32 % modules + QUIET_ZONE,
-            i as u32 / modules + QUIET_ZONE,
-        );
-        for y in my * scale..(my + 1) * scale {
-            let row = (y * side) as usize;
-            pixels[row + (mx * scale) as usize..row + ((mx + 1) * scale) as usize].fill(0);
+    for y in 0..side {
+        for x in 0..side {
+            let (mx, my) = if scale >= 1 {
+                if x < offset
+                    || y < offset
+                    || x >= offset + scale * total
+                    || y >= offset + scale * total
+                {
+                    continue;
+                }
+                ((x - offset) / scale, (y - offset) / scale)
+            } else {
+                (x * total / side, y * total / side)
+            };
+            if dark(mx, my) {
+                pixels[(y * side + x) as usize] = 0;
+            }
         }
     }
     let mut out = Vec::new();
@@ -86,11 +104,18 @@ async fn qr(
     let (content_type, body) = if format == "png" {
         ("image/png", png(&qr, size)?)
     } else {
+        // One unit per module in the viewBox, displayed at exactly size × size.
         let svg = qr
             .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(size, size)
-            .max_dimensions(size, size)
+            .module_dimensions(1, 1)
+            .quiet_zone(true)
             .build();
+        let total = qr.width() + 2 * QUIET_ZONE as usize;
+        let svg = svg.replacen(
+            &format!(r#"width="{total}" height="{total}""#),
+            &format!(r#"width="{size}" height="{size}""#),
+            1,
+        );
         ("image/svg+xml", svg.into_bytes())
     };
     let mut response = body.into_response();
