@@ -14,18 +14,20 @@ mod redirect;
 mod stats;
 mod views;
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
+use parking_lot::RwLock;
 
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
@@ -131,27 +133,53 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(redirect::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
 }
 
+/// Metric handles per (status, route), registered once: recording a request is then two
+/// atomic updates instead of a label-set lookup in the registry (this runs on every redirect).
+type Handles = (metrics::Counter, metrics::Histogram);
+
+fn request_metrics(route: &str, status: StatusCode) -> Handles {
+    static CACHE: OnceLock<RwLock<HashMap<u16, HashMap<Box<str>, Handles>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache
+        .read()
+        .get(&status.as_u16())
+        .and_then(|by_route| by_route.get(route))
+    {
+        return h.clone();
+    }
+    let labels = [
+        ("route", route.to_owned()),
+        ("status", status.as_u16().to_string()),
+    ];
+    let handles = (
+        metrics::counter!("snip_http_requests_total", &labels),
+        metrics::histogram!("snip_http_request_duration_seconds", &labels),
+    );
+    cache
+        .write()
+        .entry(status.as_u16())
+        .or_default()
+        .insert(route.into(), handles.clone());
+    handles
+}
+
 /// Counts and times every request by route and status; logs API requests.
-async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let response = next.run(req).await;
-    let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    let status_label = status.to_string();
-    metrics::counter!("snip_http_requests_total", "route" => route.clone(), "status" => status_label.clone())
-        .increment(1);
-    metrics::histogram!("snip_http_request_duration_seconds", "route" => route.clone(), "status" => status_label)
-        .record(elapsed.as_secs_f64());
+    let status = response.status();
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let (count, latency) = request_metrics(route, status);
+    count.increment(1);
+    latency.record(elapsed.as_secs_f64());
+    let status = status.as_u16();
     if route.starts_with("/api") {
         tracing::info!(%method, route, status, latency_us = elapsed.as_micros() as u64, "api request");
     } else {

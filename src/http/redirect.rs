@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -87,13 +87,8 @@ fn referrer_host(headers: &HeaderMap) -> Option<String> {
     (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
 }
 
-async fn redirect(
-    State(app): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let raw = uri.path().strip_prefix('/').unwrap_or_default();
+async fn redirect(State(app): State<AppState>, req: Request) -> Response {
+    let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if let Some(code) = raw.strip_suffix('+') {
         return preview(&app, code).await;
     }
@@ -110,7 +105,7 @@ async fn redirect(
     if target.expires_at.is_some_and(|e| e <= at) {
         return gone();
     }
-    let counts = method == Method::GET;
+    let counts = req.method() == Method::GET;
     if let (Some(max), Some(used)) = (target.max_clicks, &target.used) {
         let allowed = if counts {
             used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
@@ -125,7 +120,7 @@ async fn redirect(
         }
     }
     if counts {
-        let referrer = referrer_host(&headers);
+        let referrer = referrer_host(req.headers());
         if app.exact_clicks() {
             let recorded = app
                 .clicks
