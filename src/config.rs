@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server until SIGINT/SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Bulk-load links from a tab-separated file (`CODE<TAB>URL` per line) into the store.
     Import(ImportArgs),
 }

@@ -140,9 +140,11 @@ pub fn router(state: AppState) -> Router {
 /// Metric handles per (status, route), registered once: recording a request is then two
 /// atomic updates instead of a label-set lookup in the registry (this runs on every redirect).
 type Handles = (metrics::Counter, metrics::Histogram);
+/// status → route → handles (nested so that a lookup by `&str` needs no allocation).
+type HandleCache = RwLock<HashMap<u16, HashMap<Box<str>, Handles>>>;
 
 fn request_metrics(route: &str, status: StatusCode) -> Handles {
-    static CACHE: OnceLock<RwLock<HashMap<u16, HashMap<Box<str>, Handles>>>> = OnceLock::new();
+    static CACHE: OnceLock<HandleCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(h) = cache
         .read()

@@ -1,0 +1,674 @@
+//! Black-box test harness: starts the real `snip` binary on port 0 with a fresh data directory,
+//! waits for its `listening on http://ADDR` line, and offers small HTTP helpers around it.
+//!
+//! Every integration test file includes this module, and none of them uses all of it.
+#![allow(dead_code)]
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a server may take to print its listening line, and to exit after SIGTERM.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A browser-like User-Agent, so that clicks made by tests are counted as human clicks.
+pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                              (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+/// A running `snip serve` child process and what a test needs to talk to it.
+pub struct TestServer {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    /// `http://ADDR`, without a trailing slash.
+    pub base: String,
+    pub admin_key: String,
+    /// Shared so that a restarted server can reuse the data directory of a stopped one.
+    pub dir: Arc<TempDir>,
+    pub db_path: PathBuf,
+    pub client: reqwest::Client,
+    /// Every line the server wrote to stderr so far.
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Options for starting a server; `TestServer::spawn` and friends cover the usual cases.
+pub struct ServerBuilder {
+    dir: Option<Arc<TempDir>>,
+    admin_key: Option<String>,
+    database: Option<String>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    current_dir: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    /// Reuse an existing data directory (for restarts).
+    pub fn dir(mut self, dir: Arc<TempDir>) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Use this admin key instead of a freshly generated one.
+    pub fn admin_key(mut self, key: &str) -> Self {
+        self.admin_key = Some(key.to_owned());
+        self
+    }
+
+    /// Start without `--admin-key`, so that the server has to print one.
+    pub fn no_admin_key(mut self) -> Self {
+        self.admin_key = None;
+        self
+    }
+
+    /// Pass this `--database` value instead of `sqlite:///<dir>/snip.db`.
+    pub fn database(mut self, database: &str) -> Self {
+        self.database = Some(database.to_owned());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: PathBuf) -> Self {
+        self.current_dir = Some(dir);
+        self
+    }
+
+    /// Spawn the binary and wait until it reports its listening address.
+    pub fn start(self) -> TestServer {
+        let dir = self
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("create temp dir")));
+        let db_path = dir.path().join("snip.db");
+        let database = self
+            .database
+            .unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snip"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SNIP_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--database", &database])
+            .args(["--log-format", "json"]);
+        if let Some(key) = &self.admin_key {
+            cmd.args(["--admin-key", key]);
+        }
+        cmd.args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.current_dir.unwrap_or_else(|| dir.path().to_owned()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the snip binary");
+
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        drain_lines(child.stderr.take().expect("stderr is piped"), {
+            let stderr = Arc::clone(&stderr);
+            move |line| stderr.lock().unwrap().push(line)
+        });
+        let (tx, rx) = mpsc::channel();
+        drain_lines(child.stdout.take().expect("stdout is piped"), move |line| {
+            let _ = tx.send(line);
+        });
+
+        let addr = match wait_for_listening_line(&rx) {
+            Ok(addr) => addr,
+            Err(why) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                // Give the stderr thread a moment to pick up the last lines after exit.
+                thread::sleep(Duration::from_millis(100));
+                let log = stderr.lock().unwrap().join("\n");
+                panic!(
+                    "snip did not report its listening address: {why}; exit status {status:?}; \
+                     stderr:\n{log}"
+                );
+            }
+        };
+
+        TestServer {
+            child: Some(child),
+            addr,
+            base: format!("http://{addr}"),
+            admin_key: self.admin_key.unwrap_or_default(),
+            dir,
+            db_path,
+            client: http_client(),
+            stderr,
+        }
+    }
+}
+
+/// Read `reader` line by line on a background thread until EOF, handing each line to `sink`,
+/// so that the child never blocks on a full pipe.
+fn drain_lines<R: Read + Send + 'static>(reader: R, mut sink: impl FnMut(String) + Send + 'static) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => sink(String::from_utf8_lossy(&buf).trim_end().to_owned()),
+            }
+        }
+    });
+}
+
+fn wait_for_listening_line(rx: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
+    const MARKER: &str = "listening on http://";
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!("no listening line within {STARTUP_TIMEOUT:?}"));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("stdout closed before the listening line".into());
+            }
+        };
+        if let Some(pos) = line.find(MARKER) {
+            let rest = &line[pos + MARKER.len()..];
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect();
+            return addr
+                .parse()
+                .map_err(|e| format!("cannot parse address {addr:?} in {line:?}: {e}"));
+        }
+    }
+}
+
+impl TestServer {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            dir: None,
+            admin_key: Some(random_secret()),
+            database: None,
+            args: Vec::new(),
+            envs: Vec::new(),
+            current_dir: None,
+        }
+    }
+
+    /// A fresh server with its own data directory and admin key.
+    pub fn spawn(extra_args: &[&str]) -> TestServer {
+        Self::builder().args(extra_args).start()
+    }
+
+    /// A server on an existing data directory (for restarts), with a new admin key.
+    pub fn spawn_on(dir: Arc<TempDir>, extra_args: &[&str]) -> TestServer {
+        Self::builder().dir(dir).args(extra_args).start()
+    }
+
+    /// Start a new server on this (stopped) server's data directory with the same admin key.
+    pub fn restart(&self, extra_args: &[&str]) -> TestServer {
+        assert!(
+            self.child.is_none(),
+            "stop the old server before restarting"
+        );
+        Self::builder()
+            .dir(Arc::clone(&self.dir))
+            .admin_key(&self.admin_key)
+            .args(extra_args)
+            .start()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    /// Send SIGTERM, wait for the process to exit and assert that it exited with status 0.
+    pub fn sigterm(&mut self) {
+        self.stop_with("TERM");
+    }
+
+    /// Send SIGINT, wait for the process to exit and assert that it exited with status 0.
+    pub fn sigint(&mut self) {
+        self.stop_with("INT");
+    }
+
+    fn stop_with(&mut self, signal: &str) {
+        let pid = self.pid();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+        let exit = self.wait_for_exit(SHUTDOWN_TIMEOUT);
+        assert!(
+            exit.success(),
+            "snip should exit with status 0 after SIG{signal}, got {exit}"
+        );
+    }
+
+    /// Kill the server with SIGKILL and reap it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("server is running");
+        child.kill().expect("kill -9 the server");
+        child.wait().expect("reap the server");
+    }
+
+    fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("poll the server process") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("snip did not exit within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the server has written to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request to `path` authenticated with the admin key.
+    pub fn api(&self, method: Method, path: &str) -> RequestBuilder {
+        self.api_as(&self.admin_key, method, path)
+    }
+
+    /// A request to `path` authenticated with `key`.
+    pub fn api_as(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// `POST /api/v1/links` with the admin key.
+    pub async fn create_link(&self, body: Value) -> Response {
+        self.create_link_as(&self.admin_key, body).await
+    }
+
+    pub async fn create_link_as(&self, key: &str, body: Value) -> Response {
+        self.api_as(key, Method::POST, "/api/v1/links")
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /api/v1/links")
+    }
+
+    /// Create a link for `url`, assert 201 and return the link object.
+    pub async fn new_link(&self, body: Value) -> Value {
+        let resp = self.create_link(body.clone()).await;
+        expect_json(resp, StatusCode::CREATED, &format!("creating {body}")).await
+    }
+
+    /// Create an API key with `role` and return its secret.
+    pub async fn create_key(&self, role: &str) -> String {
+        let key = self.create_key_object("test key", role).await;
+        key["key"].as_str().expect("key secret").to_owned()
+    }
+
+    /// Create an API key and return the whole `{"id","name","role","key","created_at"}` object.
+    pub async fn create_key_object(&self, name: &str, role: &str) -> Value {
+        let resp = self
+            .api(Method::POST, "/api/v1/keys")
+            .json(&serde_json::json!({ "name": name, "role": role }))
+            .send()
+            .await
+            .expect("POST /api/v1/keys");
+        expect_json(resp, StatusCode::CREATED, "creating an API key").await
+    }
+
+    /// An unauthenticated GET of a short link (redirects are not followed).
+    pub async fn visit(&self, code: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/{code}")))
+            .send()
+            .await
+            .expect("GET /{code}")
+    }
+
+    pub async fn head(&self, code: &str) -> Response {
+        self.client
+            .head(self.url(&format!("/{code}")))
+            .send()
+            .await
+            .expect("HEAD /{code}")
+    }
+
+    /// `GET /api/v1/links/{code}/stats{query}` as admin; asserts 200.
+    pub async fn stats(&self, code: &str, query: &str) -> Value {
+        let resp = self
+            .api(Method::GET, &format!("/api/v1/links/{code}/stats{query}"))
+            .send()
+            .await
+            .expect("GET stats");
+        expect_json(resp, StatusCode::OK, "reading stats").await
+    }
+
+    /// `total_clicks` of a link, as reported by the stats endpoint.
+    pub async fn total_clicks(&self, code: &str) -> i64 {
+        let stats = self.stats(code, "").await;
+        stats["total_clicks"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("total_clicks is not an integer: {stats}"))
+    }
+
+    /// Poll stats until `total_clicks` of `code` reaches `expected` (or time runs out) and return
+    /// the last value seen.
+    pub async fn wait_for_total_clicks(&self, code: &str, expected: i64) -> i64 {
+        eventually(
+            Duration::from_secs(10),
+            || self.total_clicks(code),
+            |total| *total >= expected,
+        )
+        .await
+    }
+
+    /// Assert that `GET /health/live` still answers 200.
+    pub async fn assert_alive(&self) {
+        let resp = self
+            .client
+            .get(self.url("/health/live"))
+            .send()
+            .await
+            .expect("the server should still accept connections");
+        assert_eq!(resp.status(), StatusCode::OK, "GET /health/live");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The client every test uses: no redirect following, 10 s timeout, no proxies.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .user_agent(BROWSER_UA)
+        .build()
+        .expect("build reqwest client")
+}
+
+/// A client that keeps at most one idle connection, for "N concurrent connections" tests.
+pub fn single_connection_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .user_agent(BROWSER_UA)
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("build reqwest client")
+}
+
+/// A random `u64` from the standard library's randomly seeded hasher.
+pub fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// A fresh secret that looks like a snip API key: `snip_` and 32 base62 characters.
+pub fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = XorShift::new(random_u64());
+    let body: String = (0..32)
+        .map(|_| ALPHABET[(rng.next() % ALPHABET.len() as u64) as usize] as char)
+        .collect();
+    format!("snip_{body}")
+}
+
+/// A tiny deterministic PRNG for bounded randomized tests (seed it and print the seed).
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Poll `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn wait_until<F, Fut>(mut condition: F, timeout: Duration) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Poll `probe` every 20 ms until `done` accepts its value or `timeout` passes; returns the last
+/// value, so that the caller's assertion can show what was seen.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe().await;
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Assert the status of `resp` and parse its body as JSON.
+pub async fn expect_json(resp: Response, status: StatusCode, what: &str) -> Value {
+    let got = resp.status();
+    let text = resp.text().await.expect("read response body");
+    assert_eq!(got, status, "{what}: unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: body is not JSON ({e}): {text}"))
+}
+
+/// Assert that `resp` is an RFC 9457 problem with this status and `code`, and return its body.
+pub async fn expect_problem(resp: Response, status: StatusCode, code: &str, what: &str) -> Value {
+    let got = resp.status();
+    let content_type = header(&resp, "content-type");
+    let text = resp.text().await.expect("read response body");
+    assert_eq!(
+        got, status,
+        "{what}: expected {status} `{code}`, got {got}; body: {text}"
+    );
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{what}: content-type should be application/problem+json, got {content_type:?}; body: {text}"
+    );
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: problem body is not JSON ({e}): {text}"));
+    assert_eq!(body["code"], code, "{what}: problem code; body: {text}");
+    assert_eq!(
+        body["status"],
+        status.as_u16(),
+        "{what}: problem status member; body: {text}"
+    );
+    for member in ["type", "title", "detail"] {
+        assert!(
+            body[member].is_string(),
+            "{what}: problem member `{member}` should be a string; body: {text}"
+        );
+    }
+    body
+}
+
+/// A header value as a string ("" when absent or not visible ASCII).
+pub fn header(resp: &Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Assert that a `Retry-After` header is present and is a whole number of seconds.
+pub fn assert_retry_after(resp: &Response, what: &str) {
+    let value = header(resp, "retry-after");
+    assert!(
+        value.parse::<u64>().is_ok(),
+        "{what}: Retry-After should be an integer number of seconds, got {value:?}"
+    );
+}
+
+/// The `code` member of a link object.
+pub fn code_of(link: &Value) -> String {
+    link["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("link has no code: {link}"))
+        .to_owned()
+}
+
+/// An RFC 3339 UTC timestamp `offset` from now, with milliseconds.
+pub fn rfc3339_from_now(offset: chrono::Duration) -> String {
+    (chrono::Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A response read off a raw TCP connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header lines as sent, lower-cased names: `("content-type", "text/plain")`.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send raw bytes over a new TCP connection (the request should say `Connection: close`) and
+/// read the whole response. A write error is tolerated when the server answered early (it may
+/// reject a request before reading all of it); the response is what counts. Returns a
+/// description of the failure when no complete status line and header block arrived.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Result<RawResponse, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let write_error = stream.write_all(request).err();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let read_error = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break None,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(e) => break Some(e),
+        }
+    };
+    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Err(format!(
+            "no complete response head (write error: {write_error:?}, read error: \
+             {read_error:?}); received {:?}",
+            String::from_utf8_lossy(&response)
+        ));
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.split(' ');
+    let status = match (parts.next(), parts.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => status,
+        _ => return Err(format!("not an HTTP/1 status line: {status_line:?}")),
+    };
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut raw = RawResponse {
+        status,
+        headers,
+        body: response[head_end + 4..].to_vec(),
+    };
+    if raw
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        raw.body = dechunk(&raw.body);
+    }
+    Ok(raw)
+}
+
+/// Decode a `Transfer-Encoding: chunked` body (as far as it is well-formed).
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim().to_owned();
+        let Ok(size) = usize::from_str_radix(&size_text, 16) else {
+            break;
+        };
+        let start = line_end + 2;
+        if size == 0 || data.len() < start + size {
+            break;
+        }
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// The status code of `raw_exchange`.
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> Result<u16, String> {
+    raw_exchange(addr, request).map(|r| r.status)
+}

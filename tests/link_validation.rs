@@ -1,0 +1,372 @@
+//! Validation of link bodies: destinations, custom codes, other fields, malformed and oversized
+//! bodies, content types. API.md §3 ("Errors").
+
+mod common;
+
+use common::{TestServer, expect_json, expect_problem, header, rfc3339_from_now};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn invalid_destinations_return_422_invalid_url() {
+    let server = TestServer::spawn(&["--base-url", "http://sn.ip"]);
+    let too_long = format!("https://example.com/{}", "a".repeat(8193 - 20));
+    assert_eq!(too_long.len(), 8193);
+    let own_listen = format!("http://{}/abc", server.addr);
+    let urls = [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "ftp://example.com/file",
+        "mailto:someone@example.com",
+        "https://",
+        "http://",
+        "https://:443/",
+        "not a url",
+        "/relative/path",
+        "example.com/no-scheme",
+        "",
+        too_long.as_str(),
+        "https://user:pw@x.com/",
+        "https://user@x.com/",
+        "https://example.com/a\rb",
+        "https://example.com/a\nb",
+        "https://exa\nmple.com/",
+        "https://example.com/a\0b",
+        "https://example.com/a\tb",
+        "\thttps://example.com/",
+        "\0https://example.com/",
+        "https://example.com/\n",
+        "https://example.com/\t",
+        "https://example.com/?q=a\rb",
+        "https://example.com/\r\nSet-Cookie: x=1",
+        "http://sn.ip/abc",
+        "http://SN.IP/abc",
+        "http://sn.ip:80/abc",
+        own_listen.as_str(),
+    ];
+
+    for url in urls {
+        let resp = server.create_link(json!({ "url": url })).await;
+
+        expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            &format!("url {url:?}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_destination_of_exactly_8_kib_is_accepted() {
+    let server = TestServer::spawn(&[]);
+    let url = format!("https://example.com/{}", "a".repeat(8192 - 20));
+    assert_eq!(url.len(), 8192);
+
+    let resp = server.create_link(json!({ "url": url })).await;
+
+    let link = expect_json(resp, StatusCode::CREATED, "8 KiB url").await;
+    assert_eq!(link["url"], url);
+}
+
+#[tokio::test]
+async fn invalid_custom_codes_return_422_invalid_code() {
+    let server = TestServer::spawn(&[]);
+    let too_long = "a".repeat(65);
+    let codes = [
+        "ab",
+        "a",
+        too_long.as_str(),
+        "has space",
+        "a.b",
+        "a/b",
+        "a+b",
+        "abc%20",
+        "ünïcode",
+        "😀😀😀",
+        "abc\n",
+        "api",
+        "API",
+        "health",
+        "Health",
+        "metrics",
+        "STATIC",
+        "assets",
+        "ui",
+        "Admin",
+        "login",
+        "favicon.ico",
+        "robots.txt",
+        "ROBOTS.TXT",
+    ];
+
+    for code in codes {
+        let resp = server
+            .create_link(json!({"url": "https://example.com/", "code": code}))
+            .await;
+
+        expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_code",
+            &format!("code {code:?}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn custom_codes_of_3_to_64_allowed_characters_are_accepted() {
+    let server = TestServer::spawn(&[]);
+    let longest = "Z".repeat(64);
+
+    for code in [
+        "abc",
+        "A-b_9",
+        "---",
+        "___",
+        longest.as_str(),
+        "apis",
+        "adminx",
+    ] {
+        let resp = server
+            .create_link(json!({"url": "https://example.com/", "code": code}))
+            .await;
+
+        let link = expect_json(resp, StatusCode::CREATED, &format!("code {code:?}")).await;
+        assert_eq!(link["code"], code);
+        let redirect = server.visit(code).await;
+        assert_eq!(redirect.status(), StatusCode::FOUND, "GET /{code}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_fields_return_422_invalid_field() {
+    let server = TestServer::spawn(&[]);
+    let past = rfc3339_from_now(-chrono::Duration::seconds(60));
+    let long_title = "t".repeat(513);
+    let many_tags: Vec<String> = (0..21).map(|i| format!("tag{i}")).collect();
+    let long_tag = "x".repeat(65);
+    let bodies = [
+        json!({"url": "https://example.com/", "expires_at": past}),
+        json!({"url": "https://example.com/", "expires_at": "not a date"}),
+        json!({"url": "https://example.com/", "expires_at": "2030-13-45T99:00:00Z"}),
+        json!({"url": "https://example.com/", "max_clicks": 0}),
+        json!({"url": "https://example.com/", "max_clicks": -5}),
+        json!({"url": "https://example.com/", "title": long_title}),
+        json!({"url": "https://example.com/", "tags": many_tags}),
+        json!({"url": "https://example.com/", "tags": [""]}),
+        json!({"url": "https://example.com/", "tags": ["ok", long_tag]}),
+    ];
+
+    for body in bodies {
+        let resp = server.create_link(body.clone()).await;
+
+        expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            &format!("body {body}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn fields_at_their_limits_are_accepted() {
+    let server = TestServer::spawn(&[]);
+    let title = "t".repeat(512);
+    let tags: Vec<String> = (0..20).map(|i| format!("{i}{}", "x".repeat(62))).collect();
+
+    let resp = server
+        .create_link(json!({
+            "url": "https://example.com/",
+            "title": title,
+            "tags": tags,
+            "max_clicks": 1,
+        }))
+        .await;
+
+    let link = expect_json(resp, StatusCode::CREATED, "fields at their limits").await;
+    assert_eq!(link["title"], title);
+    assert_eq!(link["tags"], json!(tags));
+    assert_eq!(link["max_clicks"], 1);
+}
+
+#[tokio::test]
+async fn malformed_bodies_return_400_bad_request() {
+    let server = TestServer::spawn(&[]);
+    let bodies = [
+        "{",
+        "",
+        "not json",
+        "[]",
+        "null",
+        "{}",
+        r#"{"title": "no url"}"#,
+        r#"{"url": 5}"#,
+        r#"{"url": null}"#,
+        r#"{"url": ["https://example.com/"]}"#,
+        r#"{"url": "https://example.com/", "tags": "x"}"#,
+        r#"{"url": "https://example.com/", "tags": [1, 2]}"#,
+        r#"{"url": "https://example.com/", "max_clicks": "3"}"#,
+        r#"{"url": "https://example.com/", "title": 5}"#,
+        r#"{"url": "https://example.com/", "code": 1234}"#,
+    ];
+
+    for body in bodies {
+        let resp = server
+            .api(Method::POST, "/api/v1/links")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+
+        expect_problem(
+            resp,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("body {body:?}"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_json_fields_are_ignored() {
+    let server = TestServer::spawn(&[]);
+
+    let resp = server
+        .create_link(json!({"url": "https://example.com/", "colour": "blue", "nested": {"a": 1}}))
+        .await;
+
+    let link = expect_json(resp, StatusCode::CREATED, "unknown fields").await;
+    assert!(link.get("colour").is_none());
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_returns_415() {
+    let server = TestServer::spawn(&[]);
+
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req = server
+            .api(Method::POST, "/api/v1/links")
+            .body(r#"{"url": "https://example.com/"}"#);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+
+        expect_problem(
+            resp,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            &format!("content-type {content_type:?}"),
+        )
+        .await;
+    }
+}
+
+/// A raw `POST /api/v1/links` carrying `body`, with the admin key and `Connection: close`.
+fn raw_create(server: &TestServer, body: &str) -> Vec<u8> {
+    format!(
+        "POST /api/v1/links HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        server.addr,
+        server.admin_key,
+        body.len(),
+        body
+    )
+    .into_bytes()
+}
+
+/// Sent over a raw socket: the server may answer 413 before reading the whole body, and an HTTP
+/// client library that is still writing then reports the broken pipe instead of the response.
+#[tokio::test]
+async fn a_body_over_64_kib_returns_413() {
+    let server = TestServer::spawn(&[]);
+    let too_big = json!({"url": "https://example.com/", "title": "t".repeat(70 * 1024)});
+    let under_limit = json!({"url": "https://example.com/", "title": "t".repeat(60 * 1024)});
+    let (addr, too_big_req, under_limit_req) = (
+        server.addr,
+        raw_create(&server, &too_big.to_string()),
+        raw_create(&server, &under_limit.to_string()),
+    );
+
+    let (too_big, under_limit) = tokio::task::spawn_blocking(move || {
+        (
+            common::raw_exchange(addr, &too_big_req),
+            common::raw_exchange(addr, &under_limit_req),
+        )
+    })
+    .await
+    .unwrap();
+
+    let too_big = too_big.expect("a response to the 70 KiB body");
+    let problem: Value = serde_json::from_slice(&too_big.body).unwrap_or(Value::Null);
+    assert_eq!(too_big.status, 413, "70 KiB body: {too_big:?}");
+    assert!(
+        too_big
+            .header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/problem+json")),
+        "413 content-type: {too_big:?}"
+    );
+    assert_eq!(problem["code"], "payload_too_large", "{problem}");
+    assert_eq!(problem["status"], 413, "{problem}");
+    let under_limit = under_limit.expect("a response to the 60 KiB body");
+    let problem: Value = serde_json::from_slice(&under_limit.body).unwrap_or(Value::Null);
+    assert_eq!(
+        under_limit.status, 422,
+        "60 KiB body, title too long: {under_limit:?}"
+    );
+    assert_eq!(problem["code"], "invalid_field", "{problem}");
+}
+
+#[tokio::test]
+async fn invalid_patches_are_rejected_like_creates() {
+    let server = TestServer::spawn(&[]);
+    server
+        .new_link(json!({"url": "https://example.com/p", "code": "patch-bad"}))
+        .await;
+    let path = "/api/v1/links/patch-bad";
+    let cases = [
+        (json!({"url": "javascript:alert(1)"}), 422, "invalid_url"),
+        (json!({"max_clicks": 0}), 422, "invalid_field"),
+        (
+            json!({"expires_at": rfc3339_from_now(-chrono::Duration::seconds(60))}),
+            422,
+            "invalid_field",
+        ),
+        (json!({"title": "t".repeat(513)}), 422, "invalid_field"),
+        (json!({"disabled": "yes"}), 400, "bad_request"),
+        (json!({"tags": "x"}), 400, "bad_request"),
+    ];
+
+    for (body, status, code) in cases {
+        let resp = server
+            .api(Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+
+        expect_problem(
+            resp,
+            StatusCode::from_u16(status).unwrap(),
+            code,
+            &format!("PATCH {body}"),
+        )
+        .await;
+    }
+    let unchanged = server.visit("patch-bad").await;
+    assert_eq!(header(&unchanged, "location"), "https://example.com/p");
+}

@@ -1,0 +1,311 @@
+//! Running the server: health, metrics, the generated admin key, configuration layering.
+//! API.md §1 and §4.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{TestServer, code_of, expect_json, header, wait_until};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn health_reports_the_database_and_the_other_checks() {
+    let server = TestServer::spawn(&[]);
+
+    let resp = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+
+    let health = expect_json(resp, StatusCode::OK, "GET /health").await;
+    assert!(
+        matches!(health["status"].as_str(), Some("healthy" | "degraded")),
+        "status: {health}"
+    );
+    assert!(health.get("timestamp").is_some(), "timestamp: {health}");
+    let checks = &health["checks"];
+    assert_eq!(checks["database"]["healthy"], true, "{health}");
+    assert!(checks["database"]["latency_ms"].is_number(), "{health}");
+    for check in ["disk", "memory", "clicks", "cache"] {
+        assert!(checks[check].is_object(), "checks.{check}: {health}");
+    }
+}
+
+#[tokio::test]
+async fn liveness_and_readiness_answer_200() {
+    let server = TestServer::spawn(&[]);
+
+    let live = server
+        .client
+        .get(server.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    let ready = server
+        .client
+        .get(server.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_expose_snip_series_in_prometheus_text() {
+    let server = TestServer::spawn(&[]);
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/m"}))
+            .await,
+    );
+    for _ in 0..3 {
+        assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+    }
+
+    let resp = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = header(&resp, "content-type");
+    assert!(
+        content_type.starts_with("text/plain"),
+        "content-type {content_type:?}"
+    );
+    let text = resp.text().await.unwrap();
+    for name in ["snip_http_requests_total", "snip_cache_hits_total"] {
+        assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+    }
+}
+
+/// The `snip_…` key printed after "admin API key: " in one of `lines`, if any.
+fn printed_admin_key(lines: &[String]) -> Option<String> {
+    const MARKER: &str = "admin API key: ";
+    lines.iter().find_map(|line| {
+        let pos = line.find(MARKER)?;
+        Some(
+            line[pos + MARKER.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn without_an_admin_key_the_first_start_prints_one_and_a_restart_does_not() {
+    let mut first = TestServer::builder().no_admin_key().start();
+    let printed = wait_until(
+        || {
+            let found = printed_admin_key(&first.stderr_lines()).is_some();
+            async move { found }
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        printed,
+        "no `admin API key:` line on stderr:\n{}",
+        first.stderr_lines().join("\n")
+    );
+    let key = printed_admin_key(&first.stderr_lines()).unwrap();
+    assert!(key.starts_with("snip_"), "key {key:?}");
+    assert!(
+        key.len() > "snip_".len() + 15
+            && key["snip_".len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric()),
+        "snip_ followed by base62: {key:?}"
+    );
+    let as_admin = first
+        .api_as(&key, Method::POST, "/api/v1/keys")
+        .json(&json!({"name": "made with the printed key", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        as_admin.status(),
+        StatusCode::CREATED,
+        "the printed key is an admin key"
+    );
+    first.sigterm();
+
+    let second = TestServer::builder()
+        .dir(Arc::clone(&first.dir))
+        .no_admin_key()
+        .start();
+    let still_works = second
+        .api_as(&key, Method::GET, "/api/v1/keys")
+        .send()
+        .await
+        .unwrap();
+    second.assert_alive().await;
+
+    assert_eq!(
+        still_works.status(),
+        StatusCode::OK,
+        "the first key survives a restart"
+    );
+    assert_eq!(
+        printed_admin_key(&second.stderr_lines()),
+        None,
+        "a restart on a database with keys must not print a new key:\n{}",
+        second.stderr_lines().join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_admin_key_flag_is_honoured_and_its_secret_is_not_logged() {
+    let server = TestServer::spawn(&[]);
+
+    let resp = server
+        .api(Method::GET, "/api/v1/keys")
+        .send()
+        .await
+        .unwrap();
+    server.assert_alive().await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    let log = server.stderr_lines().join("\n");
+    assert!(
+        !log.contains(&server.admin_key),
+        "the admin key appears in the logs"
+    );
+    assert_eq!(printed_admin_key(&server.stderr_lines()), None);
+}
+
+#[tokio::test]
+async fn environment_variables_configure_the_server_and_flags_win() {
+    let env_only = TestServer::builder()
+        .env("SNIP_BASE_URL", "http://from-env.example")
+        .start();
+    let both = TestServer::builder()
+        .env("SNIP_BASE_URL", "http://from-env.example")
+        .args(&["--base-url", "http://from-flag.example"])
+        .start();
+
+    let env_link = env_only
+        .new_link(json!({"url": "https://example.com/"}))
+        .await;
+    let flag_link = both.new_link(json!({"url": "https://example.com/"})).await;
+
+    assert_eq!(
+        env_link["short_url"],
+        format!("http://from-env.example/{}", code_of(&env_link))
+    );
+    assert_eq!(
+        flag_link["short_url"],
+        format!("http://from-flag.example/{}", code_of(&flag_link))
+    );
+}
+
+#[tokio::test]
+async fn a_relative_sqlite_path_is_created_with_its_directory() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let server = TestServer::builder()
+        .dir(Arc::clone(&dir))
+        .database("sqlite://data/nested/snip.db")
+        .start();
+
+    let link = server
+        .new_link(json!({"url": "https://example.com/"}))
+        .await;
+
+    assert!(code_of(&link).len() == 7);
+    assert!(
+        dir.path().join("data/nested/snip.db").exists(),
+        "the database file is created relative to the working directory"
+    );
+}
+
+#[tokio::test]
+async fn the_cache_can_be_disabled_without_changing_redirects() {
+    let server = TestServer::spawn(&["--cache-capacity", "0", "--negative-cache-ttl", "5s"]);
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/nc"}))
+            .await,
+    );
+
+    let first = server.visit(&code).await;
+    let patch = server
+        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
+        .json(&json!({"url": "https://example.com/nc2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+    let second = server.visit(&code).await;
+
+    assert_eq!(header(&first, "location"), "https://example.com/nc");
+    assert_eq!(header(&second, "location"), "https://example.com/nc2");
+}
+
+#[tokio::test]
+async fn a_code_created_after_a_404_redirects_despite_the_negative_cache() {
+    let server = TestServer::spawn(&["--negative-cache-ttl", "5s"]);
+    assert_eq!(server.visit("later1").await.status(), StatusCode::NOT_FOUND);
+
+    server
+        .new_link(json!({"url": "https://example.com/later", "code": "later1"}))
+        .await;
+    let resp = server.visit("later1").await;
+
+    assert_eq!(
+        resp.status(),
+        StatusCode::FOUND,
+        "a created code must not stay negatively cached"
+    );
+    assert_eq!(header(&resp, "location"), "https://example.com/later");
+}
+
+#[tokio::test]
+async fn a_config_file_sets_values_that_environment_variables_override() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = dir.path().join("snip.toml");
+    std::fs::write(
+        &config,
+        "base-url = \"http://from-file.example\"\nredirect-status = 307\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let file_only = TestServer::builder()
+        .dir(Arc::clone(&dir))
+        .args(&["--config", &config])
+        .start();
+    let file_and_env = TestServer::builder()
+        .env("SNIP_CONFIG", &config)
+        .env("SNIP_BASE_URL", "http://from-env.example")
+        .start();
+
+    let file_link = file_only
+        .new_link(json!({"url": "https://example.com/"}))
+        .await;
+    let env_link = file_and_env
+        .new_link(json!({"url": "https://example.com/"}))
+        .await;
+    let redirect = file_only.visit(&code_of(&file_link)).await;
+
+    assert_eq!(
+        file_link["short_url"],
+        format!("http://from-file.example/{}", code_of(&file_link))
+    );
+    assert_eq!(
+        redirect.status().as_u16(),
+        307,
+        "redirect-status from the file"
+    );
+    assert_eq!(
+        env_link["short_url"],
+        format!("http://from-env.example/{}", code_of(&env_link))
+    );
+}
