@@ -87,7 +87,7 @@ impl Application {
             settings.click_flush_interval,
             stop_rx.clone(),
         ));
-        let janitor = tokio::spawn(purge_idempotency(state.store.clone(), stop_rx));
+        let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx));
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let draining = state.clone();
@@ -146,15 +146,26 @@ async fn final_flush(state: &App) {
     );
 }
 
-async fn purge_idempotency(store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+/// Periodic chores: drain the metrics exporter's histogram samples (it keeps them until a
+/// scrape otherwise) and forget idempotency records older than the retention.
+async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut last_purge = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if let Err(e) = store.purge_idempotency(now() - IDEMPOTENCY_TTL_SECS).await {
-            tracing::warn!(error = %e, "purging old idempotency records failed");
+        state.metrics.run_upkeep();
+        if last_purge.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 3600) {
+            last_purge = Some(std::time::Instant::now());
+            if let Err(e) = state
+                .store
+                .purge_idempotency(now() - IDEMPOTENCY_TTL_SECS)
+                .await
+            {
+                tracing::warn!(error = %e, "purging old idempotency records failed");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! new referrer host allocates its key once per day and link). The flusher drains all shards.
 
 use std::collections::HashMap;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -16,12 +17,21 @@ const SHARDS: usize = 16;
 /// The referrer key of clicks that came without a usable `Referer`.
 pub const DIRECT: &str = "(direct)";
 
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Clicks of one link in one hour.
+#[derive(Default)]
+struct Counts {
+    clicks: u64,
+    /// Clicks with a referrer host; the rest (`clicks` minus these) were direct. An empty map
+    /// does not allocate, so direct traffic never allocates here.
+    referred: Map<Box<str>, u64>,
+}
+
 #[derive(Default)]
 struct Shard {
-    /// `(link_id, hour index)` → clicks.
-    hourly: HashMap<(i64, i64), u64>,
-    /// `(link_id, day index)` → referrer host → clicks.
-    referrers: HashMap<(i64, i64), HashMap<Box<str>, u64>>,
+    /// `(link_id, hour index)` → counts: one hash lookup per click.
+    hours: Map<(i64, i64), Counts>,
 }
 
 pub struct ClickBuffer {
@@ -47,25 +57,20 @@ impl ClickBuffer {
 
     /// Counts one click of `link_id` at `at`, from `referrer` host (None = direct).
     pub fn record(&self, link_id: i64, at: UnixSeconds, referrer: Option<&str>) {
-        self.add(
-            link_id,
-            at.div_euclid(3600),
-            at.div_euclid(86_400),
-            referrer,
-            1,
-        );
+        self.add(link_id, at.div_euclid(3600), referrer, 1);
     }
 
-    fn add(&self, link_id: i64, hour: i64, day: i64, referrer: Option<&str>, n: u64) {
-        let host = referrer.unwrap_or(DIRECT);
+    fn add(&self, link_id: i64, hour: i64, referrer: Option<&str>, n: u64) {
         {
             let mut shard = self.shard(link_id).lock();
-            *shard.hourly.entry((link_id, hour)).or_insert(0) += n;
-            let hosts = shard.referrers.entry((link_id, day)).or_default();
-            match hosts.get_mut(host) {
-                Some(count) => *count += n,
-                None => {
-                    hosts.insert(host.into(), n);
+            let counts = shard.hours.entry((link_id, hour)).or_default();
+            counts.clicks += n;
+            if let Some(host) = referrer.filter(|h| *h != DIRECT) {
+                match counts.referred.get_mut(host) {
+                    Some(c) => *c += n,
+                    None => {
+                        counts.referred.insert(host.into(), n);
+                    }
                 }
             }
         }
@@ -82,29 +87,41 @@ impl ClickBuffer {
     pub fn pending_for(&self, link_id: i64) -> u64 {
         let shard = self.shard(link_id).lock();
         shard
-            .hourly
+            .hours
             .iter()
             .filter(|((id, _), _)| *id == link_id)
-            .map(|(_, n)| n)
+            .map(|(_, c)| c.clicks)
             .sum()
     }
 
     /// Takes everything recorded so far; call [`Self::committed`] once it is written, or
-    /// [`Self::restore`] if writing it failed.
+    /// [`Self::restore`] if writing it failed. Map capacity is kept, so the next interval's
+    /// clicks do not allocate again.
     pub fn drain(&self) -> ClickBatch {
         let mut batch = ClickBatch::default();
+        // Per (link, day): all clicks, and the referred ones by host; direct = all − referred.
+        let mut day_totals: Map<(i64, i64), u64> = Map::default();
+        let mut referred: Map<(i64, i64, Box<str>), u64> = Map::default();
         for shard in self.shards.iter() {
-            let taken = std::mem::take(&mut *shard.lock());
-            batch.hourly.extend(
-                taken
-                    .hourly
-                    .into_iter()
-                    .map(|((id, hour), n)| (id, hour, n)),
-            );
-            for ((id, day), hosts) in taken.referrers {
-                batch
-                    .referrers
-                    .extend(hosts.into_iter().map(|(host, n)| (id, day, host.into(), n)));
+            let mut shard = shard.lock();
+            for ((id, hour), counts) in shard.hours.drain() {
+                batch.hourly.push((id, hour, counts.clicks));
+                let day = (hour * 3600).div_euclid(86_400);
+                *day_totals.entry((id, day)).or_insert(0) += counts.clicks;
+                for (host, n) in counts.referred {
+                    *referred.entry((id, day, host)).or_insert(0) += n;
+                }
+            }
+        }
+        for ((id, day, host), n) in referred {
+            if let Some(total) = day_totals.get_mut(&(id, day)) {
+                *total = total.saturating_sub(n);
+            }
+            batch.referrers.push((id, day, host.into(), n));
+        }
+        for ((id, day), direct) in day_totals {
+            if direct > 0 {
+                batch.referrers.push((id, day, DIRECT.into(), direct));
             }
         }
         batch
@@ -116,19 +133,27 @@ impl ClickBuffer {
     }
 
     /// Puts back a batch whose write failed, so that it is retried with the next flush.
+    /// (Referrers come back attributed to the first hour of their day: they are stored per
+    /// day, so nothing changes in the store.)
     pub fn restore(&self, batch: ClickBatch) {
         for (id, hour, n) in batch.hourly {
             let mut shard = self.shard(id).lock();
-            *shard.hourly.entry((id, hour)).or_insert(0) += n;
+            shard.hours.entry((id, hour)).or_default().clicks += n;
         }
         for (id, day, host, n) in batch.referrers {
+            if host == DIRECT {
+                continue;
+            }
             let mut shard = self.shard(id).lock();
-            *shard
-                .referrers
-                .entry((id, day))
-                .or_default()
-                .entry(host.into())
-                .or_insert(0) += n;
+            // Attach to any hour of that day already present for the link, or the day's first.
+            let hour = shard
+                .hours
+                .keys()
+                .find(|(i, h)| *i == id && (h * 3600).div_euclid(86_400) == day)
+                .map(|(_, h)| *h)
+                .unwrap_or(day * 24);
+            let counts = shard.hours.entry((id, hour)).or_default();
+            *counts.referred.entry(host.into()).or_insert(0) += n;
         }
     }
 }
@@ -178,6 +203,26 @@ mod tests {
         let again = buf.drain();
         assert_eq!(again.hourly, vec![(7, 0, 2)]);
         assert_eq!(again.referrers, vec![(7, 0, DIRECT.into(), 2)]);
+    }
+
+    #[test]
+    fn restoring_a_batch_keeps_referrers_and_direct_clicks_per_day() {
+        let buf = ClickBuffer::default();
+        let t = 86_400 * 100;
+        buf.record(3, t + 10 * 3600, Some("a.example"));
+        buf.record(3, t + 10 * 3600, Some("a.example"));
+        buf.record(3, t + 11 * 3600, None);
+        let first = buf.drain();
+        buf.restore(first.clone());
+        let mut again = buf.drain();
+        let mut first = first;
+        for b in [&mut first, &mut again] {
+            b.hourly.sort();
+            b.referrers.sort();
+        }
+        assert_eq!(again, first);
+        assert!(again.referrers.contains(&(3, 100, "a.example".into(), 2)));
+        assert!(again.referrers.contains(&(3, 100, DIRECT.into(), 1)));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 
 use rand::RngExt;
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The alphabet of random codes.
+pub const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Longest code accepted anywhere (custom codes); longer path segments are 404 without a lookup.
 pub const MAX_LEN: usize = 64;

@@ -46,7 +46,7 @@ impl std::fmt::Debug for ApiKeySecret {
     }
 }
 
-const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+use super::code::BASE62 as ALPHABET;
 
 fn random_base62(len: usize) -> String {
     let mut rng = rand::rng();

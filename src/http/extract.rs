@@ -89,21 +89,45 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !is_json(&parts) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY as u64) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let raw = axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let raw = read_limited(body).await?;
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody { value, raw })
     }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, so that a
+/// client still sending sees the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads at most [`MAX_BODY`] bytes: more is 413 (after draining some), a broken body 400.
+async fn read_limited(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + chunk.len() > MAX_BODY {
+            let drained = buf.len() + chunk.len();
+            let drain = async move {
+                let mut seen = drained;
+                while seen < DRAIN_LIMIT {
+                    match body.frame().await {
+                        Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+                        _ => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            return Err(ApiError::PayloadTooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Query string pairs (last one wins), percent-decoded; never rejects.

@@ -189,7 +189,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
     if let Ok(latency) = app.store.ping().await {
         metrics::gauge!("snip_store_ping_seconds").set(latency.as_secs_f64());
     }
-    let mut response = app.metrics.render().into_response();
+    let mut text = app.metrics.render();
+    text.push_str(&crate::telemetry::latency::render());
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

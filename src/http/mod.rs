@@ -14,10 +14,9 @@ mod redirect;
 mod stats;
 mod views;
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -27,7 +26,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
-use parking_lot::RwLock;
 
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
@@ -137,38 +135,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Metric handles per (status, route), registered once: recording a request is then two
-/// atomic updates instead of a label-set lookup in the registry (this runs on every redirect).
-type Handles = (metrics::Counter, metrics::Histogram);
-/// status → route → handles (nested so that a lookup by `&str` needs no allocation).
-type HandleCache = RwLock<HashMap<u16, HashMap<Box<str>, Handles>>>;
-
-fn request_metrics(route: &str, status: StatusCode) -> Handles {
-    static CACHE: OnceLock<HandleCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(h) = cache
-        .read()
-        .get(&status.as_u16())
-        .and_then(|by_route| by_route.get(route))
-    {
-        return h.clone();
-    }
-    let labels = [
-        ("route", route.to_owned()),
-        ("status", status.as_u16().to_string()),
-    ];
-    let handles = (
-        metrics::counter!("snip_http_requests_total", &labels),
-        metrics::histogram!("snip_http_request_duration_seconds", &labels),
-    );
-    cache
-        .write()
-        .entry(status.as_u16())
-        .or_default()
-        .insert(route.into(), handles.clone());
-    handles
-}
-
 /// Counts and times every request by route and status; logs API requests.
 async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -178,9 +144,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let elapsed = start.elapsed();
     let status = response.status();
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    let (count, latency) = request_metrics(route, status);
-    count.increment(1);
-    latency.record(elapsed.as_secs_f64());
+    crate::telemetry::latency::http(route, status.as_u16()).record(elapsed);
     let status = status.as_u16();
     if route.starts_with("/api") {
         tracing::info!(%method, route, status, latency_us = elapsed.as_micros() as u64, "api request");

@@ -43,8 +43,7 @@ impl StoreError {
 
 /// Records the latency of a store call and, when it failed unexpectedly, its error kind.
 pub fn observe<T>(kind: &'static str, started: std::time::Instant, result: &StoreResult<T>) {
-    metrics::histogram!("snip_store_duration_seconds", "kind" => kind)
-        .record(started.elapsed().as_secs_f64());
+    crate::telemetry::latency::store(kind).record(started.elapsed());
     if let Err(e @ (StoreError::Unavailable(_) | StoreError::Other(_))) = result {
         metrics::counter!("snip_store_errors_total", "kind" => kind, "error" => e.kind())
             .increment(1);

@@ -122,6 +122,14 @@ pub fn create_link(
                 }
             }
             if !inserted {
+                // In a small code space the last free codes are hard to hit at random: pick
+                // one of them directly (still inserted under the UNIQUE constraint).
+                if let Some(code) = free_code(c, *len).map_err(classify)? {
+                    try_insert(&code).map_err(classify)?;
+                    inserted = true;
+                }
+            }
+            if !inserted {
                 return Err(StoreError::Unavailable(format!(
                     "no free random code of length {len} after {RANDOM_CODE_ATTEMPTS} attempts; \
                      raise --code-length"
@@ -170,6 +178,38 @@ pub fn import_links(
             .map_err(classify)? as u64;
     }
     Ok(inserted)
+}
+
+/// Code spaces up to this size are searched exhaustively when random attempts fail.
+const SMALL_CODE_SPACE: u64 = 250_000;
+
+/// A random never-used base62 code of length `len`, if the space is small enough to list.
+fn free_code(c: &Connection, len: usize) -> rusqlite::Result<Option<ShortCode>> {
+    let space = 62u64.checked_pow(len as u32).unwrap_or(u64::MAX);
+    if space > SMALL_CODE_SPACE {
+        return Ok(None);
+    }
+    let mut stmt = c.prepare_cached("SELECT code FROM links WHERE length(code) = ?1")?;
+    let taken: std::collections::HashSet<String> = stmt
+        .query_map([len as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if taken.len() as u64 >= space {
+        return Ok(None);
+    }
+    use crate::domain::code::BASE62;
+    let free: Vec<String> = (0..space)
+        .map(|mut n| {
+            let mut code = vec![0u8; len];
+            for slot in code.iter_mut().rev() {
+                *slot = BASE62[(n % 62) as usize];
+                n /= 62;
+            }
+            String::from_utf8(code).unwrap_or_default()
+        })
+        .filter(|code| !taken.contains(code))
+        .collect();
+    let pick = free[rand::random_range(0..free.len())].clone();
+    Ok(Some(ShortCode::from_trusted(pick)))
 }
 
 /// A live link that `owner` (if given) may change, or `NotFound`.

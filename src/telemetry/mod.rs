@@ -1,5 +1,7 @@
 //! Structured logs (`tracing`) and the Prometheus recorder.
 
+pub mod latency;
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
