@@ -94,12 +94,21 @@ awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://examp
 
 common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
 start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
-start snip "$bin/snip" serve "${common[@]}" --database "sqlite://$db"; snip_addr=$ADDR snip_pid=$PID
+# The cache holds the whole working set (the scenario is "the cache absorbs the load").
+start snip "$bin/snip" serve "${common[@]}" --database "sqlite://$db" --cache-capacity $((LINKS * 2))
+snip_addr=$ADDR snip_pid=$PID
 if [[ $SCENARIOS == *c* ]]; then
   cp "$db" "$work/nocache.db"
   start nocache "$bin/snip" serve "${common[@]}" --database "sqlite://$work/nocache.db" --cache-capacity 0
   nocache_addr=$ADDR nocache_pid=$PID
 fi
+
+# Warm-up, not measured: every link once (fills the cache and SQLite's page cache).
+warm=$(( LINKS / 20000 + 2 ))s
+[ $smoke = 1 ] && warm=1s
+for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"}; do
+  BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$warm" -s "$root/bench/lua/warm.lua" "$target" >/dev/null
+done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
 echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LINKS=$LINKS" >&2

@@ -97,10 +97,9 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight requests");
             let _ = drain_tx.send(true);
         };
-        let app = http::router(state.clone());
         let server = axum::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            tower::make::Shared::new(http::service(state.clone())),
         )
         .with_graceful_shutdown(graceful);
         let mut server = std::pin::pin!(server.into_future());

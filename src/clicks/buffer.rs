@@ -94,36 +94,26 @@ impl ClickBuffer {
             .sum()
     }
 
-    /// Takes everything recorded so far; call [`Self::committed`] once it is written, or
+    /// Takes everything recorded so far (referrers per day; direct clicks are implicit); call [`Self::committed`] once it is written, or
     /// [`Self::restore`] if writing it failed. Map capacity is kept, so the next interval's
     /// clicks do not allocate again.
     pub fn drain(&self) -> ClickBatch {
         let mut batch = ClickBatch::default();
-        // Per (link, day): all clicks, and the referred ones by host; direct = all − referred.
-        let mut day_totals: Map<(i64, i64), u64> = Map::default();
         let mut referred: Map<(i64, i64, Box<str>), u64> = Map::default();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             for ((id, hour), counts) in shard.hours.drain() {
                 batch.hourly.push((id, hour, counts.clicks));
                 let day = (hour * 3600).div_euclid(86_400);
-                *day_totals.entry((id, day)).or_insert(0) += counts.clicks;
                 for (host, n) in counts.referred {
                     *referred.entry((id, day, host)).or_insert(0) += n;
                 }
             }
         }
-        for ((id, day, host), n) in referred {
-            if let Some(total) = day_totals.get_mut(&(id, day)) {
-                *total = total.saturating_sub(n);
-            }
-            batch.referrers.push((id, day, host.into(), n));
-        }
-        for ((id, day), direct) in day_totals {
-            if direct > 0 {
-                batch.referrers.push((id, day, DIRECT.into(), direct));
-            }
-        }
+        batch.referrers = referred
+            .into_iter()
+            .map(|((id, day, host), n)| (id, day, host.into(), n))
+            .collect();
         batch
     }
 
@@ -141,9 +131,6 @@ impl ClickBuffer {
             shard.hours.entry((id, hour)).or_default().clicks += n;
         }
         for (id, day, host, n) in batch.referrers {
-            if host == DIRECT {
-                continue;
-            }
             let mut shard = self.shard(id).lock();
             // Attach to any hour of that day already present for the link, or the day's first.
             let hour = shard
@@ -180,7 +167,8 @@ mod tests {
             vec![(1, t / 3600, 2), (1, t / 3600 + 1, 1), (2, t / 3600, 1)]
         );
         let day = t / 86_400;
-        assert!(batch.referrers.contains(&(1, day, DIRECT.into(), 2)));
+        // Direct clicks are implicit: the day's clicks minus the referred ones.
+        assert!(!batch.referrers.iter().any(|r| r.2 == DIRECT));
         assert!(
             batch
                 .referrers
@@ -202,7 +190,7 @@ mod tests {
         assert_eq!(buf.pending(), 2);
         let again = buf.drain();
         assert_eq!(again.hourly, vec![(7, 0, 2)]);
-        assert_eq!(again.referrers, vec![(7, 0, DIRECT.into(), 2)]);
+        assert!(again.referrers.is_empty());
     }
 
     #[test]
@@ -222,7 +210,7 @@ mod tests {
         }
         assert_eq!(again, first);
         assert!(again.referrers.contains(&(3, 100, "a.example".into(), 2)));
-        assert!(again.referrers.contains(&(3, 100, DIRECT.into(), 1)));
+        assert_eq!(again.referrers, vec![(3, 100, "a.example".into(), 2)]);
     }
 
     #[test]

@@ -38,14 +38,13 @@ impl Clicks {
     pub async fn limit_counter(
         &self,
         store: &dyn Store,
-        code: &str,
         link_id: i64,
     ) -> StoreResult<Arc<AtomicU64>> {
         if let Some(c) = self.limits.lock().get(&link_id) {
             return Ok(c.clone());
         }
         let _gate = self.flush_gate.read().await;
-        let stored = store.get_link(code).await?.map_or(0, |l| l.total_clicks);
+        let stored = store.total_clicks(link_id).await?;
         let used = stored + self.buffer.pending_for(link_id);
         Ok(self
             .limits

@@ -19,8 +19,6 @@ pub struct Link {
     pub max_clicks: Option<u64>,
     pub disabled: bool,
     pub deleted: bool,
-    /// Clicks flushed to the store so far (all time).
-    pub total_clicks: u64,
 }
 
 /// How a code is chosen for a new link.

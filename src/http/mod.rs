@@ -14,6 +14,7 @@ mod redirect;
 mod stats;
 mod views;
 
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -107,6 +108,32 @@ impl App {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+}
+
+/// What the server runs: redirect-shaped requests (`GET|HEAD /{code}`) go straight to the
+/// redirect handler, skipping routing and middleware (they record their own metrics); every
+/// other request goes through the axum router.
+pub fn service(
+    state: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    let router = router(state.clone());
+    tower::service_fn(move |req: Request| {
+        let (state, router) = (state.clone(), router.clone());
+        async move {
+            if redirect::is_redirect_request(&req) {
+                return Ok(redirect::serve_observed(&state, req).await);
+            }
+            let mut router = router;
+            tower::Service::call(&mut router, req).await
+        }
+    })
 }
 
 /// The whole application router.

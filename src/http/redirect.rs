@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +20,7 @@ use axum::routing::get;
 use super::{App, AppState};
 use crate::cache::{Cached, Target};
 use crate::domain::ShortCode;
+use crate::domain::code::RESERVED;
 use crate::domain::time::now;
 use crate::store::StoreError;
 
@@ -62,7 +64,7 @@ async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
             Cached::Redirect(t) if t.max_clicks.is_some() => {
                 let used = app
                     .clicks
-                    .limit_counter(app.store.as_ref(), code, link.id)
+                    .limit_counter(app.store.as_ref(), link.id)
                     .await?;
                 Cached::Redirect(Arc::new(Target {
                     link_id: t.link_id,
@@ -87,15 +89,48 @@ fn referrer_host(headers: &HeaderMap) -> Option<String> {
     (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
 }
 
+/// Whether the fast path should answer this request: `GET`/`HEAD` of one path segment that
+/// could be a code (or a preview) and is not a route of its own.
+pub fn is_redirect_request(req: &Request) -> bool {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return false;
+    }
+    let Some(segment) = req.uri().path().strip_prefix('/') else {
+        return false;
+    };
+    let code = segment.strip_suffix('+').unwrap_or(segment);
+    ShortCode::could_be_code(code) && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(code))
+}
+
+/// The redirect with its own request metrics and debug log (the fast path has no middleware).
+pub async fn serve_observed(app: &AppState, req: Request) -> Response {
+    let start = Instant::now();
+    let response = serve(app, req).await;
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    crate::telemetry::latency::http("/{code}", status).record(elapsed);
+    tracing::debug!(
+        route = "/{code}",
+        status,
+        latency_us = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
 async fn redirect(State(app): State<AppState>, req: Request) -> Response {
+    serve(&app, req).await
+}
+
+async fn serve(app: &App, req: Request) -> Response {
     let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if let Some(code) = raw.strip_suffix('+') {
-        return preview(&app, code).await;
+        return preview(app, code).await;
     }
     if !ShortCode::could_be_code(raw) {
         return not_found();
     }
-    let target = match resolve(&app, raw).await {
+    let target = match resolve(app, raw).await {
         Ok(Cached::Redirect(t)) => t,
         Ok(Cached::Gone) => return gone(),
         Ok(Cached::Missing(_)) => return not_found(),

@@ -148,6 +148,8 @@ pub trait Store: Send + Sync + 'static {
         to: UnixSeconds,
         interval: Interval,
     ) -> StoreResult<Vec<(UnixSeconds, u64)>>;
+    /// All-time clicks of a link that reached the store.
+    async fn total_clicks(&self, link_id: i64) -> StoreResult<u64>;
     /// Referrer hosts of a link over the days touching `[from, to)`, most clicks first.
     async fn top_referrers(
         &self,

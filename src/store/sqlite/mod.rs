@@ -230,6 +230,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn total_clicks(&self, link_id: i64) -> StoreResult<u64> {
+        self.read(move |c| queries::total_clicks(c, link_id)).await
+    }
+
     async fn top_referrers(
         &self,
         link_id: i64,

@@ -13,12 +13,13 @@ use crate::store::{
 };
 
 use super::classify;
+use crate::clicks::buffer::DIRECT;
 
 /// Attempts at a fresh random code before giving up (the code space is nearly full).
 const RANDOM_CODE_ATTEMPTS: usize = 16;
 
 const LINK_COLUMNS: &str = "id, code, url, title, tags, owner, created_at, updated_at, \
-     expires_at, max_clicks, disabled, deleted_at, total_clicks";
+     expires_at, max_clicks, disabled, deleted_at";
 
 fn link_from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
     let tags: String = r.get(4)?;
@@ -35,7 +36,6 @@ fn link_from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
         max_clicks: r.get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
         disabled: r.get(10)?,
         deleted: r.get::<_, Option<i64>>(11)?.is_some(),
-        total_clicks: r.get::<_, i64>(12)?.max(0) as u64,
     })
 }
 
@@ -305,17 +305,15 @@ pub fn add_clicks(c: &Connection, batch: &ClickBatch) -> StoreResult<()> {
             "INSERT INTO clicks_hourly (link_id, hour, clicks) VALUES (?1, ?2, ?3) \
              ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks + excluded.clicks",
         )?;
-        let mut total =
-            c.prepare_cached("UPDATE links SET total_clicks = total_clicks + ?2 WHERE id = ?1")?;
         for (link_id, hour, clicks) in &batch.hourly {
             hourly.execute(params![link_id, hour, *clicks as i64])?;
-            total.execute(params![link_id, *clicks as i64])?;
         }
         let mut referrers = c.prepare_cached(
             "INSERT INTO referrers_daily (link_id, day, host, clicks) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (link_id, day, host) DO UPDATE SET clicks = clicks + excluded.clicks",
         )?;
-        for (link_id, day, host, clicks) in &batch.referrers {
+        // Direct clicks are not stored: they are the day's clicks minus the referred ones.
+        for (link_id, day, host, clicks) in batch.referrers.iter().filter(|r| r.2 != DIRECT) {
             referrers.execute(params![link_id, day, host, *clicks as i64])?;
         }
         Ok(())
@@ -353,20 +351,42 @@ pub fn top_referrers(
     to: UnixSeconds,
     limit: usize,
 ) -> rusqlite::Result<Vec<(String, u64)>> {
+    let (first_day, end_day) = (from.div_euclid(86_400), ceil_div(to, 86_400));
     let mut stmt = c.prepare_cached(
         "SELECT host, SUM(clicks) AS n FROM referrers_daily \
          WHERE link_id = ?1 AND day >= ?2 AND day < ?3 GROUP BY host ORDER BY n DESC, host LIMIT ?4",
     )?;
-    let rows = stmt.query_map(
-        params![
-            link_id,
-            from.div_euclid(86_400),
-            ceil_div(to, 86_400),
-            limit as i64
-        ],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
-    )?;
-    rows.collect()
+    let mut top = stmt
+        .query_map(params![link_id, first_day, end_day, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let referred: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(clicks), 0) FROM referrers_daily \
+             WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
+        )?
+        .query_row(params![link_id, first_day, end_day], |r| r.get(0))?;
+    let all: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(clicks), 0) FROM clicks_hourly \
+             WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3",
+        )?
+        .query_row(params![link_id, first_day * 24, end_day * 24], |r| r.get(0))?;
+    let direct = (all - referred).max(0) as u64;
+    if direct > 0 {
+        top.push((DIRECT.to_string(), direct));
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(limit);
+    }
+    Ok(top)
+}
+
+/// All-time clicks of a link (flushed ones).
+pub fn total_clicks(c: &Connection, link_id: i64) -> rusqlite::Result<u64> {
+    c.prepare_cached("SELECT COALESCE(SUM(clicks), 0) FROM clicks_hourly WHERE link_id = ?1")?
+        .query_row([link_id], |r| r.get::<_, i64>(0))
+        .map(|n| n.max(0) as u64)
 }
 
 const KEY_COLUMNS: &str = "row_id, id, name, role, created_at";

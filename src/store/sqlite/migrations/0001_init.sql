@@ -23,12 +23,13 @@ CREATE TABLE links (
     expires_at   INTEGER,
     max_clicks   INTEGER,
     disabled     INTEGER NOT NULL DEFAULT 0,
-    deleted_at   INTEGER,
-    total_clicks INTEGER NOT NULL DEFAULT 0
+    deleted_at   INTEGER
 );
 CREATE INDEX links_by_owner ON links (owner, id);
 
 -- The view counter's aggregates: one row per link and hour, one per link, day and referrer host.
+-- A link's all-time total is the sum of its hours; direct clicks are the day's clicks minus the
+-- referred ones, so a flush of direct traffic writes one row per link and nothing else.
 CREATE TABLE clicks_hourly (
     link_id INTEGER NOT NULL,
     hour    INTEGER NOT NULL,
