@@ -2,14 +2,15 @@
 //! with our size and media-type rules, and query strings parsed without surprises.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, KEY_CACHE_TTL};
 use crate::domain::Role;
 use crate::domain::key::{ApiKey, ApiKeySecret};
 
@@ -52,11 +53,27 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(ApiError::Unauthorized)?;
         let hash = ApiKeySecret::from_presented(presented).hash();
-        let key = state
-            .store
-            .find_key(hash)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let key = match state.key_cache.get(&hash) {
+            Some((key, read_at)) if read_at.elapsed() < KEY_CACHE_TTL => key,
+            _ => {
+                let generation = state.key_generation.load(Ordering::Acquire);
+                let key = state
+                    .store
+                    .find_key(hash.clone())
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                if state.key_generation.load(Ordering::Acquire) == generation {
+                    state
+                        .key_cache
+                        .insert(hash.clone(), (key.clone(), std::time::Instant::now()));
+                    // A revocation between the check and the insert: undo ours.
+                    if state.key_generation.load(Ordering::Acquire) != generation {
+                        state.key_cache.remove(&hash);
+                    }
+                }
+                key
+            }
+        };
         state.check_rate_limit(key.row_id)?;
         Ok(Caller(key))
     }

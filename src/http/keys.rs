@@ -69,7 +69,11 @@ async fn revoke(
 ) -> Result<StatusCode> {
     caller.require_admin()?;
     match app.store.revoke_key(&id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => {
+            // The secret is unknown here (only its hash is stored): forget every cached key.
+            app.forget_keys();
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("key")),
         Err(e) => Err(e.into()),
     }

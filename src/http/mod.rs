@@ -31,6 +31,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
 use crate::config::{ClickMode, Settings};
+use crate::domain::key::ApiKey;
 use crate::store::Store;
 use error::ApiError;
 
@@ -53,7 +54,16 @@ pub struct App {
     pub draining: AtomicBool,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Authenticated keys by the hash of their secret, each with when it was read, so that an
+    /// API request does not need a store read to authenticate. Cleared on every revocation
+    /// here; another instance's revocation is seen within [`KEY_CACHE_TTL`].
+    pub key_cache: quick_cache::sync::Cache<Vec<u8>, (ApiKey, Instant)>,
+    /// Bumped by every revocation; a key read before it is not put into `key_cache`.
+    pub key_generation: AtomicU64,
 }
+
+/// How long an authenticated key is trusted without asking the store again.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl App {
     pub fn new(
@@ -77,6 +87,8 @@ impl App {
             draining: AtomicBool::new(false),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            key_cache: quick_cache::sync::Cache::new(10_000),
+            key_generation: AtomicU64::new(0),
             store,
             settings,
         }
@@ -103,6 +115,12 @@ impl App {
                 retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
             }
         })
+    }
+
+    /// Forgets every authenticated key (after a revocation on this instance).
+    pub fn forget_keys(&self) {
+        self.key_generation.fetch_add(1, Ordering::AcqRel);
+        self.key_cache.clear();
     }
 
     pub fn is_draining(&self) -> bool {

@@ -7,19 +7,18 @@
 //!   after COMMIT returns, so an `Ok` is a durable commit: `synchronous=FULL` whenever the batch
 //!   holds a link or key write; a batch of click flushes only uses `synchronous=NORMAL` (may lose
 //!   the last flushes on power loss, never corrupts).
-//! - A small pool of read-only connections serves reads on the blocking thread pool.
+//! - Two reader threads, each with a read-only connection, serve reads from bounded queues.
 //! - Every call is bounded by `store_timeout`; past it the caller gets `Unavailable` (HTTP 503).
 
 mod queries;
+mod readers;
 mod writer;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
 
 use super::{
     ClickBatch, CreateOutcome, IdempotencyRequest, Interval, Store, StoreError, StoreResult,
@@ -30,7 +29,9 @@ use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 use writer::Writer;
 
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
-const READERS: usize = 4;
+/// Reader threads (each with its own connection). Two keep a core busy while the other waits
+/// on I/O; more mostly add context switches on small machines.
+const READERS: usize = 2;
 
 /// Classifies a rusqlite error: busy/locked/IO are `Unavailable`, constraint violations
 /// `Conflict`, the rest `Other`.
@@ -52,8 +53,7 @@ pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
 
 pub struct SqliteStore {
     writer: Writer,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    reader_permits: Arc<Semaphore>,
+    readers: readers::Readers,
     timeout: Duration,
 }
 
@@ -96,45 +96,27 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             writer: Writer::start(conn, timeout)?,
-            readers: Arc::new(Mutex::new(readers)),
-            reader_permits: Arc::new(Semaphore::new(READERS)),
+            readers: readers::Readers::start(readers)?,
             timeout,
         })
     }
 
-    /// Runs `f` on a pooled read-only connection on the blocking pool, bounded by the timeout.
+    /// Runs `f` on a read-only connection of a reader thread, bounded by the timeout.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let work = async {
-            let permit = self
-                .reader_permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| StoreError::Unavailable("store closed".into()))?;
-            let pool = self.readers.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                let conn = pool
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pop()
-                    .expect("a permit guarantees a free reader");
-                let result = f(&conn).map_err(classify);
-                pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-                drop(permit);
-                result
-            });
-            task.await
-                .map_err(|e| StoreError::Other(format!("reader task failed: {e}")))?
-        };
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| StoreError::Unavailable("read timed out".into()))
-            .and_then(|r| r);
+        let result = match self.readers.submit(f) {
+            Ok(answer) => tokio::time::timeout(self.timeout, answer)
+                .await
+                .map_err(|_| StoreError::Unavailable("read timed out".into()))
+                .and_then(|r| {
+                    r.map_err(|_| StoreError::Unavailable("reader dropped the job".into()))?
+                }),
+            Err(e) => Err(e),
+        };
         super::observe("read", started, &result);
         result
     }
