@@ -4,8 +4,8 @@
 #   bench/run.sh              full run (release build, 100k links, 3 alternating rounds of 10 s)
 #   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
 #
-# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e),
-# PROFILE (release|debug). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
+# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f),
+# PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +22,23 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LINKS=${LINKS:-100000}
 PROFILE=${PROFILE:-release}
-SCENARIOS=${SCENARIOS:-a,b,c,d,e}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e,f}
+RATE=${RATE:-8000}
+F_DURATION=${F_DURATION:-30s}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk; then
   echo "installing wrk (Debian package)" >&2
   { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || { echo "could not install wrk" >&2; exit 1; }
+fi
+oha=""
+if [[ $SCENARIOS == *f* ]]; then
+  oha=$(command -v oha || true)
+  [ -z "$oha" ] && [ -x "$HOME/.cargo/bin/oha" ] && oha="$HOME/.cargo/bin/oha"
+  if [ -z "$oha" ]; then
+    echo "installing oha (cargo install oha)" >&2
+    cargo install oha --locked >&2 && oha="$HOME/.cargo/bin/oha"
+  fi
 fi
 pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
@@ -127,6 +138,7 @@ for round in $(seq 1 "$ROUNDS"); do
       d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua
          measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
       e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
+      f) ;; # fixed rate: once, after the rounds
       *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
   done
@@ -136,4 +148,39 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' "$snip_addr/L0000001")
 [ "$code" = 302 ] || { echo "snip answered $code for a seeded link" >&2; exit 1; }
 
-python3 "$root/bench/table.py" "$work/rows" "$TICK"
+[ -s "$work/rows" ] && python3 "$root/bench/table.py" "$work/rows" "$TICK"
+
+# (f) Fixed rate with coordinated omission corrected (oha -q --latency-correction), mix (b):
+# the URL list is drawn from the same Zipf distribution as zipf.lua.
+if [[ $SCENARIOS == *f* ]]; then
+  for subject in baseline snip; do
+    addr=$base_addr; [ $subject = snip ] && addr=$snip_addr
+    python3 - "$LINKS" "$addr" >"$work/urls-$subject.txt" <<'PY'
+import bisect, random, sys
+n, addr = int(sys.argv[1]), sys.argv[2]
+cdf, total = [], 0.0
+for k in range(1, n + 1):
+    total += 1.0 / k
+    cdf.append(total)
+rng = random.Random(42)
+for _ in range(200_000):
+    print(f"{addr}/L{bisect.bisect_left(cdf, rng.random() * total) + 1:07d}")
+PY
+    "${pin_load[@]}" "$oha" --no-tui --output-format json -q "$RATE" -z "$F_DURATION" \
+      --latency-correction -c "$CONNS" --urls-from-file "$work/urls-$subject.txt" >"$work/f-$subject.json"
+  done
+  python3 - "$work" "$RATE" "$F_DURATION" <<'PY'
+import json, sys
+work, rate, duration = sys.argv[1:]
+print(f"\n(f) fixed rate {rate} req/s for {duration}, Zipf mix, coordinated omission corrected")
+print(f"{'subject':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'non-3xx':>8} {'errors':>7}")
+for subject in ("baseline", "snip"):
+    d = json.load(open(f"{work}/f-{subject}.json"))
+    p = d["latencyPercentiles"]
+    codes = d.get("statusCodeDistribution") or {}
+    non3xx = sum(v for k, v in codes.items() if not k.startswith("3"))
+    errors = sum((d.get("errorDistribution") or {}).values())
+    print(f"{subject:<9} {d['summary']['requestsPerSec']:>8.0f} {p['p50'] * 1000:>8.3f} "
+          f"{p['p99'] * 1000:>8.3f} {p['p99.9'] * 1000:>9.3f} {non3xx:>8} {errors:>7}")
+PY
+fi
