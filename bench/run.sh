@@ -2,9 +2,10 @@
 # The benchmark harness: snip side by side with a bare-hyper baseline, in one run.
 #
 #   bench/run.sh              full run (release build, 100k links, 3 alternating rounds of 10 s)
+#                             scenarios a-e and h alternate; f (fixed rate) runs once at the end
 #   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
 #
-# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f),
+# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h),
 # PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
@@ -22,7 +23,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LINKS=${LINKS:-100000}
 PROFILE=${PROFILE:-release}
-SCENARIOS=${SCENARIOS:-a,b,c,d,e,f}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,h}
 RATE=${RATE:-8000}
 F_DURATION=${F_DURATION:-30s}
 
@@ -103,21 +104,31 @@ kill "$PID"; wait "$PID" 2>/dev/null || true
 awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://example.com/articles/%d?utm_source=bench\n", i, i }' \
   | "$bin/snip" import --database "sqlite://$db" - >&2
 
+# Copies for the cache-off and clicks-off servers, taken while no process has the store open
+# (a copy of a live WAL database may be torn).
+cp "$db" "$work/nocache.db"
+cp "$db" "$work/off.db"
+
 common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
 start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
 # The cache holds the whole working set (the scenario is "the cache absorbs the load").
 start snip "$bin/snip" serve "${common[@]}" --database "sqlite://$db" --cache-capacity $((LINKS * 2))
 snip_addr=$ADDR snip_pid=$PID
 if [[ $SCENARIOS == *c* ]]; then
-  cp "$db" "$work/nocache.db"
   start nocache "$bin/snip" serve "${common[@]}" --database "sqlite://$work/nocache.db" --cache-capacity 0
   nocache_addr=$ADDR nocache_pid=$PID
+fi
+
+if [[ $SCENARIOS == *h* ]]; then
+  start off "$bin/snip" serve "${common[@]}" --database "sqlite://$work/off.db" \
+    --cache-capacity $((LINKS * 2)) --click-mode off
+  off_addr=$ADDR off_pid=$PID
 fi
 
 # Warm-up, not measured: every link once (fills the cache and SQLite's page cache).
 warm=$(( LINKS / 20000 + 2 ))s
 [ $smoke = 1 ] && warm=1s
-for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"}; do
+for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_addr"}; do
   BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$warm" -s "$root/bench/lua/warm.lua" "$target" >/dev/null
 done
 
@@ -139,6 +150,8 @@ for round in $(seq 1 "$ROUNDS"); do
          measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
       e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
       f) ;; # fixed rate: once, after the rounds
+      h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
+         measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
       *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
   done

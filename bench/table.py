@@ -14,7 +14,10 @@ NAMES = {
     "c": "(c) Zipf, cache off",
     "d": "(d) unknown codes (404)",
     "e": "(e) durable creates",
+    "h": "(h) Zipf, clicks on vs off",
 }
+# Scenario (h) compares snip with snip itself, run with `--click-mode off`.
+BASES = ("baseline", "off")
 
 
 def parse(path, tick):
@@ -43,8 +46,8 @@ def main():
     print(f"{'scenario':<28} {'subject':<9} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p99.9 ms':>9} {'CPU µs/req':>11} {'× base req/s':>13} {'× base CPU':>11} {'errors':>7}")
     for s in sorted({k.split(":")[0] for k in runs}):
-        base = runs.get(f"{s}:baseline")
-        for subject in ("baseline", "snip"):
+        base = next((runs[f"{s}:{b}"] for b in BASES if f"{s}:{b}" in runs), None)
+        for subject in (*BASES, "snip"):
             r = runs.get(f"{s}:{subject}")
             if not r:
                 continue

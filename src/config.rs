@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// `pretty` or `json`.
     #[arg(long, env = "SNIP_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// `buffered` or `exact`.
+    /// `buffered`, `exact` or `off`.
     #[arg(long, env = "SNIP_CLICK_MODE")]
     pub click_mode: Option<String>,
     /// PostgreSQL read replicas (not supported yet).
@@ -124,6 +124,19 @@ pub enum ClickMode {
     Buffered,
     /// Each click committed before its redirect is answered (the seed's exact counter).
     Exact,
+    /// No click statistics (privacy, or to measure what counting costs). Clicks of links with
+    /// `max_clicks` are still buffered and flushed, so their limits stay exact across restarts.
+    Off,
+}
+
+impl ClickMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClickMode::Buffered => "buffered",
+            ClickMode::Exact => "exact",
+            ClickMode::Off => "off",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +275,8 @@ impl ServeArgs {
         let click_mode = match self.click_mode.as_deref() {
             None | Some("buffered") => ClickMode::Buffered,
             Some("exact") => ClickMode::Exact,
-            Some(other) => bail!("--click-mode must be buffered or exact, not {other:?}"),
+            Some("off") => ClickMode::Off,
+            Some(other) => bail!("--click-mode must be buffered, exact or off, not {other:?}"),
         };
         let redirect_status = self.redirect_status.unwrap_or(302);
         if ![301, 302, 307, 308].contains(&redirect_status) {

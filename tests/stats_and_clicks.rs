@@ -287,3 +287,33 @@ async fn clicks_from_eight_concurrent_connections_are_counted_exactly() {
         stats["referrers"]
     );
 }
+
+#[tokio::test]
+async fn click_mode_off_keeps_no_statistics_but_still_enforces_max_clicks() {
+    let mut server = TestServer::spawn(&["--click-mode", "off", "--click-flush-interval", "50ms"]);
+    let plain = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/plain"}))
+            .await,
+    );
+    let limited = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/limited", "max_clicks": 2}))
+            .await,
+    );
+
+    for _ in 0..5 {
+        assert_eq!(server.visit(&plain).await.status(), StatusCode::FOUND);
+    }
+    assert_eq!(server.visit(&limited).await.status(), StatusCode::FOUND);
+    assert_eq!(server.visit(&limited).await.status(), StatusCode::FOUND);
+    assert_eq!(server.visit(&limited).await.status(), StatusCode::GONE);
+    // The limited link's clicks are flushed (its limit must survive a restart); once they show,
+    // the plain link's would have been flushed too, had they been recorded.
+    assert_eq!(server.wait_for_total_clicks(&limited, 2).await, 2);
+
+    assert_eq!(server.total_clicks(&plain).await, 0);
+    server.sigterm();
+    let restarted = server.restart(&["--click-mode", "off"]);
+    assert_eq!(restarted.visit(&limited).await.status(), StatusCode::GONE);
+}

@@ -104,7 +104,7 @@ fn clicks(app: &App) -> Value {
     let last = app.clicks.state.last_success_ms.load(Ordering::Relaxed);
     json!({
         "healthy": failures < MAX_FLUSH_FAILURES,
-        "mode": if app.exact_clicks() { "exact" } else { "buffered" },
+        "mode": app.click_mode().as_str(),
         "backlog": app.clicks.buffer.pending(),
         "last_flush": (last > 0).then(|| {
             chrono::DateTime::from_timestamp_millis(last)

@@ -94,8 +94,8 @@ impl App {
         }
     }
 
-    pub fn exact_clicks(&self) -> bool {
-        self.settings.click_mode == ClickMode::Exact
+    pub fn click_mode(&self) -> ClickMode {
+        self.settings.click_mode
     }
 
     pub fn short_url(&self, code: &str) -> String {

@@ -19,6 +19,7 @@ use axum::routing::get;
 
 use super::{App, AppState};
 use crate::cache::{Cached, Target};
+use crate::config::ClickMode;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
 use crate::domain::time::now;
@@ -154,9 +155,11 @@ async fn serve(app: &App, req: Request) -> Response {
             return gone();
         }
     }
-    if counts {
+    let mode = app.click_mode();
+    // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
+    if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
         let referrer = referrer_host(req.headers());
-        if app.exact_clicks() {
+        if mode == ClickMode::Exact {
             let recorded = app
                 .clicks
                 .record_exact(app.store.as_ref(), target.link_id, at, referrer.as_deref())

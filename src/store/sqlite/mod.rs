@@ -275,3 +275,28 @@ impl Store for SqliteStore {
         Ok(start.elapsed())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_store_closes_every_connection_and_checkpoints_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snip.db");
+        let store = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
+        store
+            .create_key("k".into(), Role::Admin, vec![9; 32])
+            .await
+            .unwrap();
+        assert!(dir.path().join("snip.db-wal").exists());
+        drop(store);
+        // The last connection to close checkpoints the WAL into the database and removes it,
+        // so the database file alone is complete (safe to copy or back up).
+        assert!(!dir.path().join("snip.db-wal").exists());
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let reopened = SqliteStore::open(&copy, Duration::from_secs(5)).unwrap();
+        assert_eq!(reopened.count_keys().await.unwrap(), 1);
+    }
+}

@@ -25,26 +25,41 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 pub struct Readers {
     queues: Vec<SyncSender<ReadJob>>,
     next: AtomicUsize,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Readers {
+    /// Closes the queues and waits for the threads, so their connections are closed.
+    fn drop(&mut self) {
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Readers {
     /// Starts one thread per connection.
     pub fn start(connections: Vec<Connection>) -> anyhow::Result<Self> {
         let mut queues = Vec::with_capacity(connections.len());
+        let mut threads = Vec::with_capacity(connections.len());
         for (i, conn) in connections.into_iter().enumerate() {
             let (tx, rx) = sync_channel::<ReadJob>(QUEUE);
-            std::thread::Builder::new()
-                .name(format!("snip-sqlite-reader-{i}"))
-                .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        job(&conn);
-                    }
-                })?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("snip-sqlite-reader-{i}"))
+                    .spawn(move || {
+                        while let Ok(job) = rx.recv() {
+                            job(&conn);
+                        }
+                    })?,
+            );
             queues.push(tx);
         }
         Ok(Readers {
             queues,
             next: AtomicUsize::new(0),
+            threads,
         })
     }
 

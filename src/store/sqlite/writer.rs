@@ -45,15 +45,32 @@ impl Done {
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     timeout: Duration,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    /// Closes the queue and waits for the thread, so the connection is closed (and the WAL
+    /// checkpointed) before the process exits.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Writer {
     pub fn start(conn: Connection, timeout: Duration) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("snip-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))?;
-        Ok(Writer { jobs: tx, timeout })
+        Ok(Writer {
+            jobs: tx,
+            timeout,
+            thread: Some(thread),
+        })
     }
 
     /// Queues `f` and waits until its transaction has committed (or failed, or timed out).
