@@ -215,11 +215,7 @@ async fn links_and_keys_survive_a_clean_restart() {
 
     server.sigterm();
     let restarted = server.restart(flags);
-    let read_back = restarted
-        .api(Method::GET, "/api/v1/links/keep-me")
-        .send()
-        .await
-        .unwrap();
+    let read_back = restarted.call(Method::GET, "/api/v1/links/keep-me").await;
     let user_list = restarted
         .api_as(&user, Method::GET, "/api/v1/links")
         .send()

@@ -64,11 +64,7 @@ async fn an_admin_creates_keys_and_the_listing_never_shows_secrets() {
     let server = TestServer::spawn(&[]);
 
     let created = server.create_key_object("ci robot", "user").await;
-    let list = server
-        .api(Method::GET, "/api/v1/keys")
-        .send()
-        .await
-        .unwrap();
+    let list = server.call(Method::GET, "/api/v1/keys").await;
     let list_text = {
         assert_eq!(list.status(), StatusCode::OK);
         list.text().await.unwrap()
@@ -201,20 +197,14 @@ async fn a_deleted_key_answers_401_from_then_on() {
     assert_eq!(before.status(), StatusCode::OK);
 
     let delete = server
-        .api(Method::DELETE, &format!("/api/v1/keys/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/v1/keys/{id}"))
+        .await;
     let after = server
         .api_as(secret, Method::GET, "/api/v1/links")
         .send()
         .await
         .unwrap();
-    let list = server
-        .api(Method::GET, "/api/v1/keys")
-        .send()
-        .await
-        .unwrap();
+    let list = server.call(Method::GET, "/api/v1/keys").await;
     let list = expect_json(list, StatusCode::OK, "list keys").await;
 
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
@@ -239,11 +229,7 @@ async fn a_deleted_key_answers_401_from_then_on() {
 async fn deleting_an_unknown_key_returns_404() {
     let server = TestServer::spawn(&[]);
 
-    let resp = server
-        .api(Method::DELETE, "/api/v1/keys/999999")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.call(Method::DELETE, "/api/v1/keys/999999").await;
 
     expect_problem(
         resp,

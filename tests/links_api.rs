@@ -75,11 +75,7 @@ async fn a_created_link_can_be_read_back() {
         }))
         .await;
 
-    let resp = server
-        .api(Method::GET, "/api/v1/links/read-back")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.call(Method::GET, "/api/v1/links/read-back").await;
 
     let link = expect_json(resp, StatusCode::OK, "GET link").await;
     assert_eq!(link, created);
@@ -94,11 +90,7 @@ async fn a_created_link_can_be_read_back() {
 async fn getting_an_unknown_link_returns_404() {
     let server = TestServer::spawn(&[]);
 
-    let resp = server
-        .api(Method::GET, "/api/v1/links/nosuch1")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.call(Method::GET, "/api/v1/links/nosuch1").await;
 
     expect_problem(resp, StatusCode::NOT_FOUND, "not_found", "GET unknown link").await;
 }
@@ -227,10 +219,8 @@ async fn exhausting_the_code_space_answers_503_and_deleted_codes_are_not_reissue
 
     let victim = codes.iter().next().unwrap().clone();
     let delete = server
-        .api(Method::DELETE, &format!("/api/v1/links/{victim}"))
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/v1/links/{victim}"))
+        .await;
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
     let after_delete = server
         .create_link(json!({"url": "https://example.com/after-delete"}))
@@ -313,11 +303,7 @@ async fn patching_or_deleting_an_unknown_link_returns_404() {
         .send()
         .await
         .unwrap();
-    let delete = server
-        .api(Method::DELETE, "/api/v1/links/nosuch1")
-        .send()
-        .await
-        .unwrap();
+    let delete = server.call(Method::DELETE, "/api/v1/links/nosuch1").await;
 
     expect_problem(patch, StatusCode::NOT_FOUND, "not_found", "PATCH unknown").await;
     expect_problem(delete, StatusCode::NOT_FOUND, "not_found", "DELETE unknown").await;
@@ -378,10 +364,8 @@ async fn list_query_parameters_out_of_range_return_422() {
         "cursor=%ff",
     ] {
         let resp = server
-            .api(Method::GET, &format!("/api/v1/links?{query}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/api/v1/links?{query}"))
+            .await;
 
         expect_problem(
             resp,
@@ -393,10 +377,8 @@ async fn list_query_parameters_out_of_range_return_422() {
     }
     for query in ["limit=1", "limit=1000"] {
         let resp = server
-            .api(Method::GET, &format!("/api/v1/links?{query}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/api/v1/links?{query}"))
+            .await;
         let page = expect_json(resp, StatusCode::OK, query).await;
         assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{query}");
     }
@@ -420,11 +402,7 @@ async fn an_idempotent_retry_returns_the_first_result_without_a_second_link() {
     let retry = send(server.admin_key.clone(), body.clone()).await;
     let retry_status = retry.status();
     let retry_body: Value = retry.json().await.unwrap();
-    let list = server
-        .api(Method::GET, "/api/v1/links")
-        .send()
-        .await
-        .unwrap();
+    let list = server.call(Method::GET, "/api/v1/links").await;
     let list = expect_json(list, StatusCode::OK, "list").await;
 
     assert_eq!(first_status, StatusCode::CREATED);
@@ -492,11 +470,7 @@ async fn idempotency_keys_are_scoped_to_the_api_key() {
     )
     .await;
     let user_retry = expect_json(create(user_key).await, StatusCode::CREATED, "user retry").await;
-    let list = server
-        .api(Method::GET, "/api/v1/links")
-        .send()
-        .await
-        .unwrap();
+    let list = server.call(Method::GET, "/api/v1/links").await;
     let list = expect_json(list, StatusCode::OK, "admin list").await;
 
     assert_ne!(

@@ -167,11 +167,7 @@ async fn without_an_admin_key_the_first_start_prints_one_and_a_restart_does_not(
 async fn the_admin_key_flag_is_honoured_and_its_secret_is_not_logged() {
     let server = TestServer::spawn(&[]);
 
-    let resp = server
-        .api(Method::GET, "/api/v1/keys")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.call(Method::GET, "/api/v1/keys").await;
     server.assert_alive().await;
 
     assert_eq!(resp.status(), StatusCode::OK);

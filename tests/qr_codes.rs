@@ -59,10 +59,8 @@ async fn qr_parameters_out_of_range_return_422() {
         "size=-5",
     ] {
         let resp = server
-            .api(Method::GET, &format!("/api/v1/links/{code}/qr?{query}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/api/v1/links/{code}/qr?{query}"))
+            .await;
 
         expect_problem(
             resp,
@@ -72,11 +70,7 @@ async fn qr_parameters_out_of_range_return_422() {
         )
         .await;
     }
-    let unknown = server
-        .api(Method::GET, "/api/v1/links/nosuch1/qr")
-        .send()
-        .await
-        .unwrap();
+    let unknown = server.call(Method::GET, "/api/v1/links/nosuch1/qr").await;
     expect_problem(unknown, StatusCode::NOT_FOUND, "not_found", "qr of unknown").await;
 }
 

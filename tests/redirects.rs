@@ -195,17 +195,9 @@ async fn a_deleted_link_answers_410_and_its_code_is_never_reissued() {
         .await;
     assert_eq!(server.visit("gone-soon").await.status(), StatusCode::FOUND);
 
-    let delete = server
-        .api(Method::DELETE, "/api/v1/links/gone-soon")
-        .send()
-        .await
-        .unwrap();
+    let delete = server.call(Method::DELETE, "/api/v1/links/gone-soon").await;
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
-    let api_get = server
-        .api(Method::GET, "/api/v1/links/gone-soon")
-        .send()
-        .await
-        .unwrap();
+    let api_get = server.call(Method::GET, "/api/v1/links/gone-soon").await;
     let redirect = server.visit("gone-soon").await.status();
     let recreate = server
         .create_link(json!({"url": "https://example.com/again", "code": "gone-soon"}))

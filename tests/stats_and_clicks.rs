@@ -183,10 +183,8 @@ async fn stats_query_parameters_out_of_range_return_422() {
 
     for query in queries {
         let resp = server
-            .api(Method::GET, &format!("/api/v1/links/{code}/stats?{query}"))
-            .send()
-            .await
-            .unwrap();
+            .call(Method::GET, &format!("/api/v1/links/{code}/stats?{query}"))
+            .await;
 
         expect_problem(
             resp,
@@ -214,10 +212,8 @@ async fn stats_of_an_unknown_link_return_404() {
     let server = TestServer::spawn(&[]);
 
     let resp = server
-        .api(Method::GET, "/api/v1/links/nosuch1/stats")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/v1/links/nosuch1/stats")
+        .await;
 
     expect_problem(resp, StatusCode::NOT_FOUND, "not_found", "stats of unknown").await;
 }

@@ -306,6 +306,14 @@ impl TestServer {
     }
 
     /// A request to `path` authenticated with `key`.
+    /// Sends an admin-authenticated request without a body.
+    pub async fn call(&self, method: Method, path: &str) -> Response {
+        self.api(method, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"))
+    }
+
     pub fn api_as(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(key)
     }
