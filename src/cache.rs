@@ -41,8 +41,8 @@ pub enum Cached {
 }
 
 impl Cached {
-    /// The redirect answer for a stored link, without its click counter.
-    pub fn for_link(link: &Link) -> Cached {
+    /// The redirect answer for a stored link; `used` is its `max_clicks` counter, if it has one.
+    pub fn for_link(link: &Link, used: Option<Arc<AtomicU64>>) -> Cached {
         if link.deleted || link.disabled {
             return Cached::Gone;
         }
@@ -52,13 +52,31 @@ impl Cached {
                 location,
                 expires_at: link.expires_at,
                 max_clicks: link.max_clicks,
-                used: None,
+                used,
             })),
             Err(_) => {
                 tracing::error!(code = %link.code, "stored destination is not a valid header value");
                 Cached::Gone
             }
         }
+    }
+}
+
+/// Inserts a value read while `generation` was `seen`, unless an invalidation (which bumps
+/// `generation`) happened since: checked before the insert and again after it, undoing the
+/// insert if an invalidation ran in between. Every cache filled from the store uses this.
+pub fn fill_unless_invalidated(
+    generation: &AtomicU64,
+    seen: u64,
+    insert: impl FnOnce(),
+    remove: impl FnOnce(),
+) {
+    if generation.load(Ordering::Acquire) != seen {
+        return;
+    }
+    insert();
+    if generation.load(Ordering::Acquire) != seen {
+        remove();
     }
 }
 
@@ -99,14 +117,14 @@ impl RedirectCache {
     /// Stores what a loader read, unless an invalidation happened since `generation`.
     pub fn fill(&self, code: &str, value: Cached, generation: u64) {
         let Some(inner) = &self.inner else { return };
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        inner.insert(code.into(), value);
-        // An invalidation may have run between the check and the insert: undo ours then.
-        if self.generation.load(Ordering::Acquire) != generation {
-            inner.remove(code);
-        }
+        fill_unless_invalidated(
+            &self.generation,
+            generation,
+            || inner.insert(code.into(), value),
+            || {
+                inner.remove(code);
+            },
+        );
     }
 
     /// A `Missing` entry for an unknown code, valid for the negative TTL.

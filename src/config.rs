@@ -185,17 +185,6 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
 }
 
-impl Settings {
-    /// Settings for tests and embedding: everything default, SQLite at `database_path`,
-    /// listening on a free loopback port.
-    pub fn for_path(database_path: PathBuf) -> Self {
-        let mut s = ServeArgs::default().resolve().expect("defaults are valid");
-        s.listen = "127.0.0.1:0".into();
-        s.database_path = database_path;
-        s
-    }
-}
-
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
     let raw = value.unwrap_or_else(|| default.to_string());
     humantime::parse_duration(&raw).with_context(|| format!("--{name}: invalid duration {raw:?}"))

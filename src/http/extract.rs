@@ -62,15 +62,18 @@ impl FromRequestParts<AppState> for Caller {
                     .find_key(hash.clone())
                     .await?
                     .ok_or(ApiError::Unauthorized)?;
-                if state.key_generation.load(Ordering::Acquire) == generation {
-                    state
-                        .key_cache
-                        .insert(hash.clone(), (key.clone(), std::time::Instant::now()));
-                    // A revocation between the check and the insert: undo ours.
-                    if state.key_generation.load(Ordering::Acquire) != generation {
+                crate::cache::fill_unless_invalidated(
+                    &state.key_generation,
+                    generation,
+                    || {
+                        state
+                            .key_cache
+                            .insert(hash.clone(), (key.clone(), std::time::Instant::now()))
+                    },
+                    || {
                         state.key_cache.remove(&hash);
-                    }
-                }
+                    },
+                );
                 key
             }
         };

@@ -6,7 +6,6 @@
 //! TTL). When the store is slow or gone, cached codes keep redirecting (the seed's AP choice);
 //! only uncached codes answer 503.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -18,7 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::{App, AppState};
-use crate::cache::{Cached, Target};
+use crate::cache::Cached;
 use crate::config::ClickMode;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
@@ -61,22 +60,19 @@ async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
     let generation = app.cache.generation();
     let answer = match app.store.get_link(code).await? {
         None => app.cache.missing(),
-        Some(link) => match Cached::for_link(&link) {
-            Cached::Redirect(t) if t.max_clicks.is_some() => {
-                let used = app
-                    .clicks
-                    .limit_counter(app.store.as_ref(), link.id)
-                    .await?;
-                Cached::Redirect(Arc::new(Target {
-                    link_id: t.link_id,
-                    location: t.location.clone(),
-                    expires_at: t.expires_at,
-                    max_clicks: t.max_clicks,
-                    used: Some(used),
-                }))
-            }
-            other => other,
-        },
+        Some(link) => {
+            let live_and_limited = link.max_clicks.is_some() && !link.deleted && !link.disabled;
+            let used = if live_and_limited {
+                Some(
+                    app.clicks
+                        .limit_counter(app.store.as_ref(), link.id)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            Cached::for_link(&link, used)
+        }
     };
     app.cache.fill(code, answer.clone(), generation);
     Ok(answer)
