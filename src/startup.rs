@@ -32,10 +32,10 @@ pub struct Application {
 impl Application {
     /// Opens the store, ensures an admin key exists and binds the listener (port 0 allowed).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&settings.database_path, settings.store_timeout)
-                .context("opening the store")?,
-        );
+        let sqlite = SqliteStore::open(&settings.database_path, settings.store_timeout)
+            .context("opening the store")?;
+        sqlite.start_code_filter();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
         let listener = TcpListener::bind(&settings.listen)
             .await

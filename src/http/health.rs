@@ -186,6 +186,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
     metrics::gauge!("snip_cache_entries").set(app.cache.len() as f64);
     metrics::counter!("snip_cache_hits_total").absolute(app.cache_hits.load(Ordering::Relaxed));
     metrics::counter!("snip_cache_misses_total").absolute(app.cache_misses.load(Ordering::Relaxed));
+    let (codes, capacity) = app.store.code_filter_occupancy().unwrap_or((0, 0));
+    metrics::gauge!("snip_code_filter_codes").set(codes as f64);
+    metrics::gauge!("snip_code_filter_capacity").set(capacity as f64);
     if let Ok(latency) = app.store.ping().await {
         metrics::gauge!("snip_store_ping_seconds").set(latency.as_secs_f64());
     }

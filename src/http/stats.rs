@@ -81,12 +81,12 @@ async fn stats(
             ));
         }
     };
-    if let Some(v) = query.get("include_bots") {
-        if !matches!(v, "true" | "false") {
-            return Err(ApiError::InvalidField(
-                "include_bots: must be true or false".into(),
-            ));
-        }
+    if let Some(v) = query.get("include_bots")
+        && !matches!(v, "true" | "false")
+    {
+        return Err(ApiError::InvalidField(
+            "include_bots: must be true or false".into(),
+        ));
     }
     let current = now();
     let to = time_param(&query, "to")?.unwrap_or(current);

@@ -4,6 +4,7 @@
 //! [`StoreError`] so that, for example, a unique-constraint violation becomes `Conflict` by type
 //! and a locked or unreachable database becomes `Unavailable` (HTTP 503), never a string match.
 
+pub mod code_filter;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -173,4 +174,10 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64>;
     /// One round trip to the store; returns how long it took.
     async fn ping(&self) -> StoreResult<Duration>;
+
+    /// `(codes, capacity)` of the filter of existing codes, once it is built; `None` when this
+    /// store has none (lookups of unknown codes then read the store).
+    fn code_filter_occupancy(&self) -> Option<(u64, u64)> {
+        None
+    }
 }

@@ -14,12 +14,17 @@ mod queries;
 mod readers;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
+use super::code_filter::CodeFilter;
 use super::{
     ClickBatch, CreateOutcome, IdempotencyRequest, Interval, Store, StoreError, StoreResult,
 };
@@ -55,6 +60,23 @@ pub struct SqliteStore {
     writer: Writer,
     readers: readers::Readers,
     timeout: Duration,
+    path: PathBuf,
+    /// Every code in the store, once built ([`Self::start_code_filter`]).
+    codes: Arc<CodeFilter>,
+    /// The thread (re)building `codes` from a scan, if one runs, and its stop flag.
+    filter_build: Mutex<Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>>,
+    /// Held while the store is open: one process at a time owns the database, which is what
+    /// lets the code filter trust that it sees every write.
+    _lock: std::fs::File,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some((thread, stop)) = self.filter_build.lock().take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+    }
 }
 
 fn configure(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
@@ -71,6 +93,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
+        let lock = lock_database(path)?;
         let conn = Connection::open(path)
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         configure(&conn, timeout).context("configuring SQLite")?;
@@ -98,7 +121,72 @@ impl SqliteStore {
             writer: Writer::start(conn, timeout)?,
             readers: readers::Readers::start(readers)?,
             timeout,
+            path: path.to_path_buf(),
+            codes: Arc::new(CodeFilter::default()),
+            filter_build: Mutex::new(None),
+            _lock: lock,
         })
+    }
+
+    /// Builds the filter of existing codes in the background; until it is ready lookups read
+    /// the store as before. The server calls this; one-shot commands (`import`) do not.
+    pub fn start_code_filter(&self) {
+        let present = self.codes.occupancy().map_or(0, |(codes, _)| codes);
+        self.rebuild_code_filter(present);
+    }
+
+    fn rebuild_code_filter(&self, present: u64) {
+        let mut running = self.filter_build.lock();
+        if let Some((thread, _)) = running.take_if(|(t, _)| t.is_finished()) {
+            let _ = thread.join();
+        }
+        if running.is_some() {
+            return;
+        }
+        // The build begins before the scan's snapshot: a code committed after the snapshot is
+        // inserted into the new filter by the writer, so none is missed.
+        let build = self.codes.begin_build(present);
+        let (codes, path, stop) = (
+            self.codes.clone(),
+            self.path.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let stop_flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snip-code-filter".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match queries::scan_codes(&path, &stop_flag, |code| build.insert(code)) {
+                    Ok(None) => codes.abandon_build(),
+                    Ok(Some(n)) => {
+                        codes.finish_build(build, n);
+                        tracing::info!(
+                            codes = n,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "code filter ready"
+                        );
+                    }
+                    Err(e) => {
+                        codes.abandon_build();
+                        tracing::warn!(error = %e, "could not build the code filter");
+                    }
+                }
+            });
+        match spawned {
+            Ok(thread) => *running = Some((thread, stop)),
+            Err(e) => {
+                self.codes.abandon_build();
+                tracing::warn!(error = %e, "could not start the code filter build");
+            }
+        }
+    }
+
+    /// After a write added codes: grows the filter when it is full.
+    fn after_insert(&self, grow: bool) {
+        if grow {
+            let present = self.codes.occupancy().map_or(0, |(codes, _)| codes);
+            self.rebuild_code_filter(present);
+        }
     }
 
     /// Runs `f` on a read-only connection of a reader thread, bounded by the timeout.
@@ -122,6 +210,30 @@ impl SqliteStore {
     }
 }
 
+/// Takes `<database>.lock`, refusing to open a database another process has open.
+fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening lock file {}", Path::new(&lock_path).display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another snip process (stop it first; `snip import` needs the \
+             server stopped)",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", Path::new(&lock_path).display()))
+        }
+    }
+}
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
@@ -141,11 +253,21 @@ impl Store for SqliteStore {
         idempotency: Option<IdempotencyRequest>,
     ) -> StoreResult<CreateOutcome> {
         let at = now();
-        self.writer
+        let codes = self.codes.clone();
+        let (outcome, grow) = self
+            .writer
             .run(true, move |c| {
-                queries::create_link(c, &new, idempotency.as_ref(), at)
+                let outcome = queries::create_link(c, &new, idempotency.as_ref(), at)?;
+                // Before COMMIT: a code the store may hold is never filtered out.
+                let grow = match &outcome {
+                    CreateOutcome::Created(link) => codes.insert(link.code.as_str()),
+                    _ => false,
+                };
+                Ok((outcome, grow))
             })
-            .await
+            .await?;
+        self.after_insert(grow);
+        Ok(outcome)
     }
 
     async fn import_links(
@@ -154,12 +276,26 @@ impl Store for SqliteStore {
         owner: i64,
     ) -> StoreResult<u64> {
         let at = now();
-        self.writer
-            .run(true, move |c| queries::import_links(c, &links, owner, at))
-            .await
+        let codes = self.codes.clone();
+        let (n, grow) = self
+            .writer
+            .run(true, move |c| {
+                let n = queries::import_links(c, &links, owner, at)?;
+                let mut grow = false;
+                for (code, _) in &links {
+                    grow |= codes.insert(code.as_str());
+                }
+                Ok((n, grow))
+            })
+            .await?;
+        self.after_insert(grow);
+        Ok(n)
     }
 
     async fn get_link(&self, code: &str) -> StoreResult<Option<Link>> {
+        if !self.codes.may_contain(code) {
+            return Ok(None);
+        }
         let code = code.to_string();
         self.read(move |c| queries::get_link(c, &code)).await
     }
@@ -266,6 +402,10 @@ impl Store for SqliteStore {
         self.writer
             .run(false, move |c| queries::purge_idempotency(c, before))
             .await
+    }
+
+    fn code_filter_occupancy(&self) -> Option<(u64, u64)> {
+        self.codes.occupancy()
     }
 
     async fn ping(&self) -> StoreResult<Duration> {

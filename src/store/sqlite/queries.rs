@@ -159,6 +159,31 @@ pub fn create_link(
         .map_err(classify)
 }
 
+/// Feeds every code in the store to `each`, from its own read-only connection (a long scan
+/// must not hold a reader thread). `None` when `stop` was raised before the end.
+pub fn scan_codes(
+    path: &std::path::Path,
+    stop: &std::sync::atomic::AtomicBool,
+    mut each: impl FnMut(&str),
+) -> rusqlite::Result<Option<u64>> {
+    let c = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    let mut stmt = c.prepare("SELECT code FROM links")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0u64;
+    while let Some(row) = rows.next()? {
+        each(row.get_ref(0)?.as_str()?);
+        n += 1;
+        if n.is_multiple_of(4096) && stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(n))
+}
+
 pub fn import_links(
     c: &Connection,
     links: &[(ShortCode, crate::domain::Destination)],
