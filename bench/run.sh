@@ -2,10 +2,11 @@
 # The benchmark harness: snip side by side with a bare-hyper baseline, in one run.
 #
 #   bench/run.sh              full run (release build, 100k links, 3 alternating rounds of 10 s)
-#                             scenarios a-e and h alternate; f (fixed rate) runs once at the end
+#                             scenarios a-e and h alternate; f (fixed rate) runs once at the end,
+#                             then g (scale: 1M and 10M links, bench/scale.sh)
 #   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
 #
-# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h),
+# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
@@ -16,14 +17,15 @@ smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 if [ $smoke = 1 ]; then
   DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} LINKS=${LINKS:-1000} CONNS=${CONNS:-16}
-  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e}
+  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e,g}
+  export SCALE_SIZES=${SCALE_SIZES:-2000} G_DURATION=${G_DURATION:-1s} DROP_CACHES=${DROP_CACHES:-0} G_TOOL=${G_TOOL:-wrk}
 fi
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LINKS=${LINKS:-100000}
 PROFILE=${PROFILE:-release}
-SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,h}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,h,g}
 RATE=${RATE:-8000}
 F_DURATION=${F_DURATION:-30s}
 
@@ -149,7 +151,7 @@ for round in $(seq 1 "$ROUNDS"); do
       d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua
          measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
       e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
-      f) ;; # fixed rate: once, after the rounds
+      f|g) ;; # fixed rate and scale: once, after the rounds
       h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
          measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
       *) echo "unknown scenario $s" >&2; exit 2 ;;
@@ -196,4 +198,10 @@ for subject in ("baseline", "snip"):
     print(f"{subject:<9} {d['summary']['requestsPerSec']:>8.0f} {p['p50'] * 1000:>8.3f} "
           f"{p['p99'] * 1000:>8.3f} {p['p99.9'] * 1000:>9.3f} {non3xx:>8} {errors:>7}")
 PY
+fi
+
+# (g) Scale: its own stores of millions of links (bench/scale.sh), after everything else.
+if [[ $SCENARIOS == *g* ]]; then
+  cleanup; trap - EXIT
+  PROFILE=$PROFILE CONNS=$CONNS bash "$root/bench/scale.sh"
 fi

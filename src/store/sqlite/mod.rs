@@ -131,7 +131,15 @@ impl SqliteStore {
     /// Builds the filter of existing codes in the background; until it is ready lookups read
     /// the store as before. The server calls this; one-shot commands (`import`) do not.
     pub fn start_code_filter(&self) {
-        let present = self.codes.occupancy().map_or(0, |(codes, _)| codes);
+        // Sized from the highest link id (an upper bound of the codes, read from the index in
+        // microseconds), so the first build already fits the store.
+        let present = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row("SELECT coalesce(max(id), 0) FROM links", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .map_or(0, |n| n.max(0) as u64);
         self.rebuild_code_filter(present);
     }
 
