@@ -85,15 +85,18 @@ pub struct ServeArgs {
     /// Redis shared cache (not supported yet).
     #[arg(long, env = "SNIP_REDIS")]
     pub redis: Option<String>,
-    /// Trusted proxy CIDRs (not supported yet).
+    /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "SNIP_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
-    /// Header carrying an ISO country code (not supported yet).
+    /// Request header carrying an ISO country code set by a trusted CDN/proxy (e.g. CF-IPCountry).
     #[arg(long, env = "SNIP_COUNTRY_HEADER")]
     pub country_header: Option<String>,
-    /// MaxMind country database (not supported yet).
+    /// MaxMind-format (.mmdb) country database.
     #[arg(long, env = "SNIP_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
+    /// Age after which hourly click counts are rolled up into daily ones (e.g. 35d).
+    #[arg(long, env = "SNIP_HOURLY_STATS_RETENTION")]
+    pub hourly_stats_retention: Option<String>,
     /// Status of a redirect: 301, 302, 307 or 308.
     #[arg(long, env = "SNIP_REDIRECT_STATUS")]
     pub redirect_status: Option<u16>,
@@ -170,6 +173,11 @@ pub struct Settings {
     pub listen: String,
     /// Filesystem path of the SQLite database.
     pub database_path: PathBuf,
+    /// Comma-separated CIDRs (validated when the server starts).
+    pub trusted_proxies: String,
+    pub country_header: Option<String>,
+    pub geoip_db: Option<PathBuf>,
+    pub hourly_stats_retention: Duration,
     /// Explicit public origin; `None` means "derive from the bound address".
     pub base_url: Option<url::Url>,
     pub admin_key: Option<Secret>,
@@ -222,6 +230,7 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             country_header: self.country_header.or(other.country_header),
             geoip_db: self.geoip_db.or(other.geoip_db),
+            hourly_stats_retention: self.hourly_stats_retention.or(other.hourly_stats_retention),
             redirect_status: self.redirect_status.or(other.redirect_status),
             code_length: self.code_length.or(other.code_length),
             cache_capacity: self.cache_capacity.or(other.cache_capacity),
@@ -236,9 +245,6 @@ impl ServeArgs {
         for (flag, set) in [
             ("--database-replica", self.database_replica.is_some()),
             ("--redis", self.redis.is_some()),
-            ("--trusted-proxies", self.trusted_proxies.is_some()),
-            ("--country-header", self.country_header.is_some()),
-            ("--geoip-db", self.geoip_db.is_some()),
         ] {
             if set {
                 bail!("{flag} is not supported yet by this version of snip");
@@ -280,6 +286,11 @@ impl ServeArgs {
         if click_flush_interval.is_zero() {
             bail!("--click-flush-interval must be greater than zero");
         }
+        let hourly_stats_retention =
+            duration("hourly-stats-retention", self.hourly_stats_retention, "35d")?;
+        if hourly_stats_retention < std::time::Duration::from_secs(86_400) {
+            bail!("--hourly-stats-retention must be at least one day");
+        }
         let store_timeout = duration("store-timeout", self.store_timeout, "5s")?;
         if store_timeout.is_zero() {
             bail!("--store-timeout must be greater than zero");
@@ -299,6 +310,10 @@ impl ServeArgs {
             rate_limit: self.rate_limit.unwrap_or(1000),
             store_timeout,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
+            trusted_proxies: self.trusted_proxies.unwrap_or_default().join(","),
+            country_header: self.country_header.filter(|h| !h.is_empty()),
+            geoip_db: self.geoip_db,
+            hourly_stats_retention,
         })
     }
 }

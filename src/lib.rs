@@ -3,6 +3,7 @@
 //! counted in memory and flushed in batches. See ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod cache;
 pub mod clicks;
 pub mod config;

@@ -10,6 +10,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::analytics::client::TrustedProxies;
+use crate::analytics::geo::Geo;
+use crate::analytics::sketch::VisitorKey;
+use crate::analytics::visit::Analytics;
 use crate::clicks::flusher;
 use crate::config::{Settings, base_url_for};
 use crate::domain::ApiKeySecret;
@@ -52,13 +56,28 @@ impl Application {
                 );
             }
         }
+        let trusted = TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let geo = Geo::new(
+            settings.country_header.as_deref(),
+            settings.geoip_db.as_deref(),
+        )?;
+        if settings.country_header.is_some() && trusted.is_empty() {
+            tracing::warn!(
+                "--country-header is believed from every client because --trusted-proxies is \
+                 not set: set it to the addresses of the proxy or CDN that sets the header"
+            );
+        }
+        let analytics = Analytics::new(geo, trusted);
         let state = Arc::new(App::new(
             settings,
             store,
             base_url,
             own_origins,
             crate::telemetry::metrics_handle(),
+            analytics,
         ));
+        refresh_visitor_key(&state).await;
         Ok(Application {
             listener,
             state,
@@ -97,11 +116,18 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight requests");
             let _ = drain_tx.send(true);
         };
-        let server = axum::serve(
-            self.listener,
-            tower::make::Shared::new(http::service(state.clone())),
-        )
-        .with_graceful_shutdown(graceful);
+        let router = http::router(state.clone());
+        let per_connection = {
+            let state = state.clone();
+            tower::service_fn(
+                move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
+                    let peer = incoming.remote_addr().ip();
+                    let service = http::service(state.clone(), router.clone(), peer);
+                    std::future::ready(Ok::<_, std::convert::Infallible>(service))
+                },
+            )
+        };
+        let server = axum::serve(self.listener, per_connection).with_graceful_shutdown(graceful);
         let mut server = std::pin::pin!(server.into_future());
         let mut drain_rx = drain_rx;
         let served = tokio::select! {
@@ -156,8 +182,10 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
         }
         state.metrics.run_upkeep();
+        refresh_visitor_key(&state).await;
         if last_purge.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 3600) {
             last_purge = Some(std::time::Instant::now());
+            roll_up(&state).await;
             if let Err(e) = state
                 .store
                 .purge_idempotency(now() - IDEMPOTENCY_TTL_SECS)
@@ -166,6 +194,30 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
                 tracing::warn!(error = %e, "purging old idempotency records failed");
             }
         }
+    }
+}
+
+/// Makes sure the visitor key of the current day is known (a new UTC day gets a new key, shared
+/// by every instance through the store). Until it is known, clicks count without visitors.
+async fn refresh_visitor_key(state: &App) {
+    let day = now().div_euclid(86_400);
+    if state.analytics.key.read().is_some_and(|k| k.day == day) {
+        return;
+    }
+    match state.store.visitor_key(day).await {
+        Ok(key) => *state.analytics.key.write() = Some(VisitorKey::new(day, key)),
+        Err(e) => tracing::warn!(error = %e, "could not get the visitor key of the day"),
+    }
+}
+
+/// Rolls hourly click counts older than the retention up into daily ones.
+async fn roll_up(state: &App) {
+    let retention_hours = (state.settings.hourly_stats_retention.as_secs() / 3600) as i64;
+    let before_hour = now().div_euclid(3600) - retention_hours;
+    match state.store.roll_up_hours(before_hour).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "rolled hourly click counts up into daily ones"),
+        Err(e) => tracing::warn!(error = %e, "rolling up hourly click counts failed"),
     }
 }
 

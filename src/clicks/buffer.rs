@@ -1,37 +1,78 @@
 //! The in-memory click buffer (the seed's view counter, first half).
 //!
-//! Recording a click locks one of several shards (chosen by link id) for a hash-map increment:
-//! no store I/O, no await while locked, and no allocation once the link's hour bucket exists (a
-//! new referrer host allocates its key once per day and link). The flusher drains all shards.
+//! Recording a click locks one of several shards (chosen by link id) for one hash-map update
+//! keyed by (link, hour): no store I/O, no await while locked, and no allocation in the common
+//! case. The entry counts clicks and bot clicks, keeps the few distinct "profiles" seen
+//! (classified user agent, country, referrer host) with their counts, and two unique-visitor
+//! sketches. The flusher drains all shards and expands profiles into per-day dimension counts.
 
 use std::collections::HashMap;
-
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::analytics::sketch::Visitors;
+use crate::analytics::ua::UaClass;
 use crate::domain::time::UnixSeconds;
-use crate::store::ClickBatch;
+use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount};
 
 const SHARDS: usize = 16;
 /// The referrer key of clicks that came without a usable `Referer`.
 pub const DIRECT: &str = "(direct)";
+/// The country key of clicks whose country is not known.
+pub const UNKNOWN_COUNTRY: &str = "(unknown)";
+/// Distinct profiles kept per link and hour before further ones are counted per dimension.
+const MAX_PROFILES: usize = 32;
+/// Distinct unknown codes remembered per flush interval: the first ones seen (the total counts
+/// them all). A code that keeps being requested is among the first of a later interval.
+const MAX_UNKNOWN_CODES: usize = 1_000;
+/// Unknown codes written per flush: the most requested of the interval.
+const UNKNOWN_CODES_PER_FLUSH: usize = 100;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// One link-day while draining: (dimension, key) → (human, bot), human and bot visitors.
+type DayAccumulator = (Map<(Dim, String), (u64, u64)>, Visitors, Visitors);
+
+/// What is recorded about one click besides its link and time.
+pub struct Visit<'a> {
+    pub ua: &'a Arc<UaClass>,
+    /// Referrer host; None for direct traffic.
+    pub referrer: Option<&'a str>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<[u8; 2]>,
+    /// Keyed hash of (client address, user agent); None while no visitor key is known.
+    pub visitor: Option<u64>,
+}
+
+struct Profile {
+    ua: Arc<UaClass>,
+    country: Option<[u8; 2]>,
+    referrer: Option<Box<str>>,
+    clicks: u64,
+}
 
 /// Clicks of one link in one hour.
 #[derive(Default)]
 struct Counts {
     clicks: u64,
-    /// Clicks with a referrer host; the rest (`clicks` minus these) were direct. An empty map
-    /// does not allocate, so direct traffic never allocates here.
-    referred: Map<Box<str>, u64>,
+    bots: u64,
+    profiles: Vec<Profile>,
+    /// Past [`MAX_PROFILES`]: (dimension, key) → (human, bot).
+    overflow: Map<(Dim, Box<str>), (u64, u64)>,
+    humans: Visitors,
+    bot_visitors: Visitors,
 }
 
 #[derive(Default)]
 struct Shard {
-    /// `(link_id, hour index)` → counts: one hash lookup per click.
     hours: Map<(i64, i64), Counts>,
+}
+
+#[derive(Default)]
+struct Unknown {
+    total: u64,
+    codes: Map<Box<str>, u64>,
 }
 
 pub struct ClickBuffer {
@@ -39,6 +80,9 @@ pub struct ClickBuffer {
     /// an await.
     shards: Box<[Mutex<Shard>]>,
     pending: AtomicU64,
+    /// Batches whose write failed, written again (added to) with the next flush.
+    retry: Mutex<Option<ClickBatch>>,
+    unknown: Mutex<Unknown>,
 }
 
 impl Default for ClickBuffer {
@@ -46,7 +90,16 @@ impl Default for ClickBuffer {
         ClickBuffer {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             pending: AtomicU64::new(0),
+            retry: Mutex::new(None),
+            unknown: Mutex::new(Unknown::default()),
         }
+    }
+}
+
+fn country_key(country: Option<[u8; 2]>) -> String {
+    match country {
+        Some(c) => String::from_utf8_lossy(&c).into_owned(),
+        None => UNKNOWN_COUNTRY.to_string(),
     }
 }
 
@@ -55,26 +108,65 @@ impl ClickBuffer {
         &self.shards[link_id.rem_euclid(SHARDS as i64) as usize]
     }
 
-    /// Counts one click of `link_id` at `at`, from `referrer` host (None = direct).
-    pub fn record(&self, link_id: i64, at: UnixSeconds, referrer: Option<&str>) {
-        self.add(link_id, at.div_euclid(3600), referrer, 1);
-    }
-
-    fn add(&self, link_id: i64, hour: i64, referrer: Option<&str>, n: u64) {
+    /// Counts one click of `link_id` at `at`.
+    pub fn record(&self, link_id: i64, at: UnixSeconds, visit: &Visit<'_>) {
+        let bot = visit.ua.is_bot;
         {
             let mut shard = self.shard(link_id).lock();
-            let counts = shard.hours.entry((link_id, hour)).or_default();
-            counts.clicks += n;
-            if let Some(host) = referrer.filter(|h| *h != DIRECT) {
-                match counts.referred.get_mut(host) {
-                    Some(c) => *c += n,
-                    None => {
-                        counts.referred.insert(host.into(), n);
+            let counts = shard
+                .hours
+                .entry((link_id, at.div_euclid(3600)))
+                .or_default();
+            counts.clicks += 1;
+            counts.bots += bot as u64;
+            if let Some(v) = visit.visitor {
+                if bot {
+                    counts.bot_visitors.insert(v);
+                } else {
+                    counts.humans.insert(v);
+                }
+            }
+            let known = counts.profiles.iter().position(|p| {
+                Arc::ptr_eq(&p.ua, visit.ua)
+                    && p.country == visit.country
+                    && p.referrer.as_deref() == visit.referrer
+            });
+            match known {
+                Some(i) => counts.profiles[i].clicks += 1,
+                None if counts.profiles.len() < MAX_PROFILES => counts.profiles.push(Profile {
+                    ua: visit.ua.clone(),
+                    country: visit.country,
+                    referrer: visit.referrer.map(Into::into),
+                    clicks: 1,
+                }),
+                None => {
+                    let (h, b) = (!bot as u64, bot as u64);
+                    for (dim, key) in [
+                        (Dim::Referrer, visit.referrer.unwrap_or(DIRECT).to_string()),
+                        (Dim::Browser, visit.ua.browser.to_string()),
+                        (Dim::Os, visit.ua.os.to_string()),
+                        (Dim::Device, visit.ua.device.as_str().to_string()),
+                        (Dim::Country, country_key(visit.country)),
+                    ] {
+                        let e = counts.overflow.entry((dim, key.into())).or_default();
+                        e.0 += h;
+                        e.1 += b;
                     }
                 }
             }
         }
-        self.pending.fetch_add(n, Ordering::Relaxed);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request for a code that does not exist.
+    pub fn record_unknown(&self, code: &str) {
+        let mut u = self.unknown.lock();
+        u.total += 1;
+        if let Some(n) = u.codes.get_mut(code) {
+            *n += 1;
+        } else if u.codes.len() < MAX_UNKNOWN_CODES {
+            u.codes.insert(code.into(), 1);
+        }
     }
 
     /// Clicks recorded and not yet committed to the store (drained ones in a flush that is
@@ -85,35 +177,97 @@ impl ClickBuffer {
 
     /// Pending clicks of one link (for initialising its `max_clicks` counter).
     pub fn pending_for(&self, link_id: i64) -> u64 {
-        let shard = self.shard(link_id).lock();
-        shard
-            .hours
-            .iter()
-            .filter(|((id, _), _)| *id == link_id)
-            .map(|(_, c)| c.clicks)
-            .sum()
+        let in_shard: u64 = {
+            let shard = self.shard(link_id).lock();
+            shard
+                .hours
+                .iter()
+                .filter(|((id, _), _)| *id == link_id)
+                .map(|(_, c)| c.clicks)
+                .sum()
+        };
+        let retrying: u64 = self.retry.lock().as_ref().map_or(0, |b| {
+            b.hourly
+                .iter()
+                .filter(|h| h.link_id == link_id)
+                .map(|h| h.clicks)
+                .sum()
+        });
+        in_shard + retrying
     }
 
-    /// Takes everything recorded so far (referrers per day; direct clicks are implicit); call [`Self::committed`] once it is written, or
-    /// [`Self::restore`] if writing it failed. Map capacity is kept, so the next interval's
-    /// clicks do not allocate again.
+    /// Takes everything recorded so far (and any batch that failed before); call
+    /// [`Self::committed`] once it is written, or [`Self::restore`] if writing it failed.
     pub fn drain(&self) -> ClickBatch {
-        let mut batch = ClickBatch::default();
-        let mut referred: Map<(i64, i64, Box<str>), u64> = Map::default();
+        let mut batch = self.retry.lock().take().unwrap_or_default();
+        let mut days: Map<(i64, i64), DayAccumulator> = Map::default();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            for ((id, hour), counts) in shard.hours.drain() {
-                batch.hourly.push((id, hour, counts.clicks));
+            let drained: Vec<((i64, i64), Counts)> = shard.lock().hours.drain().collect();
+            for ((link_id, hour), counts) in drained {
+                batch.hourly.push(HourCount {
+                    link_id,
+                    hour,
+                    clicks: counts.clicks,
+                    bots: counts.bots,
+                });
                 let day = (hour * 3600).div_euclid(86_400);
-                for (host, n) in counts.referred {
-                    *referred.entry((id, day, host)).or_insert(0) += n;
+                let (dims, humans, bots) = days.entry((link_id, day)).or_default();
+                humans.merge(&counts.humans);
+                bots.merge(&counts.bot_visitors);
+                let mut add = |dim: Dim, key: String, n: u64, bot: bool| {
+                    let e = dims.entry((dim, key)).or_default();
+                    if bot {
+                        e.1 += n;
+                    } else {
+                        e.0 += n;
+                    }
+                };
+                for p in counts.profiles {
+                    let (n, bot) = (p.clicks, p.ua.is_bot);
+                    let referrer = p.referrer.as_deref().unwrap_or(DIRECT).to_string();
+                    add(Dim::Referrer, referrer, n, bot);
+                    add(Dim::Browser, p.ua.browser.to_string(), n, bot);
+                    add(Dim::Os, p.ua.os.to_string(), n, bot);
+                    add(Dim::Device, p.ua.device.as_str().to_string(), n, bot);
+                    add(Dim::Country, country_key(p.country), n, bot);
+                }
+                for ((dim, key), (h, b)) in counts.overflow {
+                    let e = dims.entry((dim, key.into())).or_default();
+                    e.0 += h;
+                    e.1 += b;
                 }
             }
         }
-        batch.referrers = referred
-            .into_iter()
-            .map(|((id, day, host), n)| (id, day, host.into(), n))
-            .collect();
+        for ((link_id, day), (dims, humans, bots)) in days {
+            let mut dims: Vec<DimCount> = dims
+                .into_iter()
+                .map(|((dim, key), (human, bot))| DimCount {
+                    dim,
+                    key,
+                    human,
+                    bot,
+                })
+                .collect();
+            dims.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
+            batch.days.push(DayDetail {
+                link_id,
+                day,
+                dims,
+                humans,
+                bots,
+            });
+        }
+        let unknown = std::mem::take(&mut *self.unknown.lock());
+        if unknown.total > 0 {
+            let day = crate::domain::time::now().div_euclid(86_400);
+            let mut codes: Vec<(Box<str>, u64)> = unknown.codes.into_iter().collect();
+            codes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            codes.truncate(UNKNOWN_CODES_PER_FLUSH);
+            batch.unknown.push((day, String::new(), unknown.total));
+            batch
+                .unknown
+                .extend(codes.into_iter().map(|(c, n)| (day, c.into(), n)));
+        }
         batch
     }
 
@@ -122,25 +276,18 @@ impl ClickBuffer {
         self.pending.fetch_sub(batch_total, Ordering::Relaxed);
     }
 
-    /// Puts back a batch whose write failed, so that it is retried with the next flush.
-    /// (Referrers come back attributed to the first hour of their day: they are stored per
-    /// day, so nothing changes in the store.)
+    /// Keeps a batch whose write failed, so that it is written with the next flush. The store
+    /// adds what it is given, so writing it later (together with newer clicks) counts every
+    /// click once.
     pub fn restore(&self, batch: ClickBatch) {
-        for (id, hour, n) in batch.hourly {
-            let mut shard = self.shard(id).lock();
-            shard.hours.entry((id, hour)).or_default().clicks += n;
-        }
-        for (id, day, host, n) in batch.referrers {
-            let mut shard = self.shard(id).lock();
-            // Attach to any hour of that day already present for the link, or the day's first.
-            let hour = shard
-                .hours
-                .keys()
-                .find(|(i, h)| *i == id && (h * 3600).div_euclid(86_400) == day)
-                .map(|(_, h)| *h)
-                .unwrap_or(day * 24);
-            let counts = shard.hours.entry((id, hour)).or_default();
-            *counts.referred.entry(host.into()).or_insert(0) += n;
+        let mut retry = self.retry.lock();
+        match retry.as_mut() {
+            None => *retry = Some(batch),
+            Some(older) => {
+                older.hourly.extend(batch.hourly);
+                older.days.extend(batch.days);
+                older.unknown.extend(batch.unknown);
+            }
         }
     }
 }
@@ -148,32 +295,71 @@ impl ClickBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::ua::UaCache;
+
+    fn visit<'a>(ua: &'a Arc<UaClass>, referrer: Option<&'a str>, visitor: u64) -> Visit<'a> {
+        Visit {
+            ua,
+            referrer,
+            country: Some(*b"DE"),
+            visitor: Some(visitor),
+        }
+    }
+
+    fn chrome(cache: &UaCache) -> Arc<UaClass> {
+        cache.get(Some(
+            b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        ))
+    }
+
+    fn dim(batch: &ClickBatch, link: i64, dim: Dim, key: &str) -> (u64, u64) {
+        batch
+            .days
+            .iter()
+            .filter(|d| d.link_id == link)
+            .flat_map(|d| d.dims.iter())
+            .filter(|d| d.dim == dim && d.key == key)
+            .fold((0, 0), |acc, d| (acc.0 + d.human, acc.1 + d.bot))
+    }
 
     #[test]
-    fn clicks_are_aggregated_by_hour_and_referrer_per_day() {
+    fn clicks_are_aggregated_by_hour_with_dimensions_per_day() {
+        let cache = UaCache::new(100);
+        let (human, bot) = (chrome(&cache), cache.get(Some(b"curl/8.5.0")));
         let buf = ClickBuffer::default();
         let t = 1_700_000_000;
-        buf.record(1, t, None);
-        buf.record(1, t + 1, Some("news.ycombinator.com"));
-        buf.record(1, t + 3600, None);
-        buf.record(2, t, None);
+        buf.record(1, t, &visit(&human, None, 1));
+        buf.record(1, t + 1, &visit(&human, Some("news.ycombinator.com"), 1));
+        buf.record(1, t + 3600, &visit(&bot, None, 2));
+        buf.record(2, t, &visit(&human, None, 3));
         assert_eq!(buf.pending(), 4);
         assert_eq!(buf.pending_for(1), 3);
         let mut batch = buf.drain();
-        batch.hourly.sort();
-        batch.referrers.sort();
+        batch.hourly.sort_by_key(|h| (h.link_id, h.hour));
+        let hours: Vec<_> = batch
+            .hourly
+            .iter()
+            .map(|h| (h.link_id, h.hour, h.clicks, h.bots))
+            .collect();
         assert_eq!(
-            batch.hourly,
-            vec![(1, t / 3600, 2), (1, t / 3600 + 1, 1), (2, t / 3600, 1)]
+            hours,
+            vec![
+                (1, t / 3600, 2, 0),
+                (1, t / 3600 + 1, 1, 1),
+                (2, t / 3600, 1, 0)
+            ]
         );
-        let day = t / 86_400;
-        // Direct clicks are implicit: the day's clicks minus the referred ones.
-        assert!(!batch.referrers.iter().any(|r| r.2 == DIRECT));
-        assert!(
-            batch
-                .referrers
-                .contains(&(1, day, "news.ycombinator.com".into(), 1))
+        assert_eq!(dim(&batch, 1, Dim::Referrer, DIRECT), (1, 1));
+        assert_eq!(
+            dim(&batch, 1, Dim::Referrer, "news.ycombinator.com"),
+            (1, 0)
         );
+        assert_eq!(dim(&batch, 1, Dim::Browser, "Chrome"), (2, 0));
+        assert_eq!(dim(&batch, 1, Dim::Device, "bot"), (0, 1));
+        assert_eq!(dim(&batch, 1, Dim::Country, "DE"), (2, 1));
+        let day1: Vec<_> = batch.days.iter().filter(|d| d.link_id == 1).collect();
+        let humans: u64 = day1.iter().map(|d| d.humans.estimate()).sum();
+        assert_eq!(humans, 1, "one human visitor clicked twice");
         assert_eq!(buf.pending(), 4, "drained but not yet committed");
         buf.committed(batch.total());
         assert_eq!(buf.pending(), 0);
@@ -182,46 +368,67 @@ mod tests {
 
     #[test]
     fn a_restored_batch_is_drained_again_with_new_clicks() {
+        let cache = UaCache::new(10);
+        let ua = chrome(&cache);
         let buf = ClickBuffer::default();
-        buf.record(7, 0, None);
+        buf.record(7, 0, &visit(&ua, None, 1));
         let batch = buf.drain();
-        buf.record(7, 0, None);
+        buf.record(7, 0, &visit(&ua, None, 1));
         buf.restore(batch);
         assert_eq!(buf.pending(), 2);
+        assert_eq!(buf.pending_for(7), 2);
         let again = buf.drain();
-        assert_eq!(again.hourly, vec![(7, 0, 2)]);
-        assert!(again.referrers.is_empty());
+        assert_eq!(again.total(), 2);
+        assert_eq!(dim(&again, 7, Dim::Browser, "Chrome"), (2, 0));
     }
 
     #[test]
-    fn restoring_a_batch_keeps_referrers_and_direct_clicks_per_day() {
+    fn many_distinct_profiles_overflow_into_dimension_counts_without_loss() {
+        let cache = UaCache::new(1000);
+        let ua = chrome(&cache);
         let buf = ClickBuffer::default();
-        let t = 86_400 * 100;
-        buf.record(3, t + 10 * 3600, Some("a.example"));
-        buf.record(3, t + 10 * 3600, Some("a.example"));
-        buf.record(3, t + 11 * 3600, None);
-        let first = buf.drain();
-        buf.restore(first.clone());
-        let mut again = buf.drain();
-        let mut first = first;
-        for b in [&mut first, &mut again] {
-            b.hourly.sort();
-            b.referrers.sort();
+        let hosts: Vec<String> = (0..200).map(|i| format!("h{i}.example")).collect();
+        for h in &hosts {
+            buf.record(1, 0, &visit(&ua, Some(h), 1));
         }
-        assert_eq!(again, first);
-        assert!(again.referrers.contains(&(3, 100, "a.example".into(), 2)));
-        assert_eq!(again.referrers, vec![(3, 100, "a.example".into(), 2)]);
+        let batch = buf.drain();
+        assert_eq!(batch.total(), 200);
+        assert_eq!(dim(&batch, 1, Dim::Browser, "Chrome"), (200, 0));
+        for h in &hosts {
+            assert_eq!(dim(&batch, 1, Dim::Referrer, h), (1, 0), "{h}");
+        }
+    }
+
+    #[test]
+    fn unknown_codes_are_counted_with_the_most_requested_kept() {
+        let buf = ClickBuffer::default();
+        buf.record_unknown("typo");
+        for i in 0..2_000 {
+            buf.record_unknown(&format!("x{i}"));
+        }
+        for _ in 0..4 {
+            buf.record_unknown("typo");
+        }
+        let batch = buf.drain();
+        let total = batch.unknown.iter().find(|u| u.1.is_empty()).unwrap().2;
+        assert_eq!(total, 2_005);
+        assert_eq!(batch.unknown[1].1, "typo");
+        assert!(batch.unknown.len() <= UNKNOWN_CODES_PER_FLUSH + 1);
+        assert_eq!(batch.total(), 0, "unknown codes are not clicks");
     }
 
     #[test]
     fn concurrent_recording_loses_no_click() {
-        let buf = std::sync::Arc::new(ClickBuffer::default());
+        let cache = Arc::new(UaCache::new(10));
+        let buf = Arc::new(ClickBuffer::default());
         let threads: Vec<_> = (0..8)
             .map(|i| {
-                let buf = buf.clone();
+                let (buf, cache) = (buf.clone(), cache.clone());
                 std::thread::spawn(move || {
+                    let ua = chrome(&cache);
                     for n in 0..10_000 {
-                        buf.record(n % 5, 0, (i % 2 == 0).then_some("a.example"));
+                        let r = (i % 2 == 0).then_some("a.example");
+                        buf.record(n % 5, 0, &visit(&ua, r, n as u64));
                     }
                 })
             })

@@ -105,15 +105,52 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), Duration::from_secs(2)).unwrap();
         let clicks = Clicks::default();
-        clicks.buffer.record(1, 3600 * 5, None);
-        clicks.buffer.record(1, 3600 * 5 + 1, Some("a.example"));
-        assert_eq!(clicks.flush_once(&store).await.unwrap(), 2);
+        let uas = crate::analytics::ua::UaCache::new(10);
+        let ua = uas.get(Some(
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        ));
+        for (at, referrer, visitor) in [(0, None, 1), (1, Some("a.example"), 2), (2, None, 1)] {
+            let visit = crate::clicks::Visit {
+                ua: &ua,
+                referrer,
+                country: None,
+                visitor: Some(visitor),
+            };
+            clicks.buffer.record(1, 3600 * 5 + at, &visit);
+        }
+        assert_eq!(clicks.flush_once(&store).await.unwrap(), 3);
         assert_eq!(clicks.buffer.pending(), 0);
-        let series = store
-            .click_series(1, 0, 3600 * 6, crate::store::Interval::Hour)
-            .await
-            .unwrap();
-        assert_eq!(series, vec![(3600 * 5, 2)]);
+        let range = crate::store::StatsRange {
+            from: 0,
+            to: 3600 * 6,
+            interval: crate::store::Interval::Hour,
+            include_bots: false,
+            limit: 10,
+        };
+        let stats = store.link_stats(1, range).await.unwrap();
+        assert_eq!(stats.series, vec![(3600 * 5, 3)]);
+        assert_eq!(stats.total, 3);
+        assert_eq!(stats.unique_visitors, 2);
+        assert_eq!(
+            stats.dims[crate::store::Dim::Referrer as usize],
+            vec![("(direct)".to_string(), 2), ("a.example".to_string(), 1)]
+        );
+        // A second flush of the same link-day merges into the stored row.
+        let visit = crate::clicks::Visit {
+            ua: &ua,
+            referrer: None,
+            country: None,
+            visitor: Some(3),
+        };
+        clicks.buffer.record(1, 3600 * 5 + 9, &visit);
+        clicks.flush_once(&store).await.unwrap();
+        let stats = store.link_stats(1, range).await.unwrap();
+        assert_eq!(stats.total, 4);
+        assert_eq!(stats.unique_visitors, 3);
+        assert_eq!(
+            stats.dims[crate::store::Dim::Browser as usize],
+            vec![("Firefox".to_string(), 4)]
+        );
         assert!(clicks.flush_lag().is_some());
     }
 }

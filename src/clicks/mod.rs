@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::Mutex;
 
 use crate::domain::time::UnixSeconds;
-use crate::store::{ClickBatch, Store, StoreResult};
-pub use buffer::ClickBuffer;
+use crate::store::{Store, StoreResult};
+pub use buffer::{ClickBuffer, Visit};
 pub use flusher::FlushState;
 
 /// Everything about clicks that the redirect path and the flusher share.
@@ -60,17 +60,11 @@ impl Clicks {
         store: &dyn Store,
         link_id: i64,
         at: UnixSeconds,
-        referrer: Option<&str>,
+        visit: &Visit<'_>,
     ) -> StoreResult<()> {
-        let batch = ClickBatch {
-            hourly: vec![(link_id, at.div_euclid(3600), 1)],
-            referrers: vec![(
-                link_id,
-                at.div_euclid(86_400),
-                referrer.unwrap_or(buffer::DIRECT).to_string(),
-                1,
-            )],
-        };
-        store.add_clicks(batch, true).await
+        // The same aggregation as the buffer, for one click.
+        let one = ClickBuffer::default();
+        one.record(link_id, at, visit);
+        store.add_clicks(one.drain(), true).await
     }
 }

@@ -15,6 +15,7 @@ mod stats;
 mod views;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::analytics::visit::Analytics;
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
 use crate::config::{ClickMode, Settings};
@@ -60,6 +62,8 @@ pub struct App {
     pub key_cache: quick_cache::sync::Cache<Vec<u8>, (ApiKey, Instant)>,
     /// Bumped by every revocation; a key read before it is not put into `key_cache`.
     pub key_generation: AtomicU64,
+    /// User-agent memo, trusted proxies, country lookup and the visitor key.
+    pub analytics: Analytics,
 }
 
 /// How long an authenticated key is trusted without asking the store again.
@@ -72,6 +76,7 @@ impl App {
         base_url: url::Url,
         own_origins: Vec<url::Url>,
         metrics: PrometheusHandle,
+        analytics: Analytics,
     ) -> Self {
         let rate_limiter =
             NonZeroU32::new(settings.rate_limit).map(|n| RateLimiter::keyed(Quota::per_second(n)));
@@ -89,6 +94,7 @@ impl App {
             cache_misses: AtomicU64::new(0),
             key_cache: quick_cache::sync::Cache::new(10_000),
             key_generation: AtomicU64::new(0),
+            analytics,
             store,
             settings,
         }
@@ -128,11 +134,14 @@ impl App {
     }
 }
 
-/// What the server runs: redirect-shaped requests (`GET|HEAD /{code}`) go straight to the
-/// redirect handler, skipping routing and middleware (they record their own metrics); every
-/// other request goes through the axum router.
+/// What the server runs for one connection from `peer`: redirect-shaped requests
+/// (`GET|HEAD /{code}`) go straight to the redirect handler, skipping routing and middleware
+/// (they record their own metrics); every other request goes through `router` (built once by
+/// [`router`] and shared by every connection).
 pub fn service(
     state: AppState,
+    router: Router,
+    peer: IpAddr,
 ) -> impl tower::Service<
     Request,
     Response = Response,
@@ -141,12 +150,11 @@ pub fn service(
 > + Clone
 + Send
 + 'static {
-    let router = router(state.clone());
     tower::service_fn(move |req: Request| {
         let (state, router) = (state.clone(), router.clone());
         async move {
             if redirect::is_redirect_request(&req) {
-                return Ok(redirect::serve_observed(&state, req).await);
+                return Ok(redirect::serve_observed(&state, req, peer).await);
             }
             let mut router = router;
             tower::Service::call(&mut router, req).await

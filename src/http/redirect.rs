@@ -6,6 +6,7 @@
 //! TTL). When the store is slow or gone, cached codes keep redirecting (the seed's AP choice);
 //! only uncached codes answer 503.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use axum::routing::get;
 
 use super::{App, AppState};
 use crate::cache::Cached;
+use crate::clicks::Visit;
 use crate::config::ClickMode;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
@@ -100,9 +102,9 @@ pub fn is_redirect_request(req: &Request) -> bool {
 }
 
 /// The redirect with its own request metrics and debug log (the fast path has no middleware).
-pub async fn serve_observed(app: &AppState, req: Request) -> Response {
+pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let start = Instant::now();
-    let response = serve(app, req).await;
+    let response = serve(app, req, peer).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     crate::telemetry::latency::http("/{code}", status).record(elapsed);
@@ -115,11 +117,12 @@ pub async fn serve_observed(app: &AppState, req: Request) -> Response {
     response
 }
 
+/// Reached only by paths the fast path declined (they cannot be codes): always a 404.
 async fn redirect(State(app): State<AppState>, req: Request) -> Response {
-    serve(&app, req).await
+    serve(&app, req, IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await
 }
 
-async fn serve(app: &App, req: Request) -> Response {
+async fn serve(app: &App, req: Request, peer: IpAddr) -> Response {
     let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if let Some(code) = raw.strip_suffix('+') {
         return preview(app, code).await;
@@ -130,7 +133,12 @@ async fn serve(app: &App, req: Request) -> Response {
     let target = match resolve(app, raw).await {
         Ok(Cached::Redirect(t)) => t,
         Ok(Cached::Gone) => return gone(),
-        Ok(Cached::Missing(_)) => return not_found(),
+        Ok(Cached::Missing(_)) => {
+            if app.click_mode() != ClickMode::Off {
+                app.clicks.buffer.record_unknown(raw);
+            }
+            return not_found();
+        }
         Err(e) => return unavailable(e),
     };
     let at = now();
@@ -155,10 +163,17 @@ async fn serve(app: &App, req: Request) -> Response {
     // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
     if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
         let referrer = referrer_host(req.headers());
+        let seen = app.analytics.observe(peer, req.headers());
+        let visit = Visit {
+            ua: &seen.ua,
+            referrer: referrer.as_deref(),
+            country: seen.country,
+            visitor: seen.visitor,
+        };
         if mode == ClickMode::Exact {
             let recorded = app
                 .clicks
-                .record_exact(app.store.as_ref(), target.link_id, at, referrer.as_deref())
+                .record_exact(app.store.as_ref(), target.link_id, at, &visit)
                 .await;
             if let Err(e) = recorded {
                 if let Some(used) = &target.used {
@@ -167,9 +182,7 @@ async fn serve(app: &App, req: Request) -> Response {
                 return unavailable(e);
             }
         } else {
-            app.clicks
-                .buffer
-                .record(target.link_id, at, referrer.as_deref());
+            app.clicks.buffer.record(target.link_id, at, &visit);
         }
     }
     let mut response = Response::new(Body::empty());

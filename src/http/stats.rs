@@ -1,9 +1,12 @@
-//! `GET /api/v1/links/{code}/stats`: click totals, a time series and top referrers.
+//! `GET /api/v1/links/{code}/stats` (and `stats.csv`): click totals, bots apart, a time series,
+//! the dimension lists and unique visitors; `GET /api/v1/stats/unknown`: unknown-code hits.
 //!
 //! Reads only flushed clicks: a click shows here at most one flush interval after it happened.
 //! `as_of` is the time of the last successful flush of this instance.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -13,7 +16,7 @@ use super::error::{ApiError, Result};
 use super::extract::{Caller, PathParam, QueryMap};
 use super::links::find_visible_link;
 use crate::domain::time::{now, parse_rfc3339, to_rfc3339};
-use crate::store::Interval;
+use crate::store::{Interval, StatsRange};
 
 /// Longest series returned, in buckets (a month of hours, ten years of days).
 const MAX_BUCKETS: i64 = 3700;
@@ -21,7 +24,10 @@ const DEFAULT_RANGE_DAYS: i64 = 30;
 const TOP_N: usize = 50;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/links/{code}/stats", get(stats))
+    Router::new()
+        .route("/links/{code}/stats", get(stats))
+        .route("/links/{code}/stats.csv", get(stats_csv))
+        .route("/stats/unknown", get(unknown))
 }
 
 #[derive(Serialize)]
@@ -66,12 +72,17 @@ fn time_param(query: &QueryMap, name: &str) -> Result<Option<i64>> {
         .transpose()
 }
 
-async fn stats(
-    State(app): State<AppState>,
-    caller: Caller,
-    PathParam(code): PathParam,
-    query: QueryMap,
-) -> Result<Json<Stats>> {
+/// A parsed stats query.
+struct Query {
+    range: StatsRange,
+    /// First bucket start (range start rounded down to the interval).
+    first: i64,
+    buckets: i64,
+    from: i64,
+    to: i64,
+}
+
+fn parse_query(query: &QueryMap) -> Result<Query> {
     let interval = match query.get("interval") {
         None | Some("day") => Interval::Day,
         Some("hour") => Interval::Hour,
@@ -81,16 +92,17 @@ async fn stats(
             ));
         }
     };
-    if let Some(v) = query.get("include_bots")
-        && !matches!(v, "true" | "false")
-    {
-        return Err(ApiError::InvalidField(
-            "include_bots: must be true or false".into(),
-        ));
-    }
-    let current = now();
-    let to = time_param(&query, "to")?.unwrap_or(current);
-    let from = time_param(&query, "from")?.unwrap_or(to - DEFAULT_RANGE_DAYS * 86_400);
+    let include_bots = match query.get("include_bots") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "include_bots: must be true or false".into(),
+            ));
+        }
+    };
+    let to = time_param(query, "to")?.unwrap_or_else(now);
+    let from = time_param(query, "from")?.unwrap_or(to - DEFAULT_RANGE_DAYS * 86_400);
     if from >= to {
         return Err(ApiError::InvalidField("from: must be before to".into()));
     }
@@ -100,22 +112,48 @@ async fn stats(
     if buckets > MAX_BUCKETS {
         return Err(ApiError::InvalidField(format!(
             "range too long: at most {MAX_BUCKETS} buckets of one {}",
-            if interval == Interval::Hour {
-                "hour"
-            } else {
-                "day"
-            }
+            interval_name(interval)
         )));
     }
-    let link = find_visible_link(&app, &caller, &code).await?;
-    let total = app.store.total_clicks(link.id).await?;
-    let counted = app.store.click_series(link.id, first, to, interval).await?;
-    let mut counted = counted.into_iter().peekable();
-    let series = (0..buckets)
+    Ok(Query {
+        range: StatsRange {
+            from: first,
+            to,
+            interval,
+            include_bots,
+            limit: TOP_N,
+        },
+        first,
+        buckets,
+        from,
+        to,
+    })
+}
+
+fn interval_name(interval: Interval) -> &'static str {
+    match interval {
+        Interval::Hour => "hour",
+        Interval::Day => "day",
+    }
+}
+
+fn entries(list: Vec<(String, u64)>) -> Vec<Entry> {
+    list.into_iter()
+        .map(|(key, clicks)| Entry { key, clicks })
+        .collect()
+}
+
+async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) -> Result<Stats> {
+    let q = parse_query(query)?;
+    let link = find_visible_link(app, caller, code).await?;
+    let computed = app.store.link_stats(link.id, q.range).await?;
+    let width = q.range.interval.seconds();
+    let mut counted = computed.series.into_iter().peekable();
+    let series = (0..q.buckets)
         .map(|i| {
-            let t = first + i * width;
+            let t = q.first + i * width;
             let mut clicks = 0;
-            while let Some((_, n)) = counted.next_if(|(bt, _)| *bt == t) {
+            while let Some((_, n)) = counted.next_if(|(bt, _)| *bt <= t) {
                 clicks += n;
             }
             Point {
@@ -124,37 +162,151 @@ async fn stats(
             }
         })
         .collect();
-    let referrers = app
-        .store
-        .top_referrers(link.id, from, to, TOP_N)
-        .await?
-        .into_iter()
-        .map(|(key, clicks)| Entry { key, clicks })
-        .collect();
+    let current = now();
     let as_of = app
         .clicks
         .flush_lag()
         .map_or(current, |lag| current - lag.floor() as i64);
-    Ok(Json(Stats {
+    let [referrers, browsers, operating_systems, devices, countries] = computed.dims;
+    Ok(Stats {
         code: link.code.to_string(),
-        total_clicks: total,
-        // Bot detection arrives with the analytics issue; until then every click is human.
-        human_clicks: total,
-        bot_clicks: 0,
-        unique_visitors: 0,
-        from: to_rfc3339(from),
-        to: to_rfc3339(to),
-        interval: if interval == Interval::Hour {
-            "hour"
-        } else {
-            "day"
-        },
+        total_clicks: computed.total,
+        human_clicks: computed.total.saturating_sub(computed.bots),
+        bot_clicks: computed.bots,
+        unique_visitors: computed.unique_visitors,
+        from: to_rfc3339(q.from),
+        to: to_rfc3339(q.to),
+        interval: interval_name(q.range.interval),
         series,
-        referrers,
-        browsers: Vec::new(),
-        operating_systems: Vec::new(),
-        devices: Vec::new(),
-        countries: Vec::new(),
+        referrers: entries(referrers),
+        browsers: entries(browsers),
+        operating_systems: entries(operating_systems),
+        devices: entries(devices),
+        countries: entries(countries),
         as_of: to_rfc3339(as_of),
+    })
+}
+
+async fn stats(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(code): PathParam,
+    query: QueryMap,
+) -> Result<Json<Stats>> {
+    Ok(Json(compute(&app, &caller, &code, &query).await?))
+}
+
+/// A CSV cell: quoted when needed, and neutralised when a spreadsheet would read it as a
+/// formula (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` in front).
+fn csv_cell(value: &str) -> String {
+    let mut v = String::with_capacity(value.len() + 3);
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        v.push('\'');
+    }
+    v.push_str(value);
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// `GET /api/v1/links/{code}/stats.csv`: the same statistics as rows of
+/// `section,key,clicks` (sections: `total`, `series`, and one per dimension).
+async fn stats_csv(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(code): PathParam,
+    query: QueryMap,
+) -> Result<Response> {
+    let code = code
+        .strip_suffix(".csv")
+        .map(str::to_string)
+        .unwrap_or(code);
+    let s = compute(&app, &caller, &code, &query).await?;
+    let mut out = String::from("section,key,clicks\r\n");
+    let mut row = |section: &str, key: &str, clicks: u64| {
+        out.push_str(&format!("{section},{},{clicks}\r\n", csv_cell(key)));
+    };
+    row("total", "total_clicks", s.total_clicks);
+    row("total", "human_clicks", s.human_clicks);
+    row("total", "bot_clicks", s.bot_clicks);
+    row("total", "unique_visitors", s.unique_visitors);
+    for p in &s.series {
+        row("series", &p.t, p.clicks);
+    }
+    for (section, list) in [
+        ("referrers", &s.referrers),
+        ("browsers", &s.browsers),
+        ("operating_systems", &s.operating_systems),
+        ("devices", &s.devices),
+        ("countries", &s.countries),
+    ] {
+        for e in list.iter() {
+            row(section, &e.key, e.clicks);
+        }
+    }
+    let filename = format!("attachment; filename=\"{}-stats.csv\"", s.code);
+    let mut response = out.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&filename) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct Unknown {
+    total: u64,
+    codes: Vec<Entry>,
+    from: String,
+    to: String,
+}
+
+/// `GET /api/v1/stats/unknown` (admin): requests for codes that do not exist, and the most
+/// requested of them (scans, typos, broken printed links).
+async fn unknown(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: QueryMap,
+) -> Result<Json<Unknown>> {
+    caller.require_admin()?;
+    let q = parse_query(&query)?;
+    let limit = match query.get("limit") {
+        None => TOP_N,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::InvalidField("limit: must be 1 to 1000".into()))?,
+    };
+    let found = app.store.unknown_stats(q.from, q.to, limit).await?;
+    Ok(Json(Unknown {
+        total: found.total,
+        codes: entries(found.codes),
+        from: to_rfc3339(q.from),
+        to: to_rfc3339(q.to),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn csv_cells_never_start_a_formula_and_stay_one_cell() {
+        assert_eq!(csv_cell("example.com"), "example.com");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for bad in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(
+                csv_cell(bad).trim_start_matches('"').starts_with('\''),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+    }
 }

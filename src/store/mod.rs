@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use crate::analytics::sketch::Visitors;
 use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
@@ -70,23 +71,113 @@ pub enum CreateOutcome {
     IdempotencyMismatch,
 }
 
+/// A dimension of click analytics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    Referrer = 0,
+    Browser = 1,
+    Os = 2,
+    Device = 3,
+    Country = 4,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 5] = [
+        Dim::Referrer,
+        Dim::Browser,
+        Dim::Os,
+        Dim::Device,
+        Dim::Country,
+    ];
+
+    pub fn from_u8(n: u8) -> Option<Dim> {
+        Dim::ALL.get(n as usize).copied()
+    }
+}
+
+/// Clicks of one link in one hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourCount {
+    pub link_id: i64,
+    /// unix / 3600
+    pub hour: i64,
+    /// Every click, bots included.
+    pub clicks: u64,
+    pub bots: u64,
+}
+
+/// Clicks of one link and day with one value of one dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimCount {
+    pub dim: Dim,
+    pub key: String,
+    pub human: u64,
+    pub bot: u64,
+}
+
+/// The breakdown of one link's clicks in one day: dimensions and visitor sketches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayDetail {
+    pub link_id: i64,
+    /// unix / 86400
+    pub day: i64,
+    pub dims: Vec<DimCount>,
+    pub humans: Visitors,
+    pub bots: Visitors,
+}
+
 /// Buffered clicks drained from memory, written in one transaction.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClickBatch {
-    /// `(link_id, hour index = unix / 3600, clicks)`.
-    pub hourly: Vec<(i64, i64, u64)>,
-    /// `(link_id, day index = unix / 86400, referrer host, clicks)`.
-    pub referrers: Vec<(i64, i64, String, u64)>,
+    pub hourly: Vec<HourCount>,
+    pub days: Vec<DayDetail>,
+    /// Requests for codes that do not exist: `(day, code, hits)`; the code `""` carries the
+    /// day's total (a code is never empty).
+    pub unknown: Vec<(i64, String, u64)>,
 }
 
 impl ClickBatch {
     pub fn is_empty(&self) -> bool {
-        self.hourly.is_empty() && self.referrers.is_empty()
+        self.hourly.is_empty() && self.days.is_empty() && self.unknown.is_empty()
     }
 
+    /// Clicks on links in this batch (unknown codes are not clicks).
     pub fn total(&self) -> u64 {
-        self.hourly.iter().map(|h| h.2).sum()
+        self.hourly.iter().map(|h| h.clicks).sum()
     }
+}
+
+/// A link's statistics over a range, as the store computes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkStats {
+    /// All-time, flushed clicks, bots included.
+    pub total: u64,
+    /// All-time, flushed bot clicks.
+    pub bots: u64,
+    /// `(bucket start, clicks)`, human clicks unless bots are included.
+    pub series: Vec<(UnixSeconds, u64)>,
+    /// Per dimension (in [`Dim::ALL`] order): `(key, clicks)` ordered by clicks, descending.
+    pub dims: [Vec<(String, u64)>; 5],
+    pub unique_visitors: u64,
+}
+
+/// Unknown-code requests over a range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnknownStats {
+    pub total: u64,
+    /// `(code, hits)`, most requested first.
+    pub codes: Vec<(String, u64)>,
+}
+
+/// What a stats query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsRange {
+    pub from: UnixSeconds,
+    pub to: UnixSeconds,
+    pub interval: Interval,
+    pub include_bots: bool,
+    /// Entries kept per dimension list.
+    pub limit: usize,
 }
 
 /// Bucket width of a click series.
@@ -142,24 +233,27 @@ pub trait Store: Send + Sync + 'static {
     /// Adds buffered clicks; `durable` asks for a power-loss-safe commit (exact mode).
     async fn add_clicks(&self, batch: ClickBatch, durable: bool) -> StoreResult<()>;
     /// Clicks of a link per bucket in `[from, to)`, buckets without clicks left out.
-    async fn click_series(
+    /// A link's statistics: all-time totals, and over `[from, to)` the series, the dimension
+    /// lists (whole UTC days overlapping the range, top `limit` per dimension) and unique
+    /// visitors; bots excluded from all but the totals unless `include_bots`.
+    async fn link_stats(&self, link_id: i64, range: StatsRange) -> StoreResult<LinkStats>;
+
+    /// Visits to codes that do not exist, over whole days overlapping `[from, to)`.
+    async fn unknown_stats(
         &self,
-        link_id: i64,
-        from: UnixSeconds,
-        to: UnixSeconds,
-        interval: Interval,
-    ) -> StoreResult<Vec<(UnixSeconds, u64)>>;
-    /// All-time clicks of a link that reached the store.
-    async fn total_clicks(&self, link_id: i64) -> StoreResult<u64>;
-    /// Referrer hosts of a link over the days touching `[from, to)`, most clicks first.
-    async fn top_referrers(
-        &self,
-        link_id: i64,
         from: UnixSeconds,
         to: UnixSeconds,
         limit: usize,
-    ) -> StoreResult<Vec<(String, u64)>>;
+    ) -> StoreResult<UnknownStats>;
 
+    /// Rolls hourly click rows before `before_hour` up into daily rows; returns rows removed.
+    async fn roll_up_hours(&self, before_hour: i64) -> StoreResult<u64>;
+
+    /// The visitor-hash key of `day`, created (randomly) if no instance made one yet; keys of
+    /// days before `day - 1` are deleted.
+    async fn visitor_key(&self, day: i64) -> StoreResult<[u8; 16]>;
+    /// All-time clicks of a link that reached the store.
+    async fn total_clicks(&self, link_id: i64) -> StoreResult<u64>;
     async fn create_key(&self, name: String, role: Role, hash: Vec<u8>) -> StoreResult<ApiKey>;
     /// Makes sure a key with this hash exists with the admin role (for `--admin-key`).
     async fn ensure_admin_key(&self, hash: Vec<u8>) -> StoreResult<ApiKey>;

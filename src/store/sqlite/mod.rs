@@ -26,14 +26,18 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::code_filter::CodeFilter;
 use super::{
-    ClickBatch, CreateOutcome, IdempotencyRequest, Interval, Store, StoreError, StoreResult,
+    ClickBatch, CreateOutcome, IdempotencyRequest, LinkStats, StatsRange, Store, StoreError,
+    StoreResult, UnknownStats,
 };
 use crate::domain::key::{ApiKey, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 use writer::Writer;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_analytics.sql"),
+];
 /// Reader threads (each with its own connection). Two keep a core busy while the other waits
 /// on I/O; more mostly add context switches on small machines.
 const READERS: usize = 2;
@@ -106,6 +110,7 @@ impl SqliteStore {
         );
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&conn).context("migrating the database")?;
+        queries::register_functions(&conn).context("registering SQL functions")?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -247,6 +252,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
+        if i == 1 {
+            queries::convert_legacy_referrers(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
@@ -345,30 +353,35 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn click_series(
+    async fn link_stats(&self, link_id: i64, range: StatsRange) -> StoreResult<LinkStats> {
+        self.read(move |c| queries::link_stats(c, link_id, &range))
+            .await
+    }
+
+    async fn unknown_stats(
         &self,
-        link_id: i64,
         from: UnixSeconds,
         to: UnixSeconds,
-        interval: Interval,
-    ) -> StoreResult<Vec<(UnixSeconds, u64)>> {
-        self.read(move |c| queries::click_series(c, link_id, from, to, interval))
+        limit: usize,
+    ) -> StoreResult<UnknownStats> {
+        self.read(move |c| queries::unknown_stats(c, from, to, limit))
+            .await
+    }
+
+    async fn roll_up_hours(&self, before_hour: i64) -> StoreResult<u64> {
+        self.writer
+            .run(false, move |c| queries::roll_up_hours(c, before_hour))
+            .await
+    }
+
+    async fn visitor_key(&self, day: i64) -> StoreResult<[u8; 16]> {
+        self.writer
+            .run(true, move |c| queries::visitor_key(c, day))
             .await
     }
 
     async fn total_clicks(&self, link_id: i64) -> StoreResult<u64> {
         self.read(move |c| queries::total_clicks(c, link_id)).await
-    }
-
-    async fn top_referrers(
-        &self,
-        link_id: i64,
-        from: UnixSeconds,
-        to: UnixSeconds,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, u64)>> {
-        self.read(move |c| queries::top_referrers(c, link_id, from, to, limit))
-            .await
     }
 
     async fn create_key(&self, name: String, role: Role, hash: Vec<u8>) -> StoreResult<ApiKey> {

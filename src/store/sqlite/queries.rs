@@ -9,7 +9,8 @@ use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
-    ClickBatch, CreateOutcome, IdempotencyRequest, Interval, StoreError, StoreResult,
+    ClickBatch, CreateOutcome, Dim, DimCount, IdempotencyRequest, LinkStats, StatsRange,
+    StoreError, StoreResult, UnknownStats, Visitors,
 };
 
 use super::classify;
@@ -324,94 +325,312 @@ pub fn list_links(
     rows.collect()
 }
 
+/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`.
+type StoredDims = Vec<(u8, String, u64, u64)>;
+
+fn dims_to_bytes(dims: &[DimCount]) -> Vec<u8> {
+    let stored: StoredDims = dims
+        .iter()
+        .map(|d| (d.dim as u8, d.key.clone(), d.human, d.bot))
+        .collect();
+    postcard::to_stdvec(&stored).unwrap_or_default()
+}
+
+fn dims_from_bytes(bytes: &[u8]) -> StoredDims {
+    postcard::from_bytes(bytes).unwrap_or_default()
+}
+
+/// Values kept per dimension and link-day; rarer ones are summed into [`OTHER`]. Bounds the
+/// storage of a link whatever its referrers (browsers, systems, devices and countries are
+/// bounded sets anyway).
+pub const MAX_VALUES_PER_DAY: usize = 100;
+pub const OTHER: &str = "(other)";
+
+/// Adds `add` into `into`, keeping at most [`MAX_VALUES_PER_DAY`] values per dimension.
+fn merge_dims(into: &mut StoredDims, add: StoredDims) {
+    for (dim, key, human, bot) in add {
+        if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == key) {
+            e.2 += human;
+            e.3 += bot;
+            continue;
+        }
+        let values = into.iter().filter(|e| e.0 == dim).count();
+        if values + 1 < MAX_VALUES_PER_DAY || key == OTHER {
+            into.push((dim, key, human, bot));
+        } else if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == OTHER) {
+            e.2 += human;
+            e.3 += bot;
+        } else {
+            into.push((dim, OTHER.to_string(), human, bot));
+        }
+    }
+}
+
+/// Registers the SQL functions the click flush merges with: `snip_merge_dims(old, new)` and
+/// `snip_merge_visitors(old, new)`, so a link-day is one UPSERT, not a read and a write.
+pub fn register_functions(c: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    c.create_scalar_function("snip_merge_dims", 2, flags, |ctx| {
+        let mut old = dims_from_bytes(ctx.get_raw(0).as_blob().unwrap_or_default());
+        merge_dims(
+            &mut old,
+            dims_from_bytes(ctx.get_raw(1).as_blob().unwrap_or_default()),
+        );
+        Ok(postcard::to_stdvec(&old).unwrap_or_default())
+    })?;
+    c.create_scalar_function("snip_merge_visitors", 2, flags, |ctx| {
+        let mut old = Visitors::from_bytes(ctx.get_raw(0).as_blob().unwrap_or_default());
+        old.merge(&Visitors::from_bytes(
+            ctx.get_raw(1).as_blob().unwrap_or_default(),
+        ));
+        Ok(old.to_bytes())
+    })
+}
+
 pub fn add_clicks(c: &Connection, batch: &ClickBatch) -> StoreResult<()> {
     let run = || -> rusqlite::Result<()> {
         let mut hourly = c.prepare_cached(
-            "INSERT INTO clicks_hourly (link_id, hour, clicks) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks + excluded.clicks",
+            "INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks + excluded.clicks, \
+             bot_clicks = bot_clicks + excluded.bot_clicks",
         )?;
-        for (link_id, hour, clicks) in &batch.hourly {
-            hourly.execute(params![link_id, hour, *clicks as i64])?;
+        for h in &batch.hourly {
+            hourly.execute(params![h.link_id, h.hour, h.clicks as i64, h.bots as i64])?;
         }
-        let mut referrers = c.prepare_cached(
-            "INSERT INTO referrers_daily (link_id, day, host, clicks) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (link_id, day, host) DO UPDATE SET clicks = clicks + excluded.clicks",
+        let mut days = c.prepare_cached(
+            "INSERT INTO link_days (link_id, day, dims, humans, bots) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (link_id, day) DO UPDATE SET dims = snip_merge_dims(dims, excluded.dims), \
+             humans = snip_merge_visitors(humans, excluded.humans), \
+             bots = snip_merge_visitors(bots, excluded.bots)",
         )?;
-        // Direct clicks are not stored: they are the day's clicks minus the referred ones.
-        for (link_id, day, host, clicks) in batch.referrers.iter().filter(|r| r.2 != DIRECT) {
-            referrers.execute(params![link_id, day, host, *clicks as i64])?;
+        for d in &batch.days {
+            days.execute(params![
+                d.link_id,
+                d.day,
+                dims_to_bytes(&d.dims),
+                d.humans.to_bytes(),
+                d.bots.to_bytes()
+            ])?;
+        }
+        let mut unknown = c.prepare_cached(
+            "INSERT INTO unknown_codes (day, code, hits) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (day, code) DO UPDATE SET hits = hits + excluded.hits",
+        )?;
+        for (day, code, hits) in &batch.unknown {
+            unknown.execute(params![day, code, *hits as i64])?;
         }
         Ok(())
     };
     run().map_err(classify)
 }
 
-pub fn click_series(
-    c: &Connection,
-    link_id: i64,
-    from: UnixSeconds,
-    to: UnixSeconds,
-    interval: Interval,
-) -> rusqlite::Result<Vec<(UnixSeconds, u64)>> {
-    let width = interval.seconds();
-    let mut stmt = c.prepare_cached(
-        "SELECT (hour * 3600 / ?4) * ?4 AS bucket, SUM(clicks) FROM clicks_hourly \
-         WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3 GROUP BY bucket ORDER BY bucket",
-    )?;
-    let rows = stmt.query_map(
-        params![link_id, from.div_euclid(3600), ceil_div(to, 3600), width],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
-    )?;
-    rows.collect()
-}
-
 fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
-pub fn top_referrers(
+pub fn link_stats(c: &Connection, link_id: i64, q: &StatsRange) -> rusqlite::Result<LinkStats> {
+    let mut stats = LinkStats::default();
+    let (total, bots): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(clicks), 0), COALESCE(SUM(bot_clicks), 0) FROM ( \
+             SELECT clicks, bot_clicks FROM clicks_hourly WHERE link_id = ?1 \
+             UNION ALL SELECT clicks, bot_clicks FROM clicks_daily WHERE link_id = ?1)",
+        )?
+        .query_row([link_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    (stats.total, stats.bots) = (total.max(0) as u64, bots.max(0) as u64);
+
+    // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
+    let width = q.interval.seconds();
+    let (first_day, end_day) = (q.from.div_euclid(86_400), ceil_div(q.to, 86_400));
+    let mut buckets: std::collections::BTreeMap<i64, u64> = Default::default();
+    let mut add = |at: i64, clicks: i64, bots: i64| {
+        let n = if q.include_bots {
+            clicks
+        } else {
+            clicks - bots
+        };
+        if n > 0 {
+            *buckets.entry(at.div_euclid(width) * width).or_insert(0) += n as u64;
+        }
+    };
+    let mut hours = c.prepare_cached(
+        "SELECT hour, clicks, bot_clicks FROM clicks_hourly \
+         WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3",
+    )?;
+    let mut rows = hours.query(params![
+        link_id,
+        q.from.div_euclid(3600),
+        ceil_div(q.to, 3600)
+    ])?;
+    while let Some(r) = rows.next()? {
+        add(r.get::<_, i64>(0)? * 3600, r.get(1)?, r.get(2)?);
+    }
+    let mut days = c.prepare_cached(
+        "SELECT day, clicks, bot_clicks FROM clicks_daily \
+         WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
+    )?;
+    let mut rows = days.query(params![link_id, first_day, end_day])?;
+    while let Some(r) = rows.next()? {
+        add(r.get::<_, i64>(0)? * 86_400, r.get(1)?, r.get(2)?);
+    }
+    stats.series = buckets
+        .into_iter()
+        .map(|(t, n)| (t as UnixSeconds, n))
+        .collect();
+
+    // Dimensions and visitors: whole days.
+    let mut counts: [std::collections::HashMap<String, u64>; 5] = Default::default();
+    let mut visitors = Visitors::default();
+    let mut details = c.prepare_cached(
+        "SELECT dims, humans, bots FROM link_days WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
+    )?;
+    let mut rows = details.query(params![link_id, first_day, end_day])?;
+    while let Some(r) = rows.next()? {
+        for (dim, key, human, bot) in dims_from_bytes(r.get_ref(0)?.as_blob()?) {
+            let n = if q.include_bots { human + bot } else { human };
+            if let (Some(d), true) = (Dim::from_u8(dim), n > 0) {
+                *counts[d as usize].entry(key).or_insert(0) += n;
+            }
+        }
+        visitors.merge(&Visitors::from_bytes(r.get_ref(1)?.as_blob()?));
+        if q.include_bots {
+            visitors.merge(&Visitors::from_bytes(r.get_ref(2)?.as_blob()?));
+        }
+    }
+    for (i, map) in counts.into_iter().enumerate() {
+        let mut list: Vec<(String, u64)> = map.into_iter().collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(q.limit);
+        stats.dims[i] = list;
+    }
+    stats.unique_visitors = visitors.estimate();
+    Ok(stats)
+}
+
+pub fn unknown_stats(
     c: &Connection,
-    link_id: i64,
     from: UnixSeconds,
     to: UnixSeconds,
     limit: usize,
-) -> rusqlite::Result<Vec<(String, u64)>> {
+) -> rusqlite::Result<UnknownStats> {
     let (first_day, end_day) = (from.div_euclid(86_400), ceil_div(to, 86_400));
-    let mut stmt = c.prepare_cached(
-        "SELECT host, SUM(clicks) AS n FROM referrers_daily \
-         WHERE link_id = ?1 AND day >= ?2 AND day < ?3 GROUP BY host ORDER BY n DESC, host LIMIT ?4",
-    )?;
-    let mut top = stmt
-        .query_map(params![link_id, first_day, end_day, limit as i64], |r| {
+    let total: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(hits), 0) FROM unknown_codes WHERE code = '' AND day >= ?1 AND day < ?2",
+        )?
+        .query_row(params![first_day, end_day], |r| r.get(0))?;
+    let codes = c
+        .prepare_cached(
+            "SELECT code, SUM(hits) AS n FROM unknown_codes WHERE code != '' AND day >= ?1 AND day < ?2 \
+             GROUP BY code ORDER BY n DESC, code LIMIT ?3",
+        )?
+        .query_map(params![first_day, end_day, limit as i64], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let referred: i64 = c
-        .prepare_cached(
-            "SELECT COALESCE(SUM(clicks), 0) FROM referrers_daily \
-             WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
+    Ok(UnknownStats {
+        total: total.max(0) as u64,
+        codes,
+    })
+}
+
+/// Moves hourly rows before `before_hour` into daily rows (same totals), and keeps only the
+/// 1,000 most requested unknown codes of each day that is over.
+pub fn roll_up_hours(c: &Connection, before_hour: i64) -> StoreResult<u64> {
+    let run = || -> rusqlite::Result<u64> {
+        c.prepare_cached(
+            "INSERT INTO clicks_daily (link_id, day, clicks, bot_clicks) \
+             SELECT link_id, hour / 24, SUM(clicks), SUM(bot_clicks) FROM clicks_hourly \
+             WHERE hour < ?1 GROUP BY link_id, hour / 24 AND true \
+             ON CONFLICT (link_id, day) DO UPDATE SET clicks = clicks + excluded.clicks, \
+             bot_clicks = bot_clicks + excluded.bot_clicks",
         )?
-        .query_row(params![link_id, first_day, end_day], |r| r.get(0))?;
-    let all: i64 = c
-        .prepare_cached(
-            "SELECT COALESCE(SUM(clicks), 0) FROM clicks_hourly \
-             WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3",
+        .execute([before_hour])?;
+        let removed = c
+            .prepare_cached("DELETE FROM clicks_hourly WHERE hour < ?1")?
+            .execute([before_hour])?;
+        c.prepare_cached(
+            "DELETE FROM unknown_codes WHERE day < ?1 AND code != '' AND (day, code) NOT IN ( \
+             SELECT day, code FROM (SELECT day, code, row_number() OVER \
+             (PARTITION BY day ORDER BY hits DESC, code) AS rank FROM unknown_codes \
+             WHERE day < ?1 AND code != '') WHERE rank <= 1000)",
         )?
-        .query_row(params![link_id, first_day * 24, end_day * 24], |r| r.get(0))?;
-    let direct = (all - referred).max(0) as u64;
-    if direct > 0 {
-        top.push((DIRECT.to_string(), direct));
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        top.truncate(limit);
-    }
-    Ok(top)
+        .execute([crate::domain::time::now().div_euclid(86_400)])?;
+        Ok(removed as u64)
+    };
+    run().map_err(classify)
+}
+
+pub fn visitor_key(c: &Connection, day: i64) -> StoreResult<[u8; 16]> {
+    let run = || -> rusqlite::Result<Vec<u8>> {
+        let fresh: [u8; 16] = rand::random();
+        c.prepare_cached(
+            "INSERT INTO visitor_keys (day, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![day, fresh.as_slice()])?;
+        c.prepare_cached("DELETE FROM visitor_keys WHERE day < ?1")?
+            .execute([day - 1])?;
+        c.prepare_cached("SELECT key FROM visitor_keys WHERE day = ?1")?
+            .query_row([day], |r| r.get(0))
+    };
+    let key = run().map_err(classify)?;
+    key.try_into()
+        .map_err(|_| StoreError::Other("visitor key of the wrong length".into()))
 }
 
 /// All-time clicks of a link (flushed ones).
 pub fn total_clicks(c: &Connection, link_id: i64) -> rusqlite::Result<u64> {
-    c.prepare_cached("SELECT COALESCE(SUM(clicks), 0) FROM clicks_hourly WHERE link_id = ?1")?
-        .query_row([link_id], |r| r.get::<_, i64>(0))
-        .map(|n| n.max(0) as u64)
+    c.prepare_cached(
+        "SELECT COALESCE(SUM(clicks), 0) FROM ( \
+         SELECT clicks FROM clicks_hourly WHERE link_id = ?1 \
+         UNION ALL SELECT clicks FROM clicks_daily WHERE link_id = ?1)",
+    )?
+    .query_row([link_id], |r| r.get::<_, i64>(0))
+    .map(|n| n.max(0) as u64)
+}
+
+/// Migration 2 in Rust: the referrer rows of the first schema become dimension counts of
+/// `link_days` (all as human clicks: bots were not told apart then), direct clicks included.
+pub fn convert_legacy_referrers(c: &Connection) -> rusqlite::Result<()> {
+    let mut per_day: std::collections::BTreeMap<(i64, i64), StoredDims> = Default::default();
+    {
+        let mut stmt = c.prepare("SELECT link_id, day, host, clicks FROM referrers_daily")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let n: i64 = r.get(3)?;
+            per_day.entry((r.get(0)?, r.get(1)?)).or_default().push((
+                Dim::Referrer as u8,
+                r.get(2)?,
+                n.max(0) as u64,
+                0,
+            ));
+        }
+        let mut stmt = c.prepare(
+            "SELECT link_id, hour / 24 AS day, SUM(clicks) FROM clicks_hourly GROUP BY link_id, day",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let all: i64 = r.get(2)?;
+            let dims = per_day.entry((r.get(0)?, r.get(1)?)).or_default();
+            let referred: u64 = dims.iter().map(|d| d.2).sum();
+            let direct = (all.max(0) as u64).saturating_sub(referred);
+            if direct > 0 {
+                dims.push((Dim::Referrer as u8, DIRECT.to_string(), direct, 0));
+            }
+        }
+    }
+    let mut insert = c.prepare(
+        "INSERT INTO link_days (link_id, day, dims, humans, bots) VALUES (?1, ?2, ?3, x'', x'')",
+    )?;
+    for ((link_id, day), dims) in per_day {
+        insert.execute(params![
+            link_id,
+            day,
+            postcard::to_stdvec(&dims).unwrap_or_default()
+        ])?;
+    }
+    c.execute_batch("DROP TABLE referrers_daily")
 }
 
 const KEY_COLUMNS: &str = "row_id, id, name, role, created_at";

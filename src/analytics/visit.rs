@@ -1,0 +1,68 @@
+//! What the redirect path records about a click, gathered in one place: the classified user
+//! agent (memoised), the client address (trusting forwarding headers only from configured
+//! proxies), the country, and the visitor hash under the day's key.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use parking_lot::RwLock;
+
+use super::client::{TrustedProxies, client_ip};
+use super::geo::Geo;
+use super::sketch::VisitorKey;
+use super::ua::{UaCache, UaClass};
+
+pub struct Analytics {
+    pub ua: UaCache,
+    pub geo: Geo,
+    pub trusted: TrustedProxies,
+    /// Today's visitor key, refreshed by housekeeping (None until the store gave one).
+    pub key: RwLock<Option<VisitorKey>>,
+}
+
+/// One click's analytics fields (borrowed by the click buffer while recording).
+pub struct Observed {
+    pub ua: Arc<UaClass>,
+    pub country: Option<[u8; 2]>,
+    pub visitor: Option<u64>,
+}
+
+impl Analytics {
+    pub fn new(geo: Geo, trusted: TrustedProxies) -> Self {
+        Analytics {
+            ua: UaCache::new(10_000),
+            geo,
+            trusted,
+            key: RwLock::new(None),
+        }
+    }
+
+    /// Observes a request from socket peer `peer`.
+    pub fn observe(&self, peer: IpAddr, headers: &HeaderMap) -> Observed {
+        let agent = headers.get(header::USER_AGENT).map(|v| v.as_bytes());
+        let ua = self.ua.get(agent);
+        let client = if self.trusted.is_empty() {
+            peer
+        } else {
+            client_ip(peer, headers, &self.trusted)
+        };
+        let country = if self.geo.is_enabled() {
+            // A country header is believed from configured proxies, or from anyone when no
+            // proxies are configured (the operator then vouches for every peer).
+            let header_trusted = self.trusted.is_empty() || self.trusted.contains(peer);
+            self.geo.country(headers, client, header_trusted)
+        } else {
+            None
+        };
+        let visitor = self
+            .key
+            .read()
+            .map(|k| k.visitor(client, agent.unwrap_or_default()));
+        Observed {
+            ua,
+            country,
+            visitor,
+        }
+    }
+}
