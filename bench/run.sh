@@ -110,6 +110,7 @@ awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://examp
 # (a copy of a live WAL database may be torn).
 cp "$db" "$work/nocache.db"
 cp "$db" "$work/off.db"
+cp "$db" "$work/exact.db"
 
 common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
 start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
@@ -125,12 +126,15 @@ if [[ $SCENARIOS == *h* ]]; then
   start off "$bin/snip" serve "${common[@]}" --database "sqlite://$work/off.db" \
     --cache-capacity $((LINKS * 2)) --click-mode off
   off_addr=$ADDR off_pid=$PID
+  start exact "$bin/snip" serve "${common[@]}" --database "sqlite://$work/exact.db" \
+    --cache-capacity $((LINKS * 2)) --click-mode exact
+  exact_addr=$ADDR exact_pid=$PID
 fi
 
 # Warm-up, not measured: every link once (fills the cache and SQLite's page cache).
 warm=$(( LINKS / 20000 + 2 ))s
 [ $smoke = 1 ] && warm=1s
-for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_addr"}; do
+for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_addr"} ${exact_addr:+"$exact_addr"}; do
   BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$warm" -s "$root/bench/lua/warm.lua" "$target" >/dev/null
 done
 
@@ -153,7 +157,8 @@ for round in $(seq 1 "$ROUNDS"); do
       e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
       f|g) ;; # fixed rate and scale: once, after the rounds
       h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
-         measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
+         measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua
+         measure "h:exact" "$exact_pid" "$exact_addr" zipf.lua ;;
       *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
   done

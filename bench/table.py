@@ -14,7 +14,7 @@ NAMES = {
     "c": "(c) Zipf, cache off",
     "d": "(d) unknown codes (404)",
     "e": "(e) durable creates",
-    "h": "(h) Zipf, clicks on vs off",
+    "h": "(h) Zipf, clicks off/on/exact",
 }
 # Scenario (h) compares snip with snip itself, run with `--click-mode off`.
 BASES = ("baseline", "off")
@@ -47,12 +47,12 @@ def main():
           f"{'p99.9 ms':>9} {'CPU µs/req':>11} {'× base req/s':>13} {'× base CPU':>11} {'errors':>7}")
     for s in sorted({k.split(":")[0] for k in runs}):
         base = next((runs[f"{s}:{b}"] for b in BASES if f"{s}:{b}" in runs), None)
-        for subject in (*BASES, "snip"):
+        for subject in (*BASES, "snip", "exact"):
             r = runs.get(f"{s}:{subject}")
             if not r:
                 continue
             ratio = cpu_ratio = "-"
-            if subject == "snip" and base:
+            if subject in ("snip", "exact") and base:
                 ratio = f"{med(r, 'rps') / med(base, 'rps'):.2f}"
                 cpu_ratio = f"{med(r, 'cpu_us') / med(base, 'cpu_us'):.2f}"
             print(f"{NAMES.get(s, s):<28} {subject:<9} {med(r, 'rps'):>10.0f} "

@@ -1,5 +1,6 @@
 -- Scenarios (b)/(c): BENCH_LINKS links L0000001.., requests Zipf-distributed with s = 1.0.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
+dofile(os.getenv("BENCH_LUA_DIR") .. "/agents.lua")
 local n = tonumber(os.getenv("BENCH_LINKS") or "100000")
 local s = tonumber(os.getenv("BENCH_ZIPF_S") or "1.0")
 local cdf = {}
@@ -22,5 +23,5 @@ local function sample()
   return lo
 end
 function request()
-  return wrk.format("GET", string.format("/L%07d", sample()))
+  return wrk.format("GET", string.format("/L%07d", sample()), visitor_headers())
 end

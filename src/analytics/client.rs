@@ -3,16 +3,19 @@
 //! `Forwarded` are ignored: they are free text a client can fill with any address it likes
 //! (YOURLS #4111, Shlink #2351), which would let it inflate unique visitors.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use axum::http::{HeaderMap, header};
 use ipnet::IpNet;
 
-/// The operator's proxies and load balancers (`--trusted-proxies`).
+/// The operator's proxies and load balancers (`--trusted-proxies`): the only peers whose
+/// forwarding headers (and country header) are believed, because only they overwrite or append
+/// to what the client sent instead of passing it through.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
 
-/// IPv4-mapped IPv6 addresses are the IPv4 address they carry.
+/// IPv4-mapped IPv6 addresses are the IPv4 address they carry: a dual-stack listener reports
+/// IPv4 peers as `::ffff:a.b.c.d`, and operators write their proxies as IPv4 CIDRs.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -21,7 +24,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 impl TrustedProxies {
-    /// Comma-separated CIDRs or bare addresses; empty means none.
+    /// Parses `--trusted-proxies`: comma-separated CIDRs or bare addresses
+    /// (`"10.0.0.0/8, 127.0.0.1, ::1"`); an empty list means no proxy is trusted. The error
+    /// names the bad entry so a typo fails start-up instead of silently trusting nobody.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut nets = Vec::new();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -29,79 +34,153 @@ impl TrustedProxies {
                 .parse::<IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
                 .map_err(|_| format!("{entry:?} is not a CIDR (10.0.0.0/8) or an address"))?;
+            // A mapped IPv6 network is written as the IPv4 network it means, as `contains`
+            // compares canonical addresses.
+            let net = match net {
+                IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                    Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(net),
+                    None => net,
+                },
+                other => other,
+            };
             nets.push(net);
         }
         Ok(TrustedProxies(nets))
     }
 
+    /// True when no proxy is configured: then forwarding headers are never read, and the
+    /// caller can skip parsing them altogether.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// True when `ip` (IPv4-mapped IPv6 taken as its IPv4 address) is one of the proxies.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|n| n.contains(&ip))
     }
 }
 
-/// One hop named by a forwarding header.
-fn parse_hop(raw: &str) -> Option<IpAddr> {
-    let v = raw.trim().trim_matches('"');
+/// True when `peer` is trusted, so headers it sets (a country header, say) may be believed;
+/// from any other peer they are whatever the client chose to send.
+pub fn peer_is_trusted(peer: IpAddr, trusted: &TrustedProxies) -> bool {
+    trusted.contains(peer)
+}
+
+/// `raw` split at `delim` outside RFC 7230 quoted strings (which may hold `,` and `;`, and
+/// `\"` escapes). Works on bytes so that one non-UTF-8 entry spoils only itself.
+fn split_unquoted(raw: &[u8], delim: u8) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, &b) in raw.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == delim && !quoted {
+            parts.push(&raw[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&raw[start..]);
+    parts
+}
+
+/// A port after an address: a number, or an RFC 7239 obfuscated port (`_abc`).
+fn is_port(p: &str) -> bool {
+    p.parse::<u16>().is_ok()
+        || p.strip_prefix('_').is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
+/// One hop named by a forwarding header: an address, optionally quoted, optionally with a
+/// port (`192.0.2.60:4711`, `[2001:db8::1]:4711`). Anything else (`unknown`, `_hidden`,
+/// trailing junk) is None.
+fn parse_hop(raw: &[u8]) -> Option<IpAddr> {
+    let v = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
+    let v = match v.strip_prefix('"') {
+        Some(inner) => inner
+            .strip_suffix('"')
+            .filter(|i| !i.contains(['"', '\\']))?,
+        None => v,
+    };
     if let Ok(ip) = v.parse::<IpAddr>() {
         return Some(ip);
     }
-    // "[2001:db8::1]:4711" or "[2001:db8::1]"
     if let Some(rest) = v.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
+        let (host, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return port_ok.then(|| host.parse::<Ipv6Addr>().ok().map(IpAddr::V6))?;
     }
-    // "192.0.2.60:4711"
     let (host, port) = v.rsplit_once(':')?;
-    port.parse::<u16>().ok()?;
-    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+    is_port(port).then(|| host.parse::<Ipv4Addr>().ok().map(IpAddr::V4))?
+}
+
+/// True for an entry that is only optional whitespace (`a,,b`): skipped rather than treated
+/// as junk, since some proxies produce it when the incoming header was empty.
+fn blank(part: &[u8]) -> bool {
+    part.iter().all(|b| matches!(b, b' ' | b'\t'))
 }
 
 /// The hops of `X-Forwarded-For` (every header line, comma lists), left to right; None for an
 /// entry that is not an address.
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     headers
         .get_all("x-forwarded-for")
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("").split(','))
-        .filter(|h| !h.trim().is_empty())
+        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
+        .filter(|hop| !blank(hop))
         .map(parse_hop)
         .collect()
 }
 
-/// The `for=` hops of RFC 7239 `Forwarded`, left to right.
+/// The `for=` hops of RFC 7239 `Forwarded` (every line, elements separated by `,`, parameters
+/// by `;`, parameter names case-insensitive), left to right. An element without a usable
+/// `for=` is None: a proxy that omitted it gives no address, and skipping it would hand the
+/// choice to whatever the client wrote to its left.
 fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     headers
         .get_all(header::FORWARDED)
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("").split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("for").then(|| parse_hop(v))
-            })
+        .flat_map(|line| split_unquoted(line.as_bytes(), b','))
+        .filter(|element| !blank(element))
+        .map(|element| {
+            split_unquoted(element, b';').into_iter().find_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let name = pair[..eq].trim_ascii();
+                name.eq_ignore_ascii_case(b"for")
+                    .then(|| parse_hop(&pair[eq + 1..]))
+            })?
         })
         .collect()
 }
 
-/// The client address of a request that arrived from `peer`.
+/// The client address of a request that arrived from socket peer `peer`.
 ///
-/// When `peer` is trusted, the hops of `X-Forwarded-For` (or, without it, `Forwarded`) are
-/// walked from the right, skipping trusted proxies; the first untrusted address is the client.
-/// An entry that is not an address stops the walk at the last trusted hop, and if every hop is
-/// trusted the left-most one is the client.
+/// Only when `peer` is trusted are forwarding headers read: the hops of `X-Forwarded-For`
+/// (or, when that header is absent, the `for=` hops of `Forwarded`) are walked from the
+/// right, skipping trusted proxies; the first untrusted address is the client, since everything
+/// left of it was written by that client and is untrustworthy. An entry that is not an address
+/// stops the walk at the last trusted hop (or the peer), and if every hop is trusted the
+/// left-most one is the client. IPv4-mapped IPv6 addresses come back as IPv4.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return peer;
     }
-    let mut hops = forwarded_for(headers);
-    if hops.is_empty() {
-        hops = forwarded(headers);
-    }
+    // Present but unreadable X-Forwarded-For must not fall back to Forwarded: a proxy that
+    // only maintains X-Forwarded-For passes a client's Forwarded header through untouched.
+    let hops = if headers.contains_key("x-forwarded-for") {
+        x_forwarded_for(headers)
+    } else {
+        forwarded(headers)
+    };
     let mut client = peer;
     for hop in hops.iter().rev() {
         match hop.map(canonical) {
@@ -144,12 +223,19 @@ mod tests {
             client_ip(ip("203.0.113.9"), &h, &trusted()),
             ip("203.0.113.9")
         );
+        assert!(!peer_is_trusted(ip("203.0.113.9"), &trusted()));
+        assert!(peer_is_trusted(ip("10.9.9.9"), &trusted()));
+        let none = TrustedProxies::parse("").unwrap();
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &none), ip("10.0.0.1"));
     }
 
     #[test]
     fn the_right_most_untrusted_hop_is_the_client() {
         let t = trusted();
-        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2")]);
+        let h = headers(&[("x-forwarded-for", "1.2.3.4, 10.0.0.2")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("1.2.3.4"));
+        // Chained proxies; the client's own (spoofed) entries are left of its address.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.3, 10.0.0.2")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("1.2.3.4"));
         let split = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
@@ -160,6 +246,12 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &all_trusted, &t), ip("10.0.0.7"));
         let junk = headers(&[("x-forwarded-for", "1.2.3.4, unknown, 10.0.0.2")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &junk, &t), ip("10.0.0.2"));
+        let first_junk = headers(&[("x-forwarded-for", "1.2.3.4, [::1]x")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &first_junk, &t), ip("10.0.0.1"));
+        let blanks = headers(&[("x-forwarded-for", " , 1.2.3.4,,10.0.0.2 ")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &blanks, &t), ip("1.2.3.4"));
+        let ported = headers(&[("x-forwarded-for", "1.2.3.4:5555, [2001:db8::9]:80")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &ported, &t), ip("2001:db8::9"));
         assert_eq!(
             client_ip(ip("10.0.0.1"), &HeaderMap::new(), &t),
             ip("10.0.0.1")
@@ -172,44 +264,99 @@ mod tests {
         for (value, expected) in [
             ("for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
             (r#"For="[2001:db8:cafe::17]:4711""#, "2001:db8:cafe::17"),
-            ("for=192.0.2.43:8080, for=10.0.0.3", "192.0.2.43"),
+            (r#"for="[2001:db8::5]""#, "2001:db8::5"),
+            (r#"for="192.0.2.43:8080", FOR=10.0.0.3"#, "192.0.2.43"),
+            ("proto=https; for=192.0.2.1 ;by=x", "192.0.2.1"),
             ("for=_hidden, for=10.0.0.3", "10.0.0.3"),
+            ("for=unknown", "10.0.0.1"),
+            ("for=[2001:db8::1]:_port, for=10.0.0.3", "2001:db8::1"),
+            // A quoted `,` or `;` does not split elements or parameters.
+            (
+                r#"for=198.51.100.7;by="a,b;c", for=10.0.0.4"#,
+                "198.51.100.7",
+            ),
+            (r#"for="1.2.3.4, for=6.6.6.6""#, "10.0.0.1"),
+            // An element without `for=` stops the walk: the client wrote what is left of it.
+            ("for=6.6.6.6, proto=https", "10.0.0.1"),
+            ("for=10.0.0.9, for=10.0.0.8", "10.0.0.9"),
         ] {
             let h = headers(&[("forwarded", value)]);
             assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip(expected), "{value}");
         }
+        let lines = headers(&[("forwarded", "for=6.6.6.6"), ("forwarded", "for=1.2.3.4")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &lines, &t), ip("1.2.3.4"));
+        // X-Forwarded-For, when present, is the only header read.
+        let both = headers(&[("forwarded", "for=5.6.7.8"), ("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &both, &t), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn an_unreadable_x_forwarded_for_does_not_fall_back_to_forwarded() {
+        let t = trusted();
+        let mut h = headers(&[("forwarded", "for=6.6.6.6")]);
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 1.2.3.4").unwrap(),
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("1.2.3.4"));
+        let mut h = headers(&[("forwarded", "for=6.6.6.6")]);
+        h.append("x-forwarded-for", HeaderValue::from_static(""));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.1"));
     }
 
     #[test]
     fn mapped_addresses_and_bad_lists() {
         let t = trusted();
         assert!(t.contains(ip("::ffff:10.1.2.3")));
+        assert!(!t.contains(ip("::ffff:11.1.2.3")));
         let h = headers(&[("x-forwarded-for", "::ffff:1.2.3.4")]);
         assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &h, &t), ip("1.2.3.4"));
-        assert!(TrustedProxies::parse("10.0.0.0/99").is_err());
+        assert_eq!(
+            client_ip(ip("::ffff:203.0.113.9"), &h, &t),
+            ip("203.0.113.9")
+        );
+        let mapped = TrustedProxies::parse("::ffff:192.168.0.0/112").unwrap();
+        assert!(mapped.contains(ip("192.168.3.4")));
+        assert!(t.contains(ip("::1")));
+        let err = TrustedProxies::parse("10.0.0.0/8, 10.0.0.0/99").unwrap_err();
+        assert!(err.contains("10.0.0.0/99"), "{err}");
+        assert!(TrustedProxies::parse("proxy.local").is_err());
         assert!(TrustedProxies::parse("").unwrap().is_empty());
+        assert!(TrustedProxies::parse(" , ").unwrap().is_empty());
     }
 
     #[test]
     fn no_header_value_makes_it_panic() {
         let t = trusted();
         let mut seed = 0x1234_5678_u64;
-        for _ in 0..2_000 {
-            let bytes: Vec<u8> = (0..(seed % 40))
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b" ,;=:[]\"\\\t_f0123456789.abcdeforFOR";
+        for round in 0..5_000 {
+            let len = next() % 48;
+            let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    b" ,;=:[]\"\tf0123456789.abcdefor"[(seed % 29) as usize]
+                    let r = next();
+                    // Mostly header-ish characters, sometimes any byte at all.
+                    if round % 3 == 0 {
+                        r as u8
+                    } else {
+                        alphabet[(r % alphabet.len() as u64) as usize]
+                    }
                 })
                 .collect();
             if let Ok(v) = HeaderValue::from_bytes(&bytes) {
                 let mut h = HeaderMap::new();
-                h.insert("x-forwarded-for", v.clone());
-                h.insert(header::FORWARDED, v);
+                h.insert(header::FORWARDED, v.clone());
                 let _ = client_ip(ip("10.0.0.1"), &h, &t);
+                h.insert("x-forwarded-for", v);
+                let _ = client_ip(ip("10.0.0.1"), &h, &t);
+                let _ = client_ip(ip("::ffff:10.0.0.1"), &h, &t);
             }
-            seed = seed.wrapping_add(0x9e37_79b9);
         }
     }
 }

@@ -460,4 +460,85 @@ mod tests {
         let reopened = SqliteStore::open(&copy, Duration::from_secs(5)).unwrap();
         assert_eq!(reopened.count_keys().await.unwrap(), 1);
     }
+
+    fn range(from: i64, to: i64, interval: crate::store::Interval) -> StatsRange {
+        StatsRange {
+            from,
+            to,
+            interval,
+            include_bots: true,
+            limit: 50,
+        }
+    }
+
+    #[tokio::test]
+    async fn rolling_hours_up_into_days_keeps_totals_and_daily_series() {
+        use crate::store::{ClickBatch, HourCount, Interval};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("r.db"), Duration::from_secs(5)).unwrap();
+        let mut batch = ClickBatch::default();
+        for hour in 0..72 {
+            batch.hourly.push(HourCount {
+                link_id: 1,
+                hour,
+                clicks: 2,
+                bots: 1,
+            });
+        }
+        store.add_clicks(batch, true).await.unwrap();
+        let before = store
+            .link_stats(1, range(0, 72 * 3600, Interval::Day))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.roll_up_hours(48).await.unwrap(),
+            48,
+            "two days of hours rolled up"
+        );
+        let after = store
+            .link_stats(1, range(0, 72 * 3600, Interval::Day))
+            .await
+            .unwrap();
+        assert_eq!(after, before);
+        assert_eq!((after.total, after.bots), (144, 72));
+        assert_eq!(after.series, vec![(0, 48), (86_400, 48), (172_800, 48)]);
+        // Hourly resolution remains for the recent day only; older days show at their start.
+        let hourly = store
+            .link_stats(1, range(0, 72 * 3600, Interval::Hour))
+            .await
+            .unwrap();
+        assert_eq!(hourly.series.len(), 2 + 24);
+        assert_eq!(hourly.series[0], (0, 48));
+        assert_eq!(store.total_clicks(1).await.unwrap(), 144);
+        assert_eq!(store.roll_up_hours(48).await.unwrap(), 0, "idempotent");
+    }
+
+    #[tokio::test]
+    async fn a_first_schema_store_keeps_its_referrers_after_the_analytics_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute_batch(
+                "INSERT INTO clicks_hourly VALUES (5, 240, 7); \
+                 INSERT INTO referrers_daily VALUES (5, 10, 'news.example', 3);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, Duration::from_secs(5)).unwrap();
+        let stats = store
+            .link_stats(
+                5,
+                range(10 * 86_400, 11 * 86_400, crate::store::Interval::Day),
+            )
+            .await
+            .unwrap();
+        assert_eq!(stats.total, 7);
+        assert_eq!(
+            stats.dims[crate::store::Dim::Referrer as usize],
+            vec![("(direct)".to_string(), 4), ("news.example".to_string(), 3)]
+        );
+    }
 }
