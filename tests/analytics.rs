@@ -409,7 +409,10 @@ async fn a_year_of_hourly_and_daily_data_answers_in_under_50_ms() {
                 });
             }
         }
-        store.add_clicks(batch, true).await.unwrap();
+        store
+            .add_clicks(std::sync::Arc::new(batch), true)
+            .await
+            .unwrap();
         store.roll_up_hours((today - 35) * 24).await.unwrap();
     }
     let server = server.restart(&[]);

@@ -44,8 +44,12 @@ impl Visitors {
         self.estimate() == 0
     }
 
-    /// Compact bytes for the store (tens of bytes while small, ≤ 12 KiB once dense).
+    /// Compact bytes for the store (nothing when empty, tens of bytes while small, ≤ 12 KiB
+    /// once dense).
     pub fn to_bytes(&self) -> Vec<u8> {
+        if self.is_empty() {
+            return Vec::new();
+        }
         postcard::to_stdvec(&self.0).unwrap_or_default()
     }
 
@@ -79,8 +83,9 @@ impl VisitorKey {
         VisitorKey { day, key }
     }
 
-    /// The visitor hash of one click.
-    pub fn visitor(&self, ip: IpAddr, user_agent: &[u8]) -> u64 {
+    /// The visitor hash of one click: the client address and the user agent's fingerprint
+    /// ([`crate::analytics::ua::UaClass::fingerprint`], computed once per user-agent string).
+    pub fn visitor(&self, ip: IpAddr, user_agent: u64) -> u64 {
         let mut h = SipHasher13::new_with_key(&self.key);
         match ip {
             IpAddr::V4(v4) => h.write(&v4.octets()),
@@ -89,8 +94,7 @@ impl VisitorKey {
                 None => h.write(&v6.octets()),
             },
         }
-        h.write_u8(0xff);
-        h.write(user_agent);
+        h.write_u64(user_agent);
         h.finish()
     }
 }
@@ -112,7 +116,7 @@ mod tests {
         let mut v = Visitors::default();
         for round in 0..3 {
             for i in 0..50 {
-                v.insert(key().visitor(ip(i), b"ua"));
+                v.insert(key().visitor(ip(i), 1));
             }
             assert_eq!(v.estimate(), 50, "round {round}");
         }
@@ -130,7 +134,7 @@ mod tests {
             let (all, a, b): (&mut Visitors, &mut Visitors, &mut Visitors) =
                 (&mut all, &mut a, &mut b);
             for i in 0..n {
-                let h = key().visitor(ip(i), b"Mozilla/5.0");
+                let h = key().visitor(ip(i), 2);
                 all.insert(h);
                 // Two instances seeing overlapping halves.
                 if i < n * 2 / 3 {
@@ -155,10 +159,10 @@ mod tests {
     #[test]
     fn the_same_visitor_differs_between_days_and_agents() {
         let k2 = VisitorKey::new(2, [8; 16]);
-        assert_ne!(key().visitor(ip(1), b"a"), k2.visitor(ip(1), b"a"));
-        assert_ne!(key().visitor(ip(1), b"a"), key().visitor(ip(1), b"b"));
+        assert_ne!(key().visitor(ip(1), 1), k2.visitor(ip(1), 1));
+        assert_ne!(key().visitor(ip(1), 1), key().visitor(ip(1), 2));
         let mapped = IpAddr::V6(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
-        assert_eq!(key().visitor(ip(1), b"a"), key().visitor(mapped, b"a"));
+        assert_eq!(key().visitor(ip(1), 1), key().visitor(mapped, 1));
     }
 
     #[test]

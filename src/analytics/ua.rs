@@ -34,6 +34,16 @@ pub struct UaClass {
     pub os: Box<str>,
     pub device: Device,
     pub is_bot: bool,
+    /// A fixed (unkeyed, the same on every instance) 64-bit hash of the user-agent string, so a
+    /// visitor hash does not rehash the whole string per click.
+    pub fingerprint: u64,
+}
+
+fn fingerprint(user_agent: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new();
+    h.write(user_agent.as_bytes());
+    h.finish()
 }
 
 /// Longest user agent considered; longer ones are classified on this prefix (and memoised under
@@ -101,6 +111,13 @@ fn short_os(os: &str) -> &str {
 
 /// Classifies one user agent.
 pub fn classify(user_agent: &str) -> UaClass {
+    UaClass {
+        fingerprint: fingerprint(user_agent),
+        ..classify_only(user_agent)
+    }
+}
+
+fn classify_only(user_agent: &str) -> UaClass {
     let ua = user_agent.trim();
     let lower = ua.to_ascii_lowercase();
     if ua.is_empty() {
@@ -142,6 +159,7 @@ pub fn classify(user_agent: &str) -> UaClass {
         os: short_os(os).into(),
         device,
         is_bot: false,
+        fingerprint: 0,
     }
 }
 
@@ -151,6 +169,7 @@ fn bot(browser: &str, os: &str) -> UaClass {
         os: os.into(),
         device: Device::Bot,
         is_bot: true,
+        fingerprint: 0,
     }
 }
 

@@ -19,11 +19,18 @@ pub struct Analytics {
     pub trusted: TrustedProxies,
     /// Today's visitor key, refreshed by housekeeping (None until the store gave one).
     pub key: RwLock<Option<VisitorKey>>,
+    /// `Referer` value → its host (None: direct or unusable), so a URL is parsed once per
+    /// distinct value, not per click.
+    referrers: quick_cache::sync::Cache<Box<[u8]>, Option<Arc<str>>>,
 }
+
+/// Longest `Referer` value memoised; longer ones are parsed each time.
+const MAX_REFERRER: usize = 1024;
 
 /// One click's analytics fields (borrowed by the click buffer while recording).
 pub struct Observed {
     pub ua: Arc<UaClass>,
+    pub referrer: Option<Arc<str>>,
     pub country: Option<[u8; 2]>,
     pub visitor: Option<u64>,
 }
@@ -35,7 +42,21 @@ impl Analytics {
             geo,
             trusted,
             key: RwLock::new(None),
+            referrers: quick_cache::sync::Cache::new(10_000),
         }
+    }
+
+    fn referrer(&self, headers: &HeaderMap) -> Option<Arc<str>> {
+        let raw = headers.get(header::REFERER)?.as_bytes();
+        if raw.len() > MAX_REFERRER {
+            return crate::http::referrer_host(headers).map(Into::into);
+        }
+        if let Some(hit) = self.referrers.get(raw) {
+            return hit;
+        }
+        let host: Option<Arc<str>> = crate::http::referrer_host(headers).map(Into::into);
+        self.referrers.insert(raw.into(), host.clone());
+        host
     }
 
     /// Observes a request from socket peer `peer`.
@@ -55,11 +76,9 @@ impl Analytics {
         } else {
             None
         };
-        let visitor = self
-            .key
-            .read()
-            .map(|k| k.visitor(client, agent.unwrap_or_default()));
+        let visitor = self.key.read().map(|k| k.visitor(client, ua.fingerprint));
         Observed {
+            referrer: self.referrer(headers),
             ua,
             country,
             visitor,

@@ -38,7 +38,7 @@ type DayAccumulator = (Map<(Dim, String), (u64, u64)>, Visitors, Visitors);
 pub struct Visit<'a> {
     pub ua: &'a Arc<UaClass>,
     /// Referrer host; None for direct traffic.
-    pub referrer: Option<&'a str>,
+    pub referrer: Option<&'a Arc<str>>,
     /// ISO 3166-1 alpha-2, upper case.
     pub country: Option<[u8; 2]>,
     /// Keyed hash of (client address, user agent); None while no visitor key is known.
@@ -48,7 +48,7 @@ pub struct Visit<'a> {
 struct Profile {
     ua: Arc<UaClass>,
     country: Option<[u8; 2]>,
-    referrer: Option<Box<str>>,
+    referrer: Option<Arc<str>>,
     clicks: u64,
 }
 
@@ -129,20 +129,23 @@ impl ClickBuffer {
             let known = counts.profiles.iter().position(|p| {
                 Arc::ptr_eq(&p.ua, visit.ua)
                     && p.country == visit.country
-                    && p.referrer.as_deref() == visit.referrer
+                    && p.referrer.as_deref() == visit.referrer.map(|r| &**r)
             });
             match known {
                 Some(i) => counts.profiles[i].clicks += 1,
                 None if counts.profiles.len() < MAX_PROFILES => counts.profiles.push(Profile {
                     ua: visit.ua.clone(),
                     country: visit.country,
-                    referrer: visit.referrer.map(Into::into),
+                    referrer: visit.referrer.cloned(),
                     clicks: 1,
                 }),
                 None => {
                     let (h, b) = (!bot as u64, bot as u64);
                     for (dim, key) in [
-                        (Dim::Referrer, visit.referrer.unwrap_or(DIRECT).to_string()),
+                        (
+                            Dim::Referrer,
+                            visit.referrer.map_or(DIRECT, |r| r).to_string(),
+                        ),
                         (Dim::Browser, visit.ua.browser.to_string()),
                         (Dim::Os, visit.ua.os.to_string()),
                         (Dim::Device, visit.ua.device.as_str().to_string()),
@@ -297,7 +300,7 @@ mod tests {
     use super::*;
     use crate::analytics::ua::UaCache;
 
-    fn visit<'a>(ua: &'a Arc<UaClass>, referrer: Option<&'a str>, visitor: u64) -> Visit<'a> {
+    fn visit<'a>(ua: &'a Arc<UaClass>, referrer: Option<&'a Arc<str>>, visitor: u64) -> Visit<'a> {
         Visit {
             ua,
             referrer,
@@ -329,7 +332,8 @@ mod tests {
         let buf = ClickBuffer::default();
         let t = 1_700_000_000;
         buf.record(1, t, &visit(&human, None, 1));
-        buf.record(1, t + 1, &visit(&human, Some("news.ycombinator.com"), 1));
+        let hn: Arc<str> = "news.ycombinator.com".into();
+        buf.record(1, t + 1, &visit(&human, Some(&hn), 1));
         buf.record(1, t + 3600, &visit(&bot, None, 2));
         buf.record(2, t, &visit(&human, None, 3));
         assert_eq!(buf.pending(), 4);
@@ -387,7 +391,7 @@ mod tests {
         let cache = UaCache::new(1000);
         let ua = chrome(&cache);
         let buf = ClickBuffer::default();
-        let hosts: Vec<String> = (0..200).map(|i| format!("h{i}.example")).collect();
+        let hosts: Vec<Arc<str>> = (0..200).map(|i| format!("h{i}.example").into()).collect();
         for h in &hosts {
             buf.record(1, 0, &visit(&ua, Some(h), 1));
         }
@@ -426,8 +430,9 @@ mod tests {
                 let (buf, cache) = (buf.clone(), cache.clone());
                 std::thread::spawn(move || {
                     let ua = chrome(&cache);
+                    let host: Arc<str> = "a.example".into();
                     for n in 0..10_000 {
-                        let r = (i % 2 == 0).then_some("a.example");
+                        let r = (i % 2 == 0).then_some(&host);
                         buf.record(n % 5, 0, &visit(&ua, r, n as u64));
                     }
                 })

@@ -36,6 +36,7 @@ impl Clicks {
             return Ok(0);
         }
         let started = Instant::now();
+        let batch = Arc::new(batch);
         match store.add_clicks(batch.clone(), false).await {
             Ok(()) => {
                 self.buffer.committed(n);
@@ -47,7 +48,7 @@ impl Clicks {
                 Ok(n)
             }
             Err(e) => {
-                self.buffer.restore(batch);
+                self.buffer.restore(Arc::unwrap_or_clone(batch));
                 self.state
                     .consecutive_failures
                     .fetch_add(1, Ordering::Relaxed);
@@ -109,7 +110,8 @@ mod tests {
         let ua = uas.get(Some(
             b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
         ));
-        for (at, referrer, visitor) in [(0, None, 1), (1, Some("a.example"), 2), (2, None, 1)] {
+        let host: Arc<str> = "a.example".into();
+        for (at, referrer, visitor) in [(0, None, 1), (1, Some(&host), 2), (2, None, 1)] {
             let visit = crate::clicks::Visit {
                 ua: &ua,
                 referrer,

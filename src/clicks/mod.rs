@@ -65,6 +65,6 @@ impl Clicks {
         // The same aggregation as the buffer, for one click.
         let one = ClickBuffer::default();
         one.record(link_id, at, visit);
-        store.add_clicks(one.drain(), true).await
+        store.add_clicks(Arc::new(one.drain()), true).await
     }
 }

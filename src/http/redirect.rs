@@ -81,7 +81,7 @@ async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
 }
 
 /// The host of a `Referer` header, or None for direct traffic and unusable values.
-fn referrer_host(headers: &HeaderMap) -> Option<String> {
+pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(header::REFERER)?.to_str().ok()?;
     let url = url::Url::parse(raw).ok()?;
     let host = url.host_str()?;
@@ -162,11 +162,10 @@ async fn serve(app: &App, req: Request, peer: IpAddr) -> Response {
     let mode = app.click_mode();
     // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
     if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
-        let referrer = referrer_host(req.headers());
         let seen = app.analytics.observe(peer, req.headers());
         let visit = Visit {
             ua: &seen.ua,
-            referrer: referrer.as_deref(),
+            referrer: seen.referrer.as_ref(),
             country: seen.country,
             visitor: seen.visitor,
         };

@@ -231,7 +231,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Link>>;
 
     /// Adds buffered clicks; `durable` asks for a power-loss-safe commit (exact mode).
-    async fn add_clicks(&self, batch: ClickBatch, durable: bool) -> StoreResult<()>;
+    async fn add_clicks(&self, batch: std::sync::Arc<ClickBatch>, durable: bool)
+    -> StoreResult<()>;
     /// Clicks of a link per bucket in `[from, to)`, buckets without clicks left out.
     /// A link's statistics: all-time totals, and over `[from, to)` the series, the dimension
     /// lists (whole UTC days overlapping the range, top `limit` per dimension) and unique

@@ -347,7 +347,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_clicks(&self, batch: ClickBatch, durable: bool) -> StoreResult<()> {
+    async fn add_clicks(&self, batch: Arc<ClickBatch>, durable: bool) -> StoreResult<()> {
         self.writer
             .run(durable, move |c| queries::add_clicks(c, &batch))
             .await
@@ -485,7 +485,7 @@ mod tests {
                 bots: 1,
             });
         }
-        store.add_clicks(batch, true).await.unwrap();
+        store.add_clicks(Arc::new(batch), true).await.unwrap();
         let before = store
             .link_stats(1, range(0, 72 * 3600, Interval::Day))
             .await
@@ -540,5 +540,72 @@ mod tests {
             stats.dims[crate::store::Dim::Referrer as usize],
             vec![("(direct)".to_string(), 4), ("news.example".to_string(), 3)]
         );
+    }
+
+    /// Not a test: `cargo test --release --lib flush_cost -- --ignored --nocapture` prints what
+    /// one flush of a Zipf-like second costs the writer (used to profile the click path).
+    #[tokio::test]
+    #[ignore]
+    async fn flush_cost() {
+        use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, Visitors};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("f.db"), Duration::from_secs(30)).unwrap();
+        let batch = || {
+            let mut b = ClickBatch::default();
+            for link_id in 1..=15_000 {
+                b.hourly.push(HourCount {
+                    link_id,
+                    hour: 480_000,
+                    clicks: 3,
+                    bots: 0,
+                });
+                let mut dims = Vec::new();
+                for (dim, keys) in [
+                    (
+                        Dim::Referrer,
+                        &["(direct)", "news.ycombinator.com", "www.reddit.com"][..],
+                    ),
+                    (Dim::Browser, &["Chrome", "Safari", "Firefox"][..]),
+                    (Dim::Os, &["Windows", "iOS", "macOS", "Android"][..]),
+                    (Dim::Device, &["desktop", "mobile"][..]),
+                    (Dim::Country, &["(unknown)"][..]),
+                ] {
+                    for k in keys {
+                        dims.push(DimCount {
+                            dim,
+                            key: k.to_string(),
+                            human: 1,
+                            bot: 0,
+                        });
+                    }
+                }
+                let mut humans = Visitors::default();
+                for v in 0..4 {
+                    humans.insert(v);
+                }
+                b.days.push(DayDetail {
+                    link_id,
+                    day: 20_000,
+                    dims,
+                    humans,
+                    bots: Visitors::default(),
+                });
+            }
+            b
+        };
+        for round in 0..4 {
+            let b = batch();
+            let t = Instant::now();
+            store.add_clicks(Arc::new(b), false).await.unwrap();
+            println!("flush {round}: {:?} for 15,000 link-days", t.elapsed());
+        }
+        let mut only_hourly = batch();
+        only_hourly.days.clear();
+        let t = Instant::now();
+        store
+            .add_clicks(Arc::new(only_hourly), false)
+            .await
+            .unwrap();
+        println!("hourly rows only: {:?}", t.elapsed());
     }
 }

@@ -325,18 +325,22 @@ pub fn list_links(
     rows.collect()
 }
 
-/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`.
-type StoredDims = Vec<(u8, String, u64, u64)>;
+/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`, borrowed from
+/// the blob they were read from (merging allocates no strings).
+type StoredDims<'a> = Vec<(u8, &'a str, u64, u64)>;
+
+/// The same, owning its keys (for rows built in Rust rather than read).
+type OwnedDims = Vec<(u8, String, u64, u64)>;
 
 fn dims_to_bytes(dims: &[DimCount]) -> Vec<u8> {
-    let stored: StoredDims = dims
+    let stored: StoredDims<'_> = dims
         .iter()
-        .map(|d| (d.dim as u8, d.key.clone(), d.human, d.bot))
+        .map(|d| (d.dim as u8, d.key.as_str(), d.human, d.bot))
         .collect();
     postcard::to_stdvec(&stored).unwrap_or_default()
 }
 
-fn dims_from_bytes(bytes: &[u8]) -> StoredDims {
+fn dims_from_bytes(bytes: &[u8]) -> StoredDims<'_> {
     postcard::from_bytes(bytes).unwrap_or_default()
 }
 
@@ -347,7 +351,7 @@ pub const MAX_VALUES_PER_DAY: usize = 100;
 pub const OTHER: &str = "(other)";
 
 /// Adds `add` into `into`, keeping at most [`MAX_VALUES_PER_DAY`] values per dimension.
-fn merge_dims(into: &mut StoredDims, add: StoredDims) {
+fn merge_dims<'a>(into: &mut StoredDims<'a>, add: StoredDims<'a>) {
     for (dim, key, human, bot) in add {
         if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == key) {
             e.2 += human;
@@ -361,7 +365,7 @@ fn merge_dims(into: &mut StoredDims, add: StoredDims) {
             e.2 += human;
             e.3 += bot;
         } else {
-            into.push((dim, OTHER.to_string(), human, bot));
+            into.push((dim, OTHER, human, bot));
         }
     }
 }
@@ -490,7 +494,13 @@ pub fn link_stats(c: &Connection, link_id: i64, q: &StatsRange) -> rusqlite::Res
         for (dim, key, human, bot) in dims_from_bytes(r.get_ref(0)?.as_blob()?) {
             let n = if q.include_bots { human + bot } else { human };
             if let (Some(d), true) = (Dim::from_u8(dim), n > 0) {
-                *counts[d as usize].entry(key).or_insert(0) += n;
+                let map = &mut counts[d as usize];
+                match map.get_mut(key) {
+                    Some(c) => *c += n,
+                    None => {
+                        map.insert(key.to_string(), n);
+                    }
+                }
             }
         }
         visitors.merge(&Visitors::from_bytes(r.get_ref(1)?.as_blob()?));
@@ -593,7 +603,7 @@ pub fn total_clicks(c: &Connection, link_id: i64) -> rusqlite::Result<u64> {
 /// Migration 2 in Rust: the referrer rows of the first schema become dimension counts of
 /// `link_days` (all as human clicks: bots were not told apart then), direct clicks included.
 pub fn convert_legacy_referrers(c: &Connection) -> rusqlite::Result<()> {
-    let mut per_day: std::collections::BTreeMap<(i64, i64), StoredDims> = Default::default();
+    let mut per_day: std::collections::BTreeMap<(i64, i64), OwnedDims> = Default::default();
     {
         let mut stmt = c.prepare("SELECT link_id, day, host, clicks FROM referrers_daily")?;
         let mut rows = stmt.query([])?;
