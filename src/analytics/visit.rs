@@ -27,6 +27,14 @@ pub struct Analytics {
 /// Longest `Referer` value memoised; longer ones are parsed each time.
 const MAX_REFERRER: usize = 1024;
 
+/// The host of a `Referer` header, lower-cased, or None for direct traffic and unusable values.
+pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(raw).ok()?;
+    let host = url.host_str()?;
+    (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
+}
+
 /// One click's analytics fields (borrowed by the click buffer while recording).
 pub struct Observed {
     pub ua: Arc<UaClass>,
@@ -49,12 +57,12 @@ impl Analytics {
     fn referrer(&self, headers: &HeaderMap) -> Option<Arc<str>> {
         let raw = headers.get(header::REFERER)?.as_bytes();
         if raw.len() > MAX_REFERRER {
-            return crate::http::referrer_host(headers).map(Into::into);
+            return referrer_host(headers).map(Into::into);
         }
         if let Some(hit) = self.referrers.get(raw) {
             return hit;
         }
-        let host: Option<Arc<str>> = crate::http::referrer_host(headers).map(Into::into);
+        let host: Option<Arc<str>> = referrer_host(headers).map(Into::into);
         self.referrers.insert(raw.into(), host.clone());
         host
     }
@@ -83,5 +91,24 @@ impl Analytics {
             country,
             visitor,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn referrer_hosts_are_lowercased_and_junk_is_direct() {
+        let mut h = HeaderMap::new();
+        assert_eq!(referrer_host(&h), None);
+        h.insert(
+            header::REFERER,
+            HeaderValue::from_static("https://News.Example.com/x?y"),
+        );
+        assert_eq!(referrer_host(&h).as_deref(), Some("news.example.com"));
+        h.insert(header::REFERER, HeaderValue::from_static("not a url"));
+        assert_eq!(referrer_host(&h), None);
     }
 }

@@ -36,7 +36,6 @@ use crate::config::{ClickMode, Settings};
 use crate::domain::key::ApiKey;
 use crate::store::Store;
 use error::ApiError;
-pub use redirect::referrer_host;
 
 /// Shared state of every handler.
 pub type AppState = Arc<App>;

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -78,14 +78,6 @@ async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
     };
     app.cache.fill(code, answer.clone(), generation);
     Ok(answer)
-}
-
-/// The host of a `Referer` header, or None for direct traffic and unusable values.
-pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
-    let raw = headers.get(header::REFERER)?.to_str().ok()?;
-    let url = url::Url::parse(raw).ok()?;
-    let host = url.host_str()?;
-    (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
 }
 
 /// Whether the fast path should answer this request: `GET`/`HEAD` of one path segment that
@@ -243,22 +235,4 @@ async fn preview(app: &App, code: &str) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn referrer_hosts_are_lowercased_and_junk_is_direct() {
-        let mut h = HeaderMap::new();
-        assert_eq!(referrer_host(&h), None);
-        h.insert(
-            header::REFERER,
-            HeaderValue::from_static("https://News.Example.com/x?y"),
-        );
-        assert_eq!(referrer_host(&h).as_deref(), Some("news.example.com"));
-        h.insert(header::REFERER, HeaderValue::from_static("not a url"));
-        assert_eq!(referrer_host(&h), None);
-    }
 }
