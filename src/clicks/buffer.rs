@@ -82,6 +82,8 @@ pub struct ClickBuffer {
     pending: AtomicU64,
     /// Batches whose write failed, written again (added to) with the next flush.
     retry: Mutex<Option<ClickBatch>>,
+    /// Day details drained from the shards and not written yet (see [`Self::drain_with`]).
+    details: Mutex<Map<(i64, i64), DayAccumulator>>,
     unknown: Mutex<Unknown>,
 }
 
@@ -91,8 +93,29 @@ impl Default for ClickBuffer {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             pending: AtomicU64::new(0),
             retry: Mutex::new(None),
+            details: Mutex::new(Map::default()),
             unknown: Mutex::new(Unknown::default()),
         }
+    }
+}
+
+fn to_detail((link_id, day): (i64, i64), (dims, humans, bots): DayAccumulator) -> DayDetail {
+    let mut dims: Vec<DimCount> = dims
+        .into_iter()
+        .map(|((dim, key), (human, bot))| DimCount {
+            dim,
+            key,
+            human,
+            bot,
+        })
+        .collect();
+    dims.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
+    DayDetail {
+        link_id,
+        day,
+        dims,
+        humans,
+        bots,
     }
 }
 
@@ -202,8 +225,17 @@ impl ClickBuffer {
     /// Takes everything recorded so far (and any batch that failed before); call
     /// [`Self::committed`] once it is written, or [`Self::restore`] if writing it failed.
     pub fn drain(&self) -> ClickBatch {
+        self.drain_with(true)
+    }
+
+    /// Takes the hourly counts (and any batch that failed before). The day details (dimension
+    /// counts, visitor sketches) are taken only when `details` is true; otherwise they stay
+    /// held, added up across flushes, and [`Self::unwritten_details`] shows them to the stats.
+    /// Writing a link's detail row every few seconds instead of every second is what keeps
+    /// the flush cheap on a busy store.
+    pub fn drain_with(&self, details: bool) -> ClickBatch {
         let mut batch = self.retry.lock().take().unwrap_or_default();
-        let mut days: Map<(i64, i64), DayAccumulator> = Map::default();
+        let mut days = self.details.lock();
         for shard in self.shards.iter() {
             let drained: Vec<((i64, i64), Counts)> = shard.lock().hours.drain().collect();
             for ((link_id, hour), counts) in drained {
@@ -241,25 +273,15 @@ impl ClickBuffer {
                 }
             }
         }
-        for ((link_id, day), (dims, humans, bots)) in days {
-            let mut dims: Vec<DimCount> = dims
-                .into_iter()
-                .map(|((dim, key), (human, bot))| DimCount {
-                    dim,
-                    key,
-                    human,
-                    bot,
-                })
-                .collect();
-            dims.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
-            batch.days.push(DayDetail {
-                link_id,
-                day,
-                dims,
-                humans,
-                bots,
-            });
-        }
+        let due = if details {
+            std::mem::take(&mut *days)
+        } else {
+            Map::default()
+        };
+        drop(days);
+        batch
+            .days
+            .extend(due.into_iter().map(|(key, acc)| to_detail(key, acc)));
         let unknown = std::mem::take(&mut *self.unknown.lock());
         if unknown.total > 0 {
             let day = crate::domain::time::now().div_euclid(86_400);
@@ -272,6 +294,22 @@ impl ClickBuffer {
                 .extend(codes.into_iter().map(|(c, n)| (day, c.into(), n)));
         }
         batch
+    }
+
+    /// Day details of `link_id` not written yet: held between detail writes, or in a batch
+    /// whose write failed.
+    pub fn unwritten_details(&self, link_id: i64) -> Vec<DayDetail> {
+        let mut found: Vec<DayDetail> = self
+            .details
+            .lock()
+            .iter()
+            .filter(|((id, _), _)| *id == link_id)
+            .map(|(key, acc)| to_detail(*key, acc.clone()))
+            .collect();
+        if let Some(retry) = self.retry.lock().as_ref() {
+            found.extend(retry.days.iter().filter(|d| d.link_id == link_id).cloned());
+        }
+        found
     }
 
     /// A drained batch reached the store: it no longer counts as pending.
@@ -368,6 +406,30 @@ mod tests {
         buf.committed(batch.total());
         assert_eq!(buf.pending(), 0);
         assert!(buf.drain().is_empty());
+    }
+
+    #[test]
+    fn day_details_are_held_between_detail_writes_and_visible_meanwhile() {
+        let cache = UaCache::new(10);
+        let ua = chrome(&cache);
+        let buf = ClickBuffer::default();
+        buf.record(4, 0, &visit(&ua, None, 1));
+        let counts_only = buf.drain_with(false);
+        assert_eq!(counts_only.total(), 1);
+        assert!(counts_only.days.is_empty(), "details stay in memory");
+        buf.record(4, 10, &visit(&ua, None, 2));
+        buf.drain_with(false);
+        let held = buf.unwritten_details(4);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].humans.estimate(), 2);
+        assert!(buf.unwritten_details(5).is_empty());
+        let full = buf.drain_with(true);
+        assert_eq!(
+            dim(&full, 4, Dim::Browser, "Chrome"),
+            (2, 0),
+            "both flushes' details"
+        );
+        assert!(buf.unwritten_details(4).is_empty());
     }
 
     #[test]

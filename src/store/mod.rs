@@ -236,8 +236,14 @@ pub trait Store: Send + Sync + 'static {
     /// Clicks of a link per bucket in `[from, to)`, buckets without clicks left out.
     /// A link's statistics: all-time totals, and over `[from, to)` the series, the dimension
     /// lists (whole UTC days overlapping the range, top `limit` per dimension) and unique
-    /// visitors; bots excluded from all but the totals unless `include_bots`.
-    async fn link_stats(&self, link_id: i64, range: StatsRange) -> StoreResult<LinkStats>;
+    /// visitors; bots excluded from all but the totals unless `include_bots`. `unwritten` are
+    /// day details still held in memory by this instance, counted as if stored.
+    async fn link_stats(
+        &self,
+        link_id: i64,
+        range: StatsRange,
+        unwritten: Vec<DayDetail>,
+    ) -> StoreResult<LinkStats>;
 
     /// Visits to codes that do not exist, over whole days overlapping `[from, to)`.
     async fn unknown_stats(

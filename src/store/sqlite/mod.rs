@@ -26,8 +26,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::code_filter::CodeFilter;
 use super::{
-    ClickBatch, CreateOutcome, IdempotencyRequest, LinkStats, StatsRange, Store, StoreError,
-    StoreResult, UnknownStats,
+    ClickBatch, CreateOutcome, DayDetail, IdempotencyRequest, LinkStats, StatsRange, Store,
+    StoreError, StoreResult, UnknownStats,
 };
 use crate::domain::key::{ApiKey, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
@@ -358,8 +358,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn link_stats(&self, link_id: i64, range: StatsRange) -> StoreResult<LinkStats> {
-        self.read(move |c| queries::link_stats(c, link_id, &range))
+    async fn link_stats(
+        &self,
+        link_id: i64,
+        range: StatsRange,
+        unwritten: Vec<DayDetail>,
+    ) -> StoreResult<LinkStats> {
+        self.read(move |c| queries::link_stats(c, link_id, &range, &unwritten))
             .await
     }
 
@@ -492,7 +497,7 @@ mod tests {
         }
         store.add_clicks(Arc::new(batch), true).await.unwrap();
         let before = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day))
+            .link_stats(1, range(0, 72 * 3600, Interval::Day), Vec::new())
             .await
             .unwrap();
         assert_eq!(
@@ -501,7 +506,7 @@ mod tests {
             "two days of hours rolled up"
         );
         let after = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day))
+            .link_stats(1, range(0, 72 * 3600, Interval::Day), Vec::new())
             .await
             .unwrap();
         assert_eq!(after, before);
@@ -509,7 +514,7 @@ mod tests {
         assert_eq!(after.series, vec![(0, 48), (86_400, 48), (172_800, 48)]);
         // Hourly resolution remains for the recent day only; older days show at their start.
         let hourly = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Hour))
+            .link_stats(1, range(0, 72 * 3600, Interval::Hour), Vec::new())
             .await
             .unwrap();
         assert_eq!(hourly.series.len(), 2 + 24);
@@ -537,6 +542,7 @@ mod tests {
             .link_stats(
                 5,
                 range(10 * 86_400, 11 * 86_400, crate::store::Interval::Day),
+                Vec::new(),
             )
             .await
             .unwrap();

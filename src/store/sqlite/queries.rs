@@ -9,7 +9,7 @@ use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
-    ClickBatch, CreateOutcome, Dim, DimCount, IdempotencyRequest, LinkStats, StatsRange,
+    ClickBatch, CreateOutcome, DayDetail, Dim, DimCount, IdempotencyRequest, LinkStats, StatsRange,
     StoreError, StoreResult, UnknownStats, Visitors,
 };
 
@@ -433,7 +433,12 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
-pub fn link_stats(c: &Connection, link_id: i64, q: &StatsRange) -> rusqlite::Result<LinkStats> {
+pub fn link_stats(
+    c: &Connection,
+    link_id: i64,
+    q: &StatsRange,
+    unwritten: &[DayDetail],
+) -> rusqlite::Result<LinkStats> {
     let mut stats = LinkStats::default();
     let (total, bots): (i64, i64) = c
         .prepare_cached(
@@ -506,6 +511,25 @@ pub fn link_stats(c: &Connection, link_id: i64, q: &StatsRange) -> rusqlite::Res
         visitors.merge(&Visitors::from_bytes(r.get_ref(1)?.as_blob()?));
         if q.include_bots {
             visitors.merge(&Visitors::from_bytes(r.get_ref(2)?.as_blob()?));
+        }
+    }
+    for d in unwritten
+        .iter()
+        .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
+    {
+        for dc in &d.dims {
+            let n = if q.include_bots {
+                dc.human + dc.bot
+            } else {
+                dc.human
+            };
+            if n > 0 {
+                *counts[dc.dim as usize].entry(dc.key.clone()).or_insert(0) += n;
+            }
+        }
+        visitors.merge(&d.humans);
+        if q.include_bots {
+            visitors.merge(&d.bots);
         }
     }
     for (i, map) in counts.into_iter().enumerate() {
