@@ -225,15 +225,16 @@ impl ClickBuffer {
     /// Takes everything recorded so far (and any batch that failed before); call
     /// [`Self::committed`] once it is written, or [`Self::restore`] if writing it failed.
     pub fn drain(&self) -> ClickBatch {
-        self.drain_with(true)
+        self.drain_with(None)
     }
 
-    /// Takes the hourly counts (and any batch that failed before). The day details (dimension
-    /// counts, visitor sketches) are taken only when `details` is true; otherwise they stay
-    /// held, added up across flushes, and [`Self::unwritten_details`] shows them to the stats.
-    /// Writing a link's detail row every few seconds instead of every second is what keeps
-    /// the flush cheap on a busy store.
-    pub fn drain_with(&self, details: bool) -> ClickBatch {
+    /// Takes the hourly counts (and any batch that failed before), and the day details
+    /// (dimension counts, visitor sketches) of the links in `slot`: `Some((s, n))` takes the
+    /// links whose id is `s` modulo `n`, `None` all of them. The others stay held, added up
+    /// across flushes, and [`Self::unwritten_details`] shows them to the stats. Writing a
+    /// link's detail row every n-th flush instead of every flush, a slice of the links each
+    /// time, is what keeps the flush cheap and even on a busy store.
+    pub fn drain_with(&self, slot: Option<(i64, i64)>) -> ClickBatch {
         let mut batch = self.retry.lock().take().unwrap_or_default();
         let mut days = self.details.lock();
         for shard in self.shards.iter() {
@@ -273,10 +274,11 @@ impl ClickBuffer {
                 }
             }
         }
-        let due = if details {
-            std::mem::take(&mut *days)
-        } else {
-            Map::default()
+        let due: Vec<_> = match slot {
+            None => days.drain().collect(),
+            Some((s, n)) => days
+                .extract_if(|(link_id, _), _| link_id.rem_euclid(n.max(1)) == s)
+                .collect(),
         };
         drop(days);
         batch
@@ -414,16 +416,22 @@ mod tests {
         let ua = chrome(&cache);
         let buf = ClickBuffer::default();
         buf.record(4, 0, &visit(&ua, None, 1));
-        let counts_only = buf.drain_with(false);
-        assert_eq!(counts_only.total(), 1);
-        assert!(counts_only.days.is_empty(), "details stay in memory");
+        buf.record(5, 0, &visit(&ua, None, 1));
+        let slot_one = buf.drain_with(Some((1, 2)));
+        assert_eq!(slot_one.total(), 2, "every hourly count goes");
+        assert_eq!(
+            slot_one.days.len(),
+            1,
+            "only link 5's details (5 mod 2 = 1)"
+        );
+        assert_eq!(slot_one.days[0].link_id, 5);
         buf.record(4, 10, &visit(&ua, None, 2));
-        buf.drain_with(false);
+        buf.drain_with(Some((1, 2)));
         let held = buf.unwritten_details(4);
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].humans.estimate(), 2);
         assert!(buf.unwritten_details(5).is_empty());
-        let full = buf.drain_with(true);
+        let full = buf.drain_with(Some((0, 2)));
         assert_eq!(
             dim(&full, 4, Dim::Browser, "Chrome"),
             (2, 0),

@@ -29,13 +29,18 @@ impl Clicks {
     /// Drains the buffer, day details included, and writes it; on failure the clicks go back
     /// into the buffer.
     pub async fn flush_once(&self, store: &dyn Store) -> Result<u64, StoreError> {
-        self.flush(store, true).await
+        self.flush(store, None).await
     }
 
-    /// Drains and writes the hourly counts, and the held day details when `details` is true.
-    pub async fn flush(&self, store: &dyn Store, details: bool) -> Result<u64, StoreError> {
+    /// Drains and writes the hourly counts, and the held day details of the links in `slot`
+    /// (see [`super::ClickBuffer::drain_with`]).
+    pub async fn flush(
+        &self,
+        store: &dyn Store,
+        slot: Option<(i64, i64)>,
+    ) -> Result<u64, StoreError> {
         let _gate = self.flush_gate.write().await;
-        let batch = self.buffer.drain_with(details);
+        let batch = self.buffer.drain_with(slot);
         let n = batch.total();
         if batch.is_empty() {
             self.mark_success();
@@ -95,21 +100,20 @@ pub async fn run(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut details_written = Instant::now();
+    // Each flush writes the details of one slice of the links, so every link's are written
+    // once per DETAIL_INTERVAL and the work is spread evenly over the flushes.
+    let slots = (DETAIL_INTERVAL.as_millis() / interval.as_millis().max(1)).max(1) as i64;
+    let mut slot = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         metrics::gauge!("snip_clicks_buffered").set(clicks.buffer.pending() as f64);
-        let details = details_written.elapsed() >= DETAIL_INTERVAL;
-        match clicks.flush(store.as_ref(), details).await {
-            Ok(_) if details => details_written = Instant::now(),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, pending = clicks.buffer.pending(), "click flush failed; will retry");
-            }
+        if let Err(e) = clicks.flush(store.as_ref(), Some((slot, slots))).await {
+            tracing::warn!(error = %e, pending = clicks.buffer.pending(), "click flush failed; will retry");
         }
+        slot = (slot + 1) % slots;
     }
 }
 
