@@ -286,3 +286,48 @@ async fn exact_click_mode_commits_each_click_before_answering() {
     assert_eq!(at_once, 5, "exact clicks show in stats at once");
     assert_eq!(after_kill, 5, "exact clicks survive kill -9");
 }
+
+#[tokio::test]
+async fn buffered_clicks_journalled_before_kill_9_survive_it() {
+    // Flushed every 100 ms, but folded into the tables only once a minute: at the kill the
+    // clicks are in the journal and in memory, not in the tables.
+    let flags: &[&str] = &["--click-flush-interval", "100ms"];
+    let mut server = TestServer::spawn(flags);
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/j"}))
+            .await,
+    );
+    for _ in 0..7 {
+        assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+    }
+    let journalled = wait_until(
+        || async {
+            let health: Value = server
+                .api(Method::GET, "/health")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            health["checks"]["clicks"]["backlog"] == 0
+        },
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(journalled, "the clicks were never journalled");
+
+    server.kill9();
+    let restarted = server.restart(flags);
+    let total = restarted.total_clicks(&code).await;
+
+    assert_eq!(total, 7, "journalled clicks survive kill -9");
+    assert!(
+        restarted
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("folded into the tables")),
+        "the restart says it folded the journal"
+    );
+}

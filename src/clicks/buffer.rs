@@ -1,10 +1,18 @@
 //! The in-memory click buffer (the seed's view counter, first half).
 //!
-//! Recording a click locks one of several shards (chosen by link id) for one hash-map update
-//! keyed by (link, hour): no store I/O, no await while locked, and no allocation in the common
-//! case. The entry counts clicks and bot clicks, keeps the few distinct "profiles" seen
-//! (classified user agent, country, referrer host) with their counts, and two unique-visitor
-//! sketches. The flusher drains all shards and expands profiles into per-day dimension counts.
+//! Recording a click appends it to the log of one of several shards (chosen by link id): a
+//! short lock and a push, no lookup, no store I/O, no await while locked. The flusher adds each
+//! shard's log to its entries a batch at a time, sorted by link, so a link clicked many times
+//! a second costs one lookup. An entry, keyed by (link, day), holds everything about its link
+//! and day that is not yet folded into the store's tables: clicks per hour, the few distinct
+//! "profiles" seen (classified user agent, country, referrer host) with their counts, and two
+//! unique-visitor sketches.
+//!
+//! Each flush ([`ClickBuffer::take`]) takes the clicks not yet journalled from every entry (a
+//! few bytes per link, appended to the store's journal: this is what makes a click durable
+//! within one flush interval) and the whole entries of one slice of the links, which the store
+//! folds into its tables in the same transaction. A link is so written to the tables once per
+//! fold interval however often it is clicked, and the stats add the unfolded part from memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,24 +23,24 @@ use parking_lot::Mutex;
 use crate::analytics::sketch::Visitors;
 use crate::analytics::ua::UaClass;
 use crate::domain::time::UnixSeconds;
-use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount};
+use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, fold_slot};
 
 const SHARDS: usize = 16;
 /// The referrer key of clicks that came without a usable `Referer`.
 pub const DIRECT: &str = "(direct)";
 /// The country key of clicks whose country is not known.
 pub const UNKNOWN_COUNTRY: &str = "(unknown)";
-/// Distinct profiles kept per link and hour before further ones are counted per dimension.
+/// Distinct profiles kept per link and day before further ones are counted per dimension.
 const MAX_PROFILES: usize = 32;
 /// Distinct unknown codes remembered per flush interval: the first ones seen (the total counts
 /// them all). A code that keeps being requested is among the first of a later interval.
 const MAX_UNKNOWN_CODES: usize = 1_000;
 /// Unknown codes written per flush: the most requested of the interval.
 const UNKNOWN_CODES_PER_FLUSH: usize = 100;
+/// Clicks a shard logs before the recording thread adds them to the entries itself.
+const MAX_LOGGED: usize = 4096;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// One link-day while draining: (dimension, key) → (human, bot), human and bot visitors.
-type DayAccumulator = (Map<(Dim, String), (u64, u64)>, Visitors, Visitors);
 
 /// What is recorded about one click besides its link and time.
 pub struct Visit<'a> {
@@ -52,11 +60,28 @@ struct Profile {
     clicks: u64,
 }
 
-/// Clicks of one link in one hour.
-#[derive(Default)]
-struct Counts {
+/// Clicks of one link in one hour since the link's last fold.
+#[derive(Clone, Copy, Default)]
+struct Hour {
+    hour: i64,
     clicks: u64,
     bots: u64,
+}
+
+/// One click as the redirect path logs it, before it is added to its link's entry.
+struct Click {
+    link_id: i64,
+    at: UnixSeconds,
+    ua: Arc<UaClass>,
+    referrer: Option<Arc<str>>,
+    country: Option<[u8; 2]>,
+    visitor: Option<u64>,
+}
+
+/// Everything about one link and one day that is not folded into the store's tables yet.
+#[derive(Default)]
+struct Entry {
+    hours: Vec<Hour>,
     profiles: Vec<Profile>,
     /// Past [`MAX_PROFILES`]: (dimension, key) → (human, bot).
     overflow: Map<(Dim, Box<str>), (u64, u64)>,
@@ -64,9 +89,193 @@ struct Counts {
     bot_visitors: Visitors,
 }
 
+fn country_key(country: &Option<[u8; 2]>) -> &str {
+    country
+        .as_ref()
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .unwrap_or(UNKNOWN_COUNTRY)
+}
+
+impl Entry {
+    fn hour_mut(&mut self, hour: i64) -> &mut Hour {
+        let i = match self.hours.iter().rposition(|h| h.hour == hour) {
+            Some(i) => i,
+            None => {
+                self.hours.push(Hour {
+                    hour,
+                    ..Hour::default()
+                });
+                self.hours.len() - 1
+            }
+        };
+        &mut self.hours[i]
+    }
+
+    fn add_profile(
+        &mut self,
+        ua: &Arc<UaClass>,
+        country: Option<[u8; 2]>,
+        referrer: Option<&Arc<str>>,
+        clicks: u64,
+    ) {
+        let known = self.profiles.iter().position(|p| {
+            Arc::ptr_eq(&p.ua, ua)
+                && p.country == country
+                && p.referrer.as_deref() == referrer.map(|r| &**r)
+        });
+        match known {
+            Some(i) => self.profiles[i].clicks += clicks,
+            None if self.profiles.len() < MAX_PROFILES => self.profiles.push(Profile {
+                ua: ua.clone(),
+                country,
+                referrer: referrer.cloned(),
+                clicks,
+            }),
+            None => {
+                let (h, b) = if ua.is_bot { (0, clicks) } else { (clicks, 0) };
+                for (dim, key) in [
+                    (Dim::Referrer, referrer.map_or(DIRECT, |r| r).to_string()),
+                    (Dim::Browser, ua.browser.to_string()),
+                    (Dim::Os, ua.os.to_string()),
+                    (Dim::Device, ua.device.as_str().to_string()),
+                    (Dim::Country, country_key(&country).to_string()),
+                ] {
+                    let e = self.overflow.entry((dim, key.into())).or_default();
+                    e.0 += h;
+                    e.1 += b;
+                }
+            }
+        }
+    }
+
+    /// The hourly counts since the last fold, all of them (journalled or not).
+    fn hourly(&self, link_id: i64) -> impl Iterator<Item = HourCount> + '_ {
+        self.hours.iter().map(move |h| HourCount {
+            link_id,
+            hour: h.hour,
+            clicks: h.clicks,
+            bots: h.bots,
+        })
+    }
+
+    /// The dimension counts since the last fold, ordered by dimension and key.
+    fn dims(&self) -> Vec<DimCount> {
+        let mut dims: Map<(Dim, &str), (u64, u64)> = Map::default();
+        for p in &self.profiles {
+            let country = country_key(&p.country);
+            for (dim, key) in [
+                (Dim::Referrer, p.referrer.as_deref().unwrap_or(DIRECT)),
+                (Dim::Browser, &*p.ua.browser),
+                (Dim::Os, &*p.ua.os),
+                (Dim::Device, p.ua.device.as_str()),
+                (Dim::Country, country),
+            ] {
+                let e = dims.entry((dim, key)).or_default();
+                if p.ua.is_bot {
+                    e.1 += p.clicks;
+                } else {
+                    e.0 += p.clicks;
+                }
+            }
+        }
+        for ((dim, key), (h, b)) in &self.overflow {
+            let e = dims.entry((*dim, key)).or_default();
+            e.0 += h;
+            e.1 += b;
+        }
+        let mut dims: Vec<DimCount> = dims
+            .into_iter()
+            .map(|((dim, key), (human, bot))| DimCount {
+                dim,
+                key: key.to_string(),
+                human,
+                bot,
+            })
+            .collect();
+        dims.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
+        dims
+    }
+
+    /// The day detail (dimension counts and visitor sketches) since the last fold.
+    fn detail(&self, link_id: i64, day: i64) -> DayDetail {
+        DayDetail {
+            link_id,
+            day,
+            dims: self.dims(),
+            humans: self.humans.clone(),
+            bots: self.bot_visitors.clone(),
+        }
+    }
+}
+
+/// What a shard has added up: the entries, and the clicks added since the last
+/// [`ClickBuffer::take`] (not journalled yet) per link and hour.
+#[derive(Default)]
+struct Tally {
+    /// (link id, day) → what is not folded yet.
+    days: Map<(i64, i64), Entry>,
+    fresh: Vec<HourCount>,
+    /// The log's previous buffer, kept for its capacity.
+    spare: Vec<Click>,
+}
+
+/// Recording a click appends it to `log` (a short lock, no lookup); the log is added to the
+/// entries in `tally` a whole batch at a time, sorted by link, so that a link clicked many
+/// times in a second is looked up once, not once per click.
 #[derive(Default)]
 struct Shard {
-    hours: Map<(i64, i64), Counts>,
+    log: Mutex<Vec<Click>>,
+    tally: Mutex<Tally>,
+}
+
+impl Shard {
+    /// Adds the logged clicks to the entries (lock order: tally, then log).
+    fn absorb(&self) -> parking_lot::MutexGuard<'_, Tally> {
+        let mut tally = self.tally.lock();
+        let mut clicks = std::mem::take(&mut tally.spare);
+        std::mem::swap(&mut clicks, &mut *self.log.lock());
+        clicks.sort_unstable_by_key(|c| (c.link_id, c.at));
+        let tally_ref = &mut *tally;
+        let mut i = 0;
+        while i < clicks.len() {
+            let (link_id, day) = (clicks[i].link_id, clicks[i].at.div_euclid(86_400));
+            let entry = tally_ref.days.entry((link_id, day)).or_default();
+            while let Some(c) = clicks
+                .get(i)
+                .filter(|c| c.link_id == link_id && c.at.div_euclid(86_400) == day)
+            {
+                let bot = c.ua.is_bot;
+                let hour = c.at.div_euclid(3600);
+                let h = entry.hour_mut(hour);
+                h.clicks += 1;
+                h.bots += bot as u64;
+                match tally_ref.fresh.last_mut() {
+                    Some(f) if f.link_id == link_id && f.hour == hour => {
+                        f.clicks += 1;
+                        f.bots += bot as u64;
+                    }
+                    _ => tally_ref.fresh.push(HourCount {
+                        link_id,
+                        hour,
+                        clicks: 1,
+                        bots: bot as u64,
+                    }),
+                }
+                if let Some(v) = c.visitor {
+                    if bot {
+                        entry.bot_visitors.insert(v);
+                    } else {
+                        entry.humans.insert(v);
+                    }
+                }
+                entry.add_profile(&c.ua, c.country, c.referrer.as_ref(), 1);
+                i += 1;
+            }
+        }
+        clicks.clear();
+        tally.spare = clicks;
+        tally
+    }
 }
 
 #[derive(Default)]
@@ -75,113 +284,60 @@ struct Unknown {
     codes: Map<Box<str>, u64>,
 }
 
+/// What one flush takes out of the buffer (see [`ClickBuffer::take`]).
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The clicks not yet journalled, per link and hour, of every link.
+    pub journal: Vec<HourCount>,
+    /// The folded links' hourly counts and day details since their last fold, and the
+    /// unknown-code counts.
+    pub fold: ClickBatch,
+}
+
 pub struct ClickBuffer {
     /// `parking_lot::Mutex`, not a Tokio mutex: it is held only for a map update, never across
     /// an await.
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Shard]>,
+    /// Clicks recorded and not journalled yet.
     pending: AtomicU64,
-    /// Batches whose write failed, written again (added to) with the next flush.
-    retry: Mutex<Option<ClickBatch>>,
-    /// Day details drained from the shards and not written yet (see [`Self::drain_with`]).
-    details: Mutex<Map<(i64, i64), DayAccumulator>>,
     unknown: Mutex<Unknown>,
 }
 
 impl Default for ClickBuffer {
     fn default() -> Self {
         ClickBuffer {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             pending: AtomicU64::new(0),
-            retry: Mutex::new(None),
-            details: Mutex::new(Map::default()),
             unknown: Mutex::new(Unknown::default()),
         }
     }
 }
 
-fn to_detail((link_id, day): (i64, i64), (dims, humans, bots): DayAccumulator) -> DayDetail {
-    let mut dims: Vec<DimCount> = dims
-        .into_iter()
-        .map(|((dim, key), (human, bot))| DimCount {
-            dim,
-            key,
-            human,
-            bot,
-        })
-        .collect();
-    dims.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
-    DayDetail {
-        link_id,
-        day,
-        dims,
-        humans,
-        bots,
-    }
-}
-
-fn country_key(country: Option<[u8; 2]>) -> String {
-    match country {
-        Some(c) => String::from_utf8_lossy(&c).into_owned(),
-        None => UNKNOWN_COUNTRY.to_string(),
-    }
-}
-
 impl ClickBuffer {
-    fn shard(&self, link_id: i64) -> &Mutex<Shard> {
+    fn shard(&self, link_id: i64) -> &Shard {
         &self.shards[link_id.rem_euclid(SHARDS as i64) as usize]
     }
 
     /// Counts one click of `link_id` at `at`.
     pub fn record(&self, link_id: i64, at: UnixSeconds, visit: &Visit<'_>) {
-        let bot = visit.ua.is_bot;
-        {
-            let mut shard = self.shard(link_id).lock();
-            let counts = shard
-                .hours
-                .entry((link_id, at.div_euclid(3600)))
-                .or_default();
-            counts.clicks += 1;
-            counts.bots += bot as u64;
-            if let Some(v) = visit.visitor {
-                if bot {
-                    counts.bot_visitors.insert(v);
-                } else {
-                    counts.humans.insert(v);
-                }
-            }
-            let known = counts.profiles.iter().position(|p| {
-                Arc::ptr_eq(&p.ua, visit.ua)
-                    && p.country == visit.country
-                    && p.referrer.as_deref() == visit.referrer.map(|r| &**r)
+        let shard = self.shard(link_id);
+        let logged = {
+            let mut log = shard.log.lock();
+            log.push(Click {
+                link_id,
+                at,
+                ua: visit.ua.clone(),
+                referrer: visit.referrer.cloned(),
+                country: visit.country,
+                visitor: visit.visitor,
             });
-            match known {
-                Some(i) => counts.profiles[i].clicks += 1,
-                None if counts.profiles.len() < MAX_PROFILES => counts.profiles.push(Profile {
-                    ua: visit.ua.clone(),
-                    country: visit.country,
-                    referrer: visit.referrer.cloned(),
-                    clicks: 1,
-                }),
-                None => {
-                    let (h, b) = (!bot as u64, bot as u64);
-                    for (dim, key) in [
-                        (
-                            Dim::Referrer,
-                            visit.referrer.map_or(DIRECT, |r| r).to_string(),
-                        ),
-                        (Dim::Browser, visit.ua.browser.to_string()),
-                        (Dim::Os, visit.ua.os.to_string()),
-                        (Dim::Device, visit.ua.device.as_str().to_string()),
-                        (Dim::Country, country_key(visit.country)),
-                    ] {
-                        let e = counts.overflow.entry((dim, key.into())).or_default();
-                        e.0 += h;
-                        e.1 += b;
-                    }
-                }
-            }
-        }
+            log.len()
+        };
         self.pending.fetch_add(1, Ordering::Relaxed);
+        // Normally the flusher absorbs the log; under a burst the recording thread does.
+        if logged >= MAX_LOGGED {
+            drop(shard.absorb());
+        }
     }
 
     /// Counts a request for a code that does not exist.
@@ -195,143 +351,107 @@ impl ClickBuffer {
         }
     }
 
-    /// Clicks recorded and not yet committed to the store (drained ones in a flush that is
-    /// still running or failed count too).
+    /// Clicks recorded and not journalled yet (what a crash now would lose).
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Pending clicks of one link (for initialising its `max_clicks` counter).
-    pub fn pending_for(&self, link_id: i64) -> u64 {
-        let in_shard: u64 = {
-            let shard = self.shard(link_id).lock();
-            shard
-                .hours
-                .iter()
-                .filter(|((id, _), _)| *id == link_id)
-                .map(|(_, c)| c.clicks)
-                .sum()
-        };
-        let retrying: u64 = self.retry.lock().as_ref().map_or(0, |b| {
-            b.hourly
-                .iter()
-                .filter(|h| h.link_id == link_id)
-                .map(|h| h.clicks)
-                .sum()
-        });
-        in_shard + retrying
+    /// Whether visits to unknown codes wait to be written.
+    pub fn has_unknown(&self) -> bool {
+        self.unknown.lock().total > 0
     }
 
-    /// Takes everything recorded so far (and any batch that failed before); call
-    /// [`Self::committed`] once it is written, or [`Self::restore`] if writing it failed.
-    pub fn drain(&self) -> ClickBatch {
-        self.drain_with(None)
+    /// Links-and-days held in memory (each until its link's next fold).
+    pub fn entries(&self) -> usize {
+        self.shards.iter().map(|s| s.tally.lock().days.len()).sum()
     }
 
-    /// Takes the hourly counts (and any batch that failed before), and the day details
-    /// (dimension counts, visitor sketches) of the links in `slot`: `Some((s, n))` takes the
-    /// links whose id is `s` modulo `n`, `None` all of them. The others stay held, added up
-    /// across flushes, and [`Self::unwritten_details`] shows them to the stats. Writing a
-    /// link's detail row every n-th flush instead of every flush, a slice of the links each
-    /// time, is what keeps the flush cheap and even on a busy store.
-    pub fn drain_with(&self, slot: Option<(i64, i64)>) -> ClickBatch {
-        let mut batch = self.retry.lock().take().unwrap_or_default();
-        let mut days = self.details.lock();
-        for shard in self.shards.iter() {
-            let drained: Vec<((i64, i64), Counts)> = shard.lock().hours.drain().collect();
-            for ((link_id, hour), counts) in drained {
-                batch.hourly.push(HourCount {
-                    link_id,
-                    hour,
-                    clicks: counts.clicks,
-                    bots: counts.bots,
-                });
-                let day = (hour * 3600).div_euclid(86_400);
-                let (dims, humans, bots) = days.entry((link_id, day)).or_default();
-                humans.merge(&counts.humans);
-                bots.merge(&counts.bot_visitors);
-                let mut add = |dim: Dim, key: String, n: u64, bot: bool| {
-                    let e = dims.entry((dim, key)).or_default();
-                    if bot {
-                        e.1 += n;
-                    } else {
-                        e.0 += n;
-                    }
-                };
-                for p in counts.profiles {
-                    let (n, bot) = (p.clicks, p.ua.is_bot);
-                    let referrer = p.referrer.as_deref().unwrap_or(DIRECT).to_string();
-                    add(Dim::Referrer, referrer, n, bot);
-                    add(Dim::Browser, p.ua.browser.to_string(), n, bot);
-                    add(Dim::Os, p.ua.os.to_string(), n, bot);
-                    add(Dim::Device, p.ua.device.as_str().to_string(), n, bot);
-                    add(Dim::Country, country_key(p.country), n, bot);
-                }
-                for ((dim, key), (h, b)) in counts.overflow {
-                    let e = dims.entry((dim, key.into())).or_default();
-                    e.0 += h;
-                    e.1 += b;
-                }
-            }
+    /// What this buffer holds of `link_id` and has not folded yet, as a batch.
+    pub fn unfolded(&self, link_id: i64) -> ClickBatch {
+        let mut batch = ClickBatch::default();
+        let tally = self.shard(link_id).absorb();
+        for (&(id, day), e) in tally.days.iter().filter(|((id, _), _)| *id == link_id) {
+            batch.hourly.extend(e.hourly(id));
+            batch.days.push(e.detail(id, day));
         }
-        let due: Vec<_> = match slot {
-            None => days.drain().collect(),
-            Some((s, n)) => days
-                .extract_if(|(link_id, _), _| link_id.rem_euclid(n.max(1)) == s)
+        batch
+    }
+
+    /// Takes what one flush writes: the not yet journalled clicks of every link, and the whole
+    /// entries of the links in `slot` (`Some((s, n))`: the links of slice `s` of `n`, see
+    /// [`fold_slot`];
+    /// `None`: all of them), with the unknown-code counts. The taken clicks no longer count
+    /// as pending once [`Self::journalled`] is called; until the flush is confirmed the caller
+    /// keeps it (and retries it as it is), so nothing is lost or counted twice.
+    pub fn take(&self, slot: Option<(i64, i64)>) -> Taken {
+        let mut taken = Taken::default();
+        for shard in 0..SHARDS {
+            self.take_shard(shard, slot, &mut taken);
+        }
+        self.finish_take(&mut taken);
+        taken
+    }
+
+    /// Shards a take goes through ([`Self::take_shard`] takes from one).
+    pub const SHARDS: usize = SHARDS;
+
+    /// [`Self::take`] for one shard, so that the flusher can let requests run between shards.
+    /// Call [`Self::finish_take`] after the last.
+    pub fn take_shard(&self, shard: usize, slot: Option<(i64, i64)>, taken: &mut Taken) {
+        let mut tally = self.shards[shard].absorb();
+        taken.journal.append(&mut tally.fresh);
+        let due: Vec<((i64, i64), Entry)> = match slot {
+            None => tally.days.drain().collect(),
+            Some((s, n)) => tally
+                .days
+                .extract_if(|(link_id, _), _| fold_slot(*link_id, n) == s)
                 .collect(),
         };
-        drop(days);
-        batch
-            .days
-            .extend(due.into_iter().map(|(key, acc)| to_detail(key, acc)));
+        drop(tally);
+        for ((link_id, day), e) in due {
+            taken.fold.hourly.extend(e.hourly(link_id));
+            taken.fold.days.push(DayDetail {
+                link_id,
+                day,
+                dims: e.dims(),
+                humans: e.humans,
+                bots: e.bot_visitors,
+            });
+        }
+    }
+
+    /// Completes a take: puts the folded rows in key order (the store then updates
+    /// neighbouring rows one after another) and adds the unknown-code counts.
+    pub fn finish_take(&self, taken: &mut Taken) {
+        taken
+            .fold
+            .hourly
+            .sort_unstable_by_key(|h| (h.link_id, h.hour));
+        taken.fold.days.sort_unstable_by_key(|d| (d.link_id, d.day));
         let unknown = std::mem::take(&mut *self.unknown.lock());
         if unknown.total > 0 {
             let day = crate::domain::time::now().div_euclid(86_400);
             let mut codes: Vec<(Box<str>, u64)> = unknown.codes.into_iter().collect();
             codes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             codes.truncate(UNKNOWN_CODES_PER_FLUSH);
-            batch.unknown.push((day, String::new(), unknown.total));
-            batch
+            taken.fold.unknown.push((day, String::new(), unknown.total));
+            taken
+                .fold
                 .unknown
                 .extend(codes.into_iter().map(|(c, n)| (day, c.into(), n)));
         }
-        batch
     }
 
-    /// Day details of `link_id` not written yet: held between detail writes, or in a batch
-    /// whose write failed.
-    pub fn unwritten_details(&self, link_id: i64) -> Vec<DayDetail> {
-        let mut found: Vec<DayDetail> = self
-            .details
-            .lock()
-            .iter()
-            .filter(|((id, _), _)| *id == link_id)
-            .map(|(key, acc)| to_detail(*key, acc.clone()))
-            .collect();
-        if let Some(retry) = self.retry.lock().as_ref() {
-            found.extend(retry.days.iter().filter(|d| d.link_id == link_id).cloned());
-        }
-        found
+    /// Everything recorded, as one batch for the tables (exact mode's one-click buffer).
+    pub fn take_all(&self) -> ClickBatch {
+        let taken = self.take(None);
+        self.journalled(taken.journal.iter().map(|h| h.clicks).sum());
+        taken.fold
     }
 
-    /// A drained batch reached the store: it no longer counts as pending.
-    pub fn committed(&self, batch_total: u64) {
-        self.pending.fetch_sub(batch_total, Ordering::Relaxed);
-    }
-
-    /// Keeps a batch whose write failed, so that it is written with the next flush. The store
-    /// adds what it is given, so writing it later (together with newer clicks) counts every
-    /// click once.
-    pub fn restore(&self, batch: ClickBatch) {
-        let mut retry = self.retry.lock();
-        match retry.as_mut() {
-            None => *retry = Some(batch),
-            Some(older) => {
-                older.hourly.extend(batch.hourly);
-                older.days.extend(batch.days);
-                older.unknown.extend(batch.unknown);
-            }
-        }
+    /// `n` taken clicks are in the store now: they no longer count as pending.
+    pub fn journalled(&self, n: u64) {
+        self.pending.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -365,6 +485,15 @@ mod tests {
             .fold((0, 0), |acc, d| (acc.0 + d.human, acc.1 + d.bot))
     }
 
+    fn hours(list: &[HourCount]) -> Vec<(i64, i64, u64, u64)> {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|h| (h.link_id, h.hour, h.clicks, h.bots))
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn clicks_are_aggregated_by_hour_with_dimensions_per_day() {
         let cache = UaCache::new(100);
@@ -377,22 +506,16 @@ mod tests {
         buf.record(1, t + 3600, &visit(&bot, None, 2));
         buf.record(2, t, &visit(&human, None, 3));
         assert_eq!(buf.pending(), 4);
-        assert_eq!(buf.pending_for(1), 3);
-        let mut batch = buf.drain();
-        batch.hourly.sort_by_key(|h| (h.link_id, h.hour));
-        let hours: Vec<_> = batch
-            .hourly
-            .iter()
-            .map(|h| (h.link_id, h.hour, h.clicks, h.bots))
-            .collect();
-        assert_eq!(
-            hours,
-            vec![
-                (1, t / 3600, 2, 0),
-                (1, t / 3600 + 1, 1, 1),
-                (2, t / 3600, 1, 0)
-            ]
-        );
+        assert_eq!(buf.unfolded(1).total(), 3);
+        let taken = buf.take(None);
+        let expected = vec![
+            (1, t / 3600, 2, 0),
+            (1, t / 3600 + 1, 1, 1),
+            (2, t / 3600, 1, 0),
+        ];
+        assert_eq!(hours(&taken.journal), expected);
+        assert_eq!(hours(&taken.fold.hourly), expected);
+        let batch = taken.fold;
         assert_eq!(dim(&batch, 1, Dim::Referrer, DIRECT), (1, 1));
         assert_eq!(
             dim(&batch, 1, Dim::Referrer, "news.ycombinator.com"),
@@ -404,56 +527,56 @@ mod tests {
         let day1: Vec<_> = batch.days.iter().filter(|d| d.link_id == 1).collect();
         let humans: u64 = day1.iter().map(|d| d.humans.estimate()).sum();
         assert_eq!(humans, 1, "one human visitor clicked twice");
-        assert_eq!(buf.pending(), 4, "drained but not yet committed");
-        buf.committed(batch.total());
+        assert_eq!(buf.pending(), 4, "taken but not yet journalled");
+        buf.journalled(4);
         assert_eq!(buf.pending(), 0);
-        assert!(buf.drain().is_empty());
+        assert_eq!(buf.entries(), 0);
+        let again = buf.take(None);
+        assert!(again.journal.is_empty() && again.fold.is_empty());
     }
 
     #[test]
-    fn day_details_are_held_between_detail_writes_and_visible_meanwhile() {
+    fn unfolded_links_are_journalled_once_and_stay_visible_until_their_fold() {
         let cache = UaCache::new(10);
         let ua = chrome(&cache);
         let buf = ClickBuffer::default();
         buf.record(4, 0, &visit(&ua, None, 1));
-        buf.record(5, 0, &visit(&ua, None, 1));
-        let slot_one = buf.drain_with(Some((1, 2)));
-        assert_eq!(slot_one.total(), 2, "every hourly count goes");
+        buf.record(260, 0, &visit(&ua, None, 1));
+        let slot_one = buf.take(Some((1, 2)));
         assert_eq!(
-            slot_one.days.len(),
-            1,
-            "only link 5's details (5 mod 2 = 1)"
+            hours(&slot_one.journal),
+            vec![(4, 0, 1, 0), (260, 0, 1, 0)],
+            "every fresh click is journalled"
         );
-        assert_eq!(slot_one.days[0].link_id, 5);
+        assert_eq!(
+            hours(&slot_one.fold.hourly),
+            vec![(260, 0, 1, 0)],
+            "only link 260 is folded (slice 1 of 2)"
+        );
+        assert_eq!(slot_one.fold.days.len(), 1);
+        buf.journalled(2);
         buf.record(4, 10, &visit(&ua, None, 2));
-        buf.drain_with(Some((1, 2)));
-        let held = buf.unwritten_details(4);
-        assert_eq!(held.len(), 1);
-        assert_eq!(held[0].humans.estimate(), 2);
-        assert!(buf.unwritten_details(5).is_empty());
-        let full = buf.drain_with(Some((0, 2)));
+        let next = buf.take(Some((1, 2)));
         assert_eq!(
-            dim(&full, 4, Dim::Browser, "Chrome"),
-            (2, 0),
-            "both flushes' details"
+            hours(&next.journal),
+            vec![(4, 0, 1, 0)],
+            "only the new click"
         );
-        assert!(buf.unwritten_details(4).is_empty());
-    }
-
-    #[test]
-    fn a_restored_batch_is_drained_again_with_new_clicks() {
-        let cache = UaCache::new(10);
-        let ua = chrome(&cache);
-        let buf = ClickBuffer::default();
-        buf.record(7, 0, &visit(&ua, None, 1));
-        let batch = buf.drain();
-        buf.record(7, 0, &visit(&ua, None, 1));
-        buf.restore(batch);
-        assert_eq!(buf.pending(), 2);
-        assert_eq!(buf.pending_for(7), 2);
-        let again = buf.drain();
-        assert_eq!(again.total(), 2);
-        assert_eq!(dim(&again, 7, Dim::Browser, "Chrome"), (2, 0));
+        assert!(next.fold.is_empty());
+        buf.journalled(1);
+        assert_eq!(buf.pending(), 0);
+        assert_eq!(buf.unfolded(4).total(), 2, "both clicks are still unfolded");
+        let held = buf.unfolded(4);
+        assert_eq!(hours(&held.hourly), vec![(4, 0, 2, 0)]);
+        assert_eq!(held.days.len(), 1);
+        assert_eq!(held.days[0].humans.estimate(), 2);
+        assert!(buf.unfolded(260).is_empty());
+        let full = buf.take(Some((0, 2)));
+        assert!(full.journal.is_empty());
+        assert_eq!(hours(&full.fold.hourly), vec![(4, 0, 2, 0)]);
+        assert_eq!(dim(&full.fold, 4, Dim::Browser, "Chrome"), (2, 0));
+        assert!(buf.unfolded(4).is_empty());
+        assert_eq!(buf.unfolded(4).total(), 0);
     }
 
     #[test]
@@ -465,9 +588,11 @@ mod tests {
         for h in &hosts {
             buf.record(1, 0, &visit(&ua, Some(h), 1));
         }
-        let batch = buf.drain();
+        let batch = buf.take_all();
         assert_eq!(batch.total(), 200);
+        assert_eq!(buf.pending(), 0);
         assert_eq!(dim(&batch, 1, Dim::Browser, "Chrome"), (200, 0));
+        assert_eq!(dim(&batch, 1, Dim::Country, "DE"), (200, 0));
         for h in &hosts {
             assert_eq!(dim(&batch, 1, Dim::Referrer, h), (1, 0), "{h}");
         }
@@ -483,7 +608,7 @@ mod tests {
         for _ in 0..4 {
             buf.record_unknown("typo");
         }
-        let batch = buf.drain();
+        let batch = buf.take_all();
         let total = batch.unknown.iter().find(|u| u.1.is_empty()).unwrap().2;
         assert_eq!(total, 2_005);
         assert_eq!(batch.unknown[1].1, "typo");
@@ -508,9 +633,15 @@ mod tests {
                 })
             })
             .collect();
+        // Flushes while recording: every click is journalled exactly once.
+        let mut journalled = 0;
+        while threads.iter().any(|t| !t.is_finished()) {
+            journalled += buf.take(None).journal.iter().map(|h| h.clicks).sum::<u64>();
+        }
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(buf.drain().total(), 80_000);
+        journalled += buf.take(None).journal.iter().map(|h| h.clicks).sum::<u64>();
+        assert_eq!(journalled, 80_000);
     }
 }

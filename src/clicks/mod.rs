@@ -1,39 +1,89 @@
 //! Click statistics: counted in memory on the redirect path, flushed to the store in batches
 //! (the seed's eventually consistent view counter), or committed one by one in `exact` mode.
 //!
-//! Loss window on a crash (`kill -9`, power loss) in buffered mode: the clicks recorded since the
-//! last successful flush, i.e. at most one `--click-flush-interval` (plus whatever accumulated
-//! while the store was failing). A graceful stop flushes everything.
+//! Loss window on a crash (`kill -9`) in buffered mode: the clicks recorded since the last
+//! successful flush, i.e. at most one `--click-flush-interval` (plus whatever accumulated while
+//! the store was failing): every flush appends them to the store's click journal, which the
+//! store folds into its tables after a restart. Dimension counts and visitor sketches are not
+//! journalled: a crash loses those of at most one [`flusher::FOLD_INTERVAL`]. A graceful stop
+//! flushes and folds everything.
 
 pub mod buffer;
 pub mod flusher;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use parking_lot::Mutex;
 
 use crate::domain::time::UnixSeconds;
-use crate::store::{Store, StoreResult};
+use crate::store::{ClickBatch, ClickFlush, LinkStats, StatsRange, Store, StoreResult};
 pub use buffer::{ClickBuffer, Visit};
 pub use flusher::FlushState;
 
 /// Everything about clicks that the redirect path and the flusher share.
-#[derive(Default)]
 pub struct Clicks {
     pub buffer: ClickBuffer,
     pub state: FlushState,
-    /// Held for writing by the flusher while a drained batch is neither in the buffer nor
-    /// committed; held for reading while a `max_clicks` counter is initialised, so that the
-    /// counter sees every click exactly once (store total + buffer).
+    /// Held for writing by the flusher while taken clicks are neither in the buffer nor
+    /// committed; held for reading while a `max_clicks` counter is initialised or statistics
+    /// are read, so that they see every click exactly once (store + buffer).
     flush_gate: tokio::sync::RwLock<()>,
+    /// A flush whose outcome is not known yet (failed or timed out): retried as it is, with
+    /// its sequence number, before anything newer is taken.
+    unconfirmed: Mutex<Option<Arc<ClickFlush>>>,
+    /// The sequence number of the next flush (see [`ClickFlush`]).
+    next_seq: AtomicI64,
+    /// Flushes per fold interval: each folds one slice of the links.
+    slots: AtomicI64,
     /// Clicks used per link with `max_clicks`; never evicted, so the limit stays exact on this
     /// instance even when the cache evicts the link.
     limits: Mutex<HashMap<i64, Arc<AtomicU64>>>,
 }
 
+impl Default for Clicks {
+    fn default() -> Self {
+        Clicks {
+            buffer: ClickBuffer::default(),
+            state: FlushState::default(),
+            flush_gate: Default::default(),
+            unconfirmed: Mutex::new(None),
+            next_seq: AtomicI64::new(1),
+            slots: AtomicI64::new(1),
+            limits: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
 impl Clicks {
+    /// What this instance holds of a link and has not folded into the store's tables.
+    fn unfolded(&self, link_id: i64) -> ClickBatch {
+        let mut batch = self.buffer.unfolded(link_id);
+        if let Some(f) = self.unconfirmed.lock().as_ref() {
+            batch
+                .hourly
+                .extend(f.fold.hourly.iter().filter(|h| h.link_id == link_id));
+            batch
+                .days
+                .extend(f.fold.days.iter().filter(|d| d.link_id == link_id).cloned());
+        }
+        batch
+    }
+
+    /// A link's statistics: the store's, plus what is not folded yet.
+    pub async fn stats(
+        &self,
+        store: &dyn Store,
+        link_id: i64,
+        range: StatsRange,
+    ) -> StoreResult<LinkStats> {
+        let _gate = self.flush_gate.read().await;
+        store
+            .link_stats(link_id, range, self.unfolded(link_id))
+            .await
+    }
+
     /// The `max_clicks` counter of a link, created from the store's total plus pending clicks.
     pub async fn limit_counter(
         &self,
@@ -45,7 +95,7 @@ impl Clicks {
         }
         let _gate = self.flush_gate.read().await;
         let stored = store.total_clicks(link_id).await?;
-        let used = stored + self.buffer.pending_for(link_id);
+        let used = stored + self.unfolded(link_id).total();
         Ok(self
             .limits
             .lock()
@@ -65,6 +115,6 @@ impl Clicks {
         // The same aggregation as the buffer, for one click.
         let one = ClickBuffer::default();
         one.record(link_id, at, visit);
-        store.add_clicks(Arc::new(one.drain()), true).await
+        store.add_clicks(Arc::new(one.take_all()), true).await
     }
 }

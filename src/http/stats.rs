@@ -146,8 +146,10 @@ fn entries(list: Vec<(String, u64)>) -> Vec<Entry> {
 async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) -> Result<Stats> {
     let q = parse_query(query)?;
     let link = find_visible_link(app, caller, code).await?;
-    let unwritten = app.clicks.buffer.unwritten_details(link.id);
-    let computed = app.store.link_stats(link.id, q.range, unwritten).await?;
+    let computed = app
+        .clicks
+        .stats(app.store.as_ref(), link.id, q.range)
+        .await?;
     let width = q.range.interval.seconds();
     let mut counted = computed.series.into_iter().peekable();
     let series = (0..q.buckets)

@@ -148,6 +148,38 @@ impl ClickBatch {
 }
 
 /// A link's statistics over a range, as the store computes them.
+/// One click flush (see `crate::clicks::buffer`): the clicks not yet journalled, appended to
+/// the store's click journal, and the whole unfolded data of one slice of the links, folded
+/// into the tables, in one transaction. Flush `seq` folds the links of slice `seq` modulo
+/// `slots`, so after a crash the journal rows tell exactly which of their clicks are not in the
+/// tables yet ([`fold_slot`] tells a link's slice); a `full` flush folds every link and empties the journal. Applying the same
+/// `seq` twice is a no-op, so a flush whose outcome is unknown (timed out) is simply retried.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClickFlush {
+    pub seq: i64,
+    pub slots: i64,
+    pub full: bool,
+    pub journal: Vec<HourCount>,
+    pub fold: ClickBatch,
+}
+
+/// Links folded together: runs of this many consecutive ids share a slice, so a fold updates
+/// neighbouring rows (a few pages) rather than rows scattered over the whole table.
+const FOLD_RUN: i64 = 256;
+
+/// The slice (0..slots) whose flushes fold `link_id`'s clicks.
+pub fn fold_slot(link_id: i64, slots: i64) -> i64 {
+    link_id.div_euclid(FOLD_RUN).rem_euclid(slots.max(1))
+}
+
+impl ClickFlush {
+    /// Clicks this flush makes durable (the journalled ones; the folded ones were journalled
+    /// by this or an earlier flush).
+    pub fn journalled(&self) -> u64 {
+        self.journal.iter().map(|h| h.clicks).sum()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LinkStats {
     /// All-time, flushed clicks, bots included.
@@ -230,19 +262,22 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<Link>>;
 
-    /// Adds buffered clicks; `durable` asks for a power-loss-safe commit (exact mode).
+    /// Adds clicks straight to the tables; `durable` asks for a power-loss-safe commit (exact
+    /// mode).
     async fn add_clicks(&self, batch: std::sync::Arc<ClickBatch>, durable: bool)
     -> StoreResult<()>;
-    /// Clicks of a link per bucket in `[from, to)`, buckets without clicks left out.
-    /// A link's statistics: all-time totals, and over `[from, to)` the series, the dimension
-    /// lists (whole UTC days overlapping the range, top `limit` per dimension) and unique
-    /// visitors; bots excluded from all but the totals unless `include_bots`. `unwritten` are
-    /// day details still held in memory by this instance, counted as if stored.
+    /// Journals and folds one buffered flush (see [`ClickFlush`]) in one transaction.
+    async fn flush_clicks(&self, flush: std::sync::Arc<ClickFlush>) -> StoreResult<()>;
+    /// A link's statistics: all-time totals, and over `[from, to)` the series (buckets without
+    /// clicks left out), the dimension lists (whole UTC days overlapping the range, top `limit`
+    /// per dimension) and unique visitors; bots excluded from all but the totals unless
+    /// `include_bots`. `unfolded` is what this instance holds in memory for the link and has
+    /// not folded into the tables yet, counted as if stored.
     async fn link_stats(
         &self,
         link_id: i64,
         range: StatsRange,
-        unwritten: Vec<DayDetail>,
+        unfolded: ClickBatch,
     ) -> StoreResult<LinkStats>;
 
     /// Visits to codes that do not exist, over whole days overlapping `[from, to)`.

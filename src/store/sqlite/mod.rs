@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::code_filter::CodeFilter;
 use super::{
-    ClickBatch, CreateOutcome, DayDetail, IdempotencyRequest, LinkStats, StatsRange, Store,
+    ClickBatch, ClickFlush, CreateOutcome, IdempotencyRequest, LinkStats, StatsRange, Store,
     StoreError, StoreResult, UnknownStats,
 };
 use crate::domain::key::{ApiKey, new_key_id};
@@ -37,6 +37,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_analytics.sql"),
+    include_str!("migrations/0003_click_journal.sql"),
 ];
 /// Reader threads (each with its own connection). Two keep a core busy while the other waits
 /// on I/O; more mostly add context switches on small machines.
@@ -113,6 +114,13 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&conn).context("migrating the database")?;
         queries::register_functions(&conn).context("registering SQL functions")?;
+        let replayed = queries::replay_click_journal(&conn).context("folding the click journal")?;
+        if replayed > 0 {
+            tracing::info!(
+                clicks = replayed,
+                "clicks journalled before an unclean stop folded into the tables"
+            );
+        }
         // The click flush upserts rows of thousands of links per second, scattered over the
         // tables: with SQLite's default 2 MB page cache most of them are re-read every flush.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
@@ -358,13 +366,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn flush_clicks(&self, flush: Arc<ClickFlush>) -> StoreResult<()> {
+        self.writer
+            .run(false, move |c| queries::flush_clicks(c, &flush))
+            .await
+    }
+
     async fn link_stats(
         &self,
         link_id: i64,
         range: StatsRange,
-        unwritten: Vec<DayDetail>,
+        unfolded: ClickBatch,
     ) -> StoreResult<LinkStats> {
-        self.read(move |c| queries::link_stats(c, link_id, &range, &unwritten))
+        self.read(move |c| queries::link_stats(c, link_id, &range, &unfolded))
             .await
     }
 
@@ -497,7 +511,7 @@ mod tests {
         }
         store.add_clicks(Arc::new(batch), true).await.unwrap();
         let before = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day), Vec::new())
+            .link_stats(1, range(0, 72 * 3600, Interval::Day), ClickBatch::default())
             .await
             .unwrap();
         assert_eq!(
@@ -506,7 +520,7 @@ mod tests {
             "two days of hours rolled up"
         );
         let after = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day), Vec::new())
+            .link_stats(1, range(0, 72 * 3600, Interval::Day), ClickBatch::default())
             .await
             .unwrap();
         assert_eq!(after, before);
@@ -514,7 +528,11 @@ mod tests {
         assert_eq!(after.series, vec![(0, 48), (86_400, 48), (172_800, 48)]);
         // Hourly resolution remains for the recent day only; older days show at their start.
         let hourly = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Hour), Vec::new())
+            .link_stats(
+                1,
+                range(0, 72 * 3600, Interval::Hour),
+                ClickBatch::default(),
+            )
             .await
             .unwrap();
         assert_eq!(hourly.series.len(), 2 + 24);
@@ -542,7 +560,7 @@ mod tests {
             .link_stats(
                 5,
                 range(10 * 86_400, 11 * 86_400, crate::store::Interval::Day),
-                Vec::new(),
+                ClickBatch::default(),
             )
             .await
             .unwrap();

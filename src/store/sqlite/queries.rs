@@ -9,8 +9,8 @@ use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
-    ClickBatch, CreateOutcome, DayDetail, Dim, DimCount, IdempotencyRequest, LinkStats, StatsRange,
-    StoreError, StoreResult, UnknownStats, Visitors,
+    ClickBatch, ClickFlush, CreateOutcome, Dim, DimCount, HourCount, IdempotencyRequest, LinkStats,
+    StatsRange, StoreError, StoreResult, UnknownStats, Visitors, fold_slot,
 };
 
 use super::classify;
@@ -393,40 +393,129 @@ pub fn register_functions(c: &Connection) -> rusqlite::Result<()> {
 }
 
 pub fn add_clicks(c: &Connection, batch: &ClickBatch) -> StoreResult<()> {
+    write_clicks(c, batch).map_err(classify)
+}
+
+fn write_clicks(c: &Connection, batch: &ClickBatch) -> rusqlite::Result<()> {
+    let mut hourly = c.prepare_cached(
+        "INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks + excluded.clicks, \
+         bot_clicks = bot_clicks + excluded.bot_clicks",
+    )?;
+    for h in &batch.hourly {
+        hourly.execute(params![h.link_id, h.hour, h.clicks as i64, h.bots as i64])?;
+    }
+    let mut days = c.prepare_cached(
+        "INSERT INTO link_days (link_id, day, dims, humans, bots) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (link_id, day) DO UPDATE SET dims = snip_merge_dims(dims, excluded.dims), \
+         humans = snip_merge_visitors(humans, excluded.humans), \
+         bots = snip_merge_visitors(bots, excluded.bots)",
+    )?;
+    for d in &batch.days {
+        days.execute(params![
+            d.link_id,
+            d.day,
+            dims_to_bytes(&d.dims),
+            d.humans.to_bytes(),
+            d.bots.to_bytes()
+        ])?;
+    }
+    let mut unknown = c.prepare_cached(
+        "INSERT INTO unknown_codes (day, code, hits) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (day, code) DO UPDATE SET hits = hits + excluded.hits",
+    )?;
+    for (day, code, hits) in &batch.unknown {
+        unknown.execute(params![day, code, *hits as i64])?;
+    }
+    Ok(())
+}
+
+/// One journal entry: (link id, hour, clicks, bot clicks).
+type JournalEntry = (i64, i64, u64, u64);
+
+/// Journals and folds one buffered flush (see [`ClickFlush`]); a `seq` already in the journal
+/// was applied before (a retry after an unknown outcome) and is not applied again.
+pub fn flush_clicks(c: &Connection, f: &ClickFlush) -> StoreResult<()> {
     let run = || -> rusqlite::Result<()> {
-        let mut hourly = c.prepare_cached(
-            "INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (link_id, hour) DO UPDATE SET clicks = clicks + excluded.clicks, \
-             bot_clicks = bot_clicks + excluded.bot_clicks",
-        )?;
-        for h in &batch.hourly {
-            hourly.execute(params![h.link_id, h.hour, h.clicks as i64, h.bots as i64])?;
+        let applied: bool = c
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM click_journal WHERE seq = ?1)")?
+            .query_row([f.seq], |r| r.get(0))?;
+        if applied {
+            return Ok(());
         }
-        let mut days = c.prepare_cached(
-            "INSERT INTO link_days (link_id, day, dims, humans, bots) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (link_id, day) DO UPDATE SET dims = snip_merge_dims(dims, excluded.dims), \
-             humans = snip_merge_visitors(humans, excluded.humans), \
-             bots = snip_merge_visitors(bots, excluded.bots)",
-        )?;
-        for d in &batch.days {
-            days.execute(params![
-                d.link_id,
-                d.day,
-                dims_to_bytes(&d.dims),
-                d.humans.to_bytes(),
-                d.bots.to_bytes()
-            ])?;
-        }
-        let mut unknown = c.prepare_cached(
-            "INSERT INTO unknown_codes (day, code, hits) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (day, code) DO UPDATE SET hits = hits + excluded.hits",
-        )?;
-        for (day, code, hits) in &batch.unknown {
-            unknown.execute(params![day, code, *hits as i64])?;
-        }
-        Ok(())
+        let slots = f.slots.max(1);
+        // Rows older than the last `slots - 1` flushes have had every slice folded since.
+        let keep_from = if f.full {
+            i64::MAX
+        } else {
+            f.seq - (slots - 1)
+        };
+        c.prepare_cached("DELETE FROM click_journal WHERE seq < ?1")?
+            .execute([keep_from])?;
+        // This flush's own slice is folded right here; the rest is what a crash would need.
+        let slot = f.seq.rem_euclid(slots);
+        let entries: Vec<JournalEntry> = f
+            .journal
+            .iter()
+            .filter(|h| !f.full && fold_slot(h.link_id, slots) != slot)
+            .map(|h| (h.link_id, h.hour, h.clicks, h.bots))
+            .collect();
+        let blob = postcard::to_stdvec(&entries).unwrap_or_default();
+        c.prepare_cached("INSERT INTO click_journal (seq, slots, entries) VALUES (?1, ?2, ?3)")?
+            .execute(params![f.seq, slots, blob])?;
+        write_clicks(c, &f.fold)
     };
     run().map_err(classify)
+}
+
+/// After a crash: folds the journalled clicks that are not in the tables yet, and empties the
+/// journal. Flush `seq` folded the links of slice `seq` modulo `slots` ([`fold_slot`]), and
+/// flushes are numbered without gaps, so a row's entry is folded if its link's slice came up
+/// at or after the row's flush. Returns the clicks folded.
+pub fn replay_click_journal(c: &Connection) -> rusqlite::Result<u64> {
+    let rows: Vec<(i64, i64, Vec<u8>)> = c
+        .prepare("SELECT seq, slots, entries FROM click_journal ORDER BY seq")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&(last, _, _)) = rows.last() else {
+        return Ok(0);
+    };
+    let mut hours: std::collections::BTreeMap<(i64, i64), (u64, u64)> = Default::default();
+    for (seq, slots, blob) in &rows {
+        let slots = (*slots).max(1);
+        let entries: Vec<JournalEntry> = match postcard::from_bytes(blob) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "unreadable click journal row skipped");
+                continue;
+            }
+        };
+        for (link_id, hour, clicks, bots) in entries {
+            let waited = (fold_slot(link_id, slots) - seq.rem_euclid(slots)).rem_euclid(slots);
+            if waited > last - seq {
+                let e = hours.entry((link_id, hour)).or_default();
+                e.0 += clicks;
+                e.1 += bots;
+            }
+        }
+    }
+    let batch = ClickBatch {
+        hourly: hours
+            .into_iter()
+            .map(|((link_id, hour), (clicks, bots))| HourCount {
+                link_id,
+                hour,
+                clicks,
+                bots,
+            })
+            .collect(),
+        ..ClickBatch::default()
+    };
+    let tx = c.unchecked_transaction()?;
+    write_clicks(&tx, &batch)?;
+    tx.execute("DELETE FROM click_journal", [])?;
+    tx.commit()?;
+    Ok(batch.total())
 }
 
 fn ceil_div(a: i64, b: i64) -> i64 {
@@ -437,7 +526,7 @@ pub fn link_stats(
     c: &Connection,
     link_id: i64,
     q: &StatsRange,
-    unwritten: &[DayDetail],
+    unfolded: &ClickBatch,
 ) -> rusqlite::Result<LinkStats> {
     let mut stats = LinkStats::default();
     let (total, bots): (i64, i64) = c
@@ -447,7 +536,12 @@ pub fn link_stats(
              UNION ALL SELECT clicks, bot_clicks FROM clicks_daily WHERE link_id = ?1)",
         )?
         .query_row([link_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    (stats.total, stats.bots) = (total.max(0) as u64, bots.max(0) as u64);
+    let held = unfolded.hourly.iter().filter(|h| h.link_id == link_id);
+    let (held_total, held_bots) = held
+        .clone()
+        .fold((0, 0), |acc, h| (acc.0 + h.clicks, acc.1 + h.bots));
+    stats.total = total.max(0) as u64 + held_total;
+    stats.bots = bots.max(0) as u64 + held_bots;
 
     // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
     let width = q.interval.seconds();
@@ -483,6 +577,10 @@ pub fn link_stats(
     while let Some(r) = rows.next()? {
         add(r.get::<_, i64>(0)? * 86_400, r.get(1)?, r.get(2)?);
     }
+    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
+    for h in held.filter(|h| h.hour >= first_hour && h.hour < end_hour) {
+        add(h.hour * 3600, h.clicks as i64, h.bots as i64);
+    }
     stats.series = buckets
         .into_iter()
         .map(|(t, n)| (t as UnixSeconds, n))
@@ -513,7 +611,8 @@ pub fn link_stats(
             visitors.merge(&Visitors::from_bytes(r.get_ref(2)?.as_blob()?));
         }
     }
-    for d in unwritten
+    for d in unfolded
+        .days
         .iter()
         .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
     {
