@@ -294,6 +294,13 @@ pub struct Taken {
     pub fold: ClickBatch,
 }
 
+impl Taken {
+    /// Clicks this take makes durable once written (the journalled ones).
+    pub fn journalled(&self) -> u64 {
+        self.journal.iter().map(|h| h.clicks).sum()
+    }
+}
+
 pub struct ClickBuffer {
     /// `parking_lot::Mutex`, not a Tokio mutex: it is held only for a map update, never across
     /// an await.
@@ -445,7 +452,7 @@ impl ClickBuffer {
     /// Everything recorded, as one batch for the tables (exact mode's one-click buffer).
     pub fn take_all(&self) -> ClickBatch {
         let taken = self.take(None);
-        self.journalled(taken.journal.iter().map(|h| h.clicks).sum());
+        self.journalled(taken.journalled());
         taken.fold
     }
 
@@ -636,12 +643,12 @@ mod tests {
         // Flushes while recording: every click is journalled exactly once.
         let mut journalled = 0;
         while threads.iter().any(|t| !t.is_finished()) {
-            journalled += buf.take(None).journal.iter().map(|h| h.clicks).sum::<u64>();
+            journalled += buf.take(None).journalled();
         }
         for t in threads {
             t.join().unwrap();
         }
-        journalled += buf.take(None).journal.iter().map(|h| h.clicks).sum::<u64>();
+        journalled += buf.take(None).journalled();
         assert_eq!(journalled, 80_000);
     }
 }
