@@ -3,6 +3,7 @@
 //! here does I/O on the redirect path.
 
 pub mod client;
+mod front;
 pub mod geo;
 #[doc(hidden)]
 pub mod mmdb_writer;

@@ -8,9 +8,12 @@
 //! of values per link and day, and a client inventing user agents must not be able to fill them
 //! with names of its choosing.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use woothee::parser::{Parser, WootheeResult};
+
+use super::front::Front;
 
 /// The kind of client a click came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -302,13 +305,26 @@ impl UaCache {
             return self.missing.clone();
         };
         let key = &raw[..raw.len().min(MAX_UA)];
-        if let Some(hit) = self.cache.get(key) {
+        if let Some(hit) = UA_FRONT.with_borrow(|f| f.get(key)) {
             return hit;
         }
-        let class = Arc::new(classify(&String::from_utf8_lossy(key)));
-        self.cache.insert(key.into(), class.clone());
+        let class = match self.cache.get(key) {
+            Some(hit) => hit,
+            None => {
+                let class = Arc::new(classify(&String::from_utf8_lossy(key)));
+                self.cache.insert(key.into(), class.clone());
+                class
+            }
+        };
+        UA_FRONT.with_borrow_mut(|f| f.put(key, class.clone()));
         class
     }
+}
+
+thread_local! {
+    /// This thread's front of the memo (classification is a pure function of the bytes, so
+    /// every `UaCache` may share it).
+    static UA_FRONT: RefCell<Front<Arc<UaClass>>> = const { RefCell::new(Front::new()) };
 }
 
 #[cfg(test)]

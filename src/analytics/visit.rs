@@ -2,13 +2,15 @@
 //! agent (memoised), the client address (trusting forwarding headers only from configured
 //! proxies), the country, and the visitor hash under the day's key.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use parking_lot::RwLock;
 
 use super::client::{TrustedProxies, client_ip};
+use super::front::Front;
 use super::geo::Geo;
 use super::sketch::VisitorKey;
 use super::ua::{UaCache, UaClass};
@@ -29,10 +31,19 @@ const MAX_REFERRER: usize = 1024;
 
 /// The host of a `Referer` header, lower-cased, or None for direct traffic and unusable values.
 pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
-    let raw = headers.get(header::REFERER)?.to_str().ok()?;
+    host_of(headers.get(header::REFERER)?.as_bytes())
+}
+
+fn host_of(raw: &[u8]) -> Option<String> {
+    let raw = std::str::from_utf8(raw).ok()?;
     let url = url::Url::parse(raw).ok()?;
     let host = url.host_str()?;
     (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
+}
+
+thread_local! {
+    /// This thread's front of the referrer memo (see [`super::front`]).
+    static REFERRER_FRONT: RefCell<Front<Option<Arc<str>>>> = const { RefCell::new(Front::new()) };
 }
 
 /// One click's analytics fields (borrowed by the click buffer while recording).
@@ -54,23 +65,40 @@ impl Analytics {
         }
     }
 
-    fn referrer(&self, headers: &HeaderMap) -> Option<Arc<str>> {
-        let raw = headers.get(header::REFERER)?.as_bytes();
+    /// The host of a `Referer` value (see [`referrer_host`]), memoised.
+    fn referrer(&self, raw: &HeaderValue) -> Option<Arc<str>> {
+        let raw = raw.as_bytes();
         if raw.len() > MAX_REFERRER {
-            return referrer_host(headers).map(Into::into);
+            return host_of(raw).map(Into::into);
         }
-        if let Some(hit) = self.referrers.get(raw) {
+        if let Some(hit) = REFERRER_FRONT.with_borrow(|f| f.get(raw)) {
             return hit;
         }
-        let host: Option<Arc<str>> = referrer_host(headers).map(Into::into);
-        self.referrers.insert(raw.into(), host.clone());
+        let host = match self.referrers.get(raw) {
+            Some(hit) => hit,
+            None => {
+                let host: Option<Arc<str>> = host_of(raw).map(Into::into);
+                self.referrers.insert(raw.into(), host.clone());
+                host
+            }
+        };
+        REFERRER_FRONT.with_borrow_mut(|f| f.put(raw, host.clone()));
         host
     }
 
     /// Observes a request from socket peer `peer`.
     pub fn observe(&self, peer: IpAddr, headers: &HeaderMap) -> Observed {
-        let agent = headers.get(header::USER_AGENT).map(|v| v.as_bytes());
-        let ua = self.ua.get(agent);
+        // One pass over the (few) headers instead of a hashed lookup per header; the first
+        // value counts, as with `HeaderMap::get`.
+        let (mut agent, mut referer) = (None, None);
+        for (name, value) in headers {
+            if *name == header::USER_AGENT {
+                agent = agent.or(Some(value));
+            } else if *name == header::REFERER {
+                referer = referer.or(Some(value));
+            }
+        }
+        let ua = self.ua.get(agent.map(HeaderValue::as_bytes));
         let client = if self.trusted.is_empty() {
             peer
         } else {
@@ -86,7 +114,7 @@ impl Analytics {
         };
         let visitor = self.key.read().map(|k| k.visitor(client, ua.fingerprint));
         Observed {
-            referrer: self.referrer(headers),
+            referrer: referer.and_then(|r| self.referrer(r)),
             ua,
             country,
             visitor,
@@ -97,7 +125,6 @@ impl Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[test]
     fn referrer_hosts_are_lowercased_and_junk_is_direct() {

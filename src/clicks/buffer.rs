@@ -118,10 +118,13 @@ impl Entry {
         referrer: Option<&Arc<str>>,
         clicks: u64,
     ) {
+        // Equal values are usually the same memoised `Arc`: compare pointers first.
+        let same_referrer = |p: &Option<Arc<str>>| match (p, referrer) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        };
         let known = self.profiles.iter().position(|p| {
-            Arc::ptr_eq(&p.ua, ua)
-                && p.country == country
-                && p.referrer.as_deref() == referrer.map(|r| &**r)
+            Arc::ptr_eq(&p.ua, ua) && p.country == country && same_referrer(&p.referrer)
         });
         match known {
             Some(i) => self.profiles[i].clicks += clicks,
