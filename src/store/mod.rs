@@ -5,6 +5,7 @@
 //! and a locked or unreachable database becomes `Unavailable` (HTTP 503), never a string match.
 
 pub mod code_filter;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -243,8 +244,14 @@ pub trait Store: Send + Sync + 'static {
         new: NewLink,
         idempotency: Option<IdempotencyRequest>,
     ) -> StoreResult<CreateOutcome>;
-    /// A link by code, tombstones included.
+    /// A link by code, tombstones included (from a replica when the store has replicas; a
+    /// code a replica does not have is looked up on the primary).
     async fn get_link(&self, code: &str) -> StoreResult<Option<Link>>;
+    /// A link by code from the primary, for a code written recently (a replica may still
+    /// have the row from before the write).
+    async fn get_link_primary(&self, code: &str) -> StoreResult<Option<Link>> {
+        self.get_link(code).await
+    }
     /// Applies a patch to a live (not deleted) link, optionally only if `owner` owns it.
     async fn update_link(
         &self,
@@ -310,6 +317,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64>;
     /// One round trip to the store; returns how long it took.
     async fn ping(&self) -> StoreResult<Duration>;
+
+    /// Whether [`Store::flush_clicks`] adds the journal's counts to the tables at once (a store
+    /// shared by several instances, which cannot replay each other's journals), rather than
+    /// keeping a journal and folding hours once a fold interval (the embedded store).
+    fn journal_in_tables(&self) -> bool {
+        false
+    }
 
     /// `(codes, capacity)` of the filter of existing codes, once it is built; `None` when this
     /// store has none (lookups of unknown codes then read the store).

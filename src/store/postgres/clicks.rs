@@ -1,0 +1,529 @@
+//! Clicks and statistics on PostgreSQL, shared by several instances.
+//!
+//! There is no click journal: an instance cannot replay another's journal after a crash, so a
+//! flush adds its journal (the fresh per-link, per-hour counts) to `clicks_hourly` at once, and
+//! the hours of its fold (already added by this or earlier flushes) are ignored. The fold's
+//! day details (dimension counts, visitor sketches) and unknown-code hits are merged into
+//! their tables in the same transaction. A flush is recorded in `click_flushes` under
+//! (instance, seq) in that transaction too: a retried flush whose first attempt committed
+//! finds its row and does nothing, so counts are never doubled.
+//!
+//! Counts are additive upserts, so instances never overwrite each other. Link-day rows hold
+//! blobs that merge only in Rust: they are read `FOR UPDATE`, merged, and written back; rows
+//! that are new are inserted with `ON CONFLICT DO NOTHING` and, if another instance inserted
+//! one first, merged again. Every batch is written in key order, so two instances flushing the
+//! same links lock rows in the same order (no deadlock between flushes). Each statement takes
+//! a whole batch as arrays (`UNNEST`): a flush of tens of thousands of rows is a few round
+//! trips.
+
+use std::collections::{BTreeMap, HashMap};
+
+use deadpool_postgres::{GenericClient, Object, Transaction};
+use tokio_postgres::IsolationLevel;
+
+use super::{ClickDurability, QueryResult};
+use crate::domain::time::UnixSeconds;
+use crate::store::{
+    ClickBatch, ClickFlush, DayDetail, Dim, HourCount, LinkStats, StatsRange, StoreError,
+    UnknownStats, Visitors,
+};
+
+/// Rounds of "insert new link-days, merge the ones another instance inserted meanwhile"
+/// before a flush gives up (and is retried as it is).
+const MERGE_ROUNDS: usize = 8;
+
+/// Adds clicks straight to the tables (exact mode, and tests). `durability`: the click
+/// durability, or `None` for the server's `synchronous_commit` (a durable write).
+pub async fn add_clicks(
+    c: &mut Object,
+    batch: &ClickBatch,
+    durability: Option<ClickDurability>,
+) -> QueryResult<()> {
+    let tx = c.transaction().await?;
+    if let Some(d) = durability {
+        tx.batch_execute(d.set_local()).await?;
+    }
+    add_hours(&tx, &batch.hourly).await?;
+    merge_days(&tx, &batch.days).await?;
+    add_unknown(&tx, &batch.unknown).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Applies one buffered flush (see the module comment); a `(instance, seq)` applied before is
+/// not applied again.
+pub async fn flush_clicks(
+    c: &mut Object,
+    instance: &str,
+    f: &ClickFlush,
+    durability: ClickDurability,
+    now: UnixSeconds,
+) -> QueryResult<()> {
+    let tx = c.transaction().await?;
+    tx.batch_execute(durability.set_local()).await?;
+    // A retry while the first attempt is still running waits here on the primary key, then
+    // finds the row (first attempt committed) or takes it (rolled back).
+    let first = tx
+        .execute(
+            "INSERT INTO click_flushes (instance, seq, applied_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            &[&instance, &f.seq, &now],
+        )
+        .await?;
+    if first == 0 {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    add_hours(&tx, &f.journal).await?;
+    merge_days(&tx, &f.fold.days).await?;
+    add_unknown(&tx, &f.fold.unknown).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Adds hourly counts (summed per link and hour first: one statement may not upsert a row
+/// twice).
+async fn add_hours(tx: &Transaction<'_>, hourly: &[HourCount]) -> QueryResult<()> {
+    let mut sums: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    for h in hourly {
+        let e = sums.entry((h.link_id, h.hour)).or_default();
+        e.0 += h.clicks as i64;
+        e.1 += h.bots as i64;
+    }
+    if sums.is_empty() {
+        return Ok(());
+    }
+    let mut cols: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
+    for ((link_id, hour), (clicks, bots)) in sums {
+        cols.0.push(link_id);
+        cols.1.push(hour);
+        cols.2.push(clicks);
+        cols.3.push(bots);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO clicks_hourly (link_id, hour, clicks, bot_clicks) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[]) \
+             ON CONFLICT (link_id, hour) DO UPDATE SET \
+             clicks = clicks_hourly.clicks + EXCLUDED.clicks, \
+             bot_clicks = clicks_hourly.bot_clicks + EXCLUDED.bot_clicks",
+        )
+        .await?;
+    tx.execute(&stmt, &[&cols.0, &cols.1, &cols.2, &cols.3])
+        .await?;
+    Ok(())
+}
+
+async fn add_unknown(tx: &Transaction<'_>, unknown: &[(i64, String, u64)]) -> QueryResult<()> {
+    let mut sums: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+    for (day, code, hits) in unknown {
+        *sums.entry((*day, code.as_str())).or_default() += *hits as i64;
+    }
+    if sums.is_empty() {
+        return Ok(());
+    }
+    let mut cols: (Vec<i64>, Vec<&str>, Vec<i64>) = Default::default();
+    for ((day, code), hits) in sums {
+        cols.0.push(day);
+        cols.1.push(code);
+        cols.2.push(hits);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO unknown_codes (day, code, hits) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[]) \
+             ON CONFLICT (day, code) DO UPDATE SET hits = unknown_codes.hits + EXCLUDED.hits",
+        )
+        .await?;
+    tx.execute(&stmt, &[&cols.0, &cols.1, &cols.2]).await?;
+    Ok(())
+}
+
+/// Rows of `link_days` to write: `(link_id, day)` and the dims and sketch blobs.
+#[derive(Default)]
+struct DayRows {
+    link_ids: Vec<i64>,
+    days: Vec<i64>,
+    dims: Vec<Vec<u8>>,
+    humans: Vec<Vec<u8>>,
+    bots: Vec<Vec<u8>>,
+}
+
+impl DayRows {
+    fn push(&mut self, key: (i64, i64), dims: &StoredDims<'_>, humans: &Visitors, bots: &Visitors) {
+        self.link_ids.push(key.0);
+        self.days.push(key.1);
+        self.dims
+            .push(postcard::to_stdvec(dims).unwrap_or_default());
+        self.humans.push(humans.to_bytes());
+        self.bots.push(bots.to_bytes());
+    }
+}
+
+/// Merges day details into `link_days`, as SQLite's upsert with `snip_merge_dims` and
+/// `snip_merge_visitors` does: a new row starts as the first detail, every further detail
+/// (in batch order) is merged into the row.
+async fn merge_days(tx: &Transaction<'_>, days: &[DayDetail]) -> QueryResult<()> {
+    let mut pending: BTreeMap<(i64, i64), Vec<&DayDetail>> = BTreeMap::new();
+    for d in days {
+        pending.entry((d.link_id, d.day)).or_default().push(d);
+    }
+    let select = tx
+        .prepare_cached(
+            "SELECT link_id, day, dims, humans, bots FROM link_days \
+             WHERE (link_id, day) IN (SELECT * FROM UNNEST($1::int8[], $2::int8[])) \
+             ORDER BY link_id, day FOR UPDATE",
+        )
+        .await?;
+    let update = tx
+        .prepare_cached(
+            "UPDATE link_days SET dims = u.dims, humans = u.humans, bots = u.bots \
+             FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
+             AS u (link_id, day, dims, humans, bots) \
+             WHERE link_days.link_id = u.link_id AND link_days.day = u.day",
+        )
+        .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO link_days (link_id, day, dims, humans, bots) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
+             ON CONFLICT (link_id, day) DO NOTHING RETURNING link_id, day",
+        )
+        .await?;
+    // The first round reads every key; later rounds only the rows another instance inserted
+    // after this round's read.
+    for _ in 0..MERGE_ROUNDS {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (ids, day_numbers): (Vec<i64>, Vec<i64>) = pending.keys().copied().unzip();
+        let rows = tx.query(&select, &[&ids, &day_numbers]).await?;
+        let mut existing = DayRows::default();
+        for row in &rows {
+            let key: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let Some(details) = pending.remove(&key) else {
+                continue;
+            };
+            let mut dims = dims_from_bytes(row.try_get(2)?);
+            let mut humans = Visitors::from_bytes(row.try_get(3)?);
+            let mut bots = Visitors::from_bytes(row.try_get(4)?);
+            for d in details {
+                merge_dims(&mut dims, borrowed_dims(d));
+                humans.merge(&d.humans);
+                bots.merge(&d.bots);
+            }
+            existing.push(key, &dims, &humans, &bots);
+        }
+        if !existing.link_ids.is_empty() {
+            let e = &existing;
+            tx.execute(
+                &update,
+                &[&e.link_ids, &e.days, &e.dims, &e.humans, &e.bots],
+            )
+            .await?;
+        }
+        let mut fresh = DayRows::default();
+        for (key, details) in &pending {
+            let Some((first, rest)) = details.split_first() else {
+                continue;
+            };
+            let mut dims = borrowed_dims(first);
+            let (mut humans, mut bots) = (first.humans.clone(), first.bots.clone());
+            for d in rest {
+                merge_dims(&mut dims, borrowed_dims(d));
+                humans.merge(&d.humans);
+                bots.merge(&d.bots);
+            }
+            fresh.push(*key, &dims, &humans, &bots);
+        }
+        if fresh.link_ids.is_empty() {
+            continue;
+        }
+        let f = &fresh;
+        for row in tx
+            .query(
+                &insert,
+                &[&f.link_ids, &f.days, &f.dims, &f.humans, &f.bots],
+            )
+            .await?
+        {
+            pending.remove(&(row.try_get(0)?, row.try_get(1)?));
+        }
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Unavailable(
+        "link-day rows kept being inserted concurrently; the flush will be retried".into(),
+    )
+    .into())
+}
+
+/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`, postcard-encoded
+/// exactly as the SQLite store does, borrowing the keys from the blob or detail they come from.
+type StoredDims<'a> = Vec<(u8, &'a str, u64, u64)>;
+
+fn dims_from_bytes(bytes: &[u8]) -> StoredDims<'_> {
+    postcard::from_bytes(bytes).unwrap_or_default()
+}
+
+fn borrowed_dims(d: &DayDetail) -> StoredDims<'_> {
+    d.dims
+        .iter()
+        .map(|c| (c.dim as u8, c.key.as_str(), c.human, c.bot))
+        .collect()
+}
+
+/// Values kept per dimension and link-day; rarer ones are summed into [`OTHER`] (the SQLite
+/// store's limit, so both stores answer the same).
+const MAX_VALUES_PER_DAY: usize = 100;
+const OTHER: &str = "(other)";
+
+/// Adds `add` into `into`, keeping at most [`MAX_VALUES_PER_DAY`] values per dimension (the
+/// SQLite store's `merge_dims`).
+fn merge_dims<'a>(into: &mut StoredDims<'a>, add: StoredDims<'a>) {
+    for (dim, key, human, bot) in add {
+        if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == key) {
+            e.2 += human;
+            e.3 += bot;
+            continue;
+        }
+        let values = into.iter().filter(|e| e.0 == dim).count();
+        if values + 1 < MAX_VALUES_PER_DAY || key == OTHER {
+            into.push((dim, key, human, bot));
+        } else if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == OTHER) {
+            e.2 += human;
+            e.3 += bot;
+        } else {
+            into.push((dim, OTHER, human, bot));
+        }
+    }
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    -((-a).div_euclid(b))
+}
+
+/// A link's statistics, computed as the SQLite store computes them, from one snapshot
+/// (`REPEATABLE READ`: a roll-up committing meanwhile cannot count hours twice or not at all).
+pub async fn link_stats(
+    c: &mut Object,
+    link_id: i64,
+    q: &StatsRange,
+    unfolded: &ClickBatch,
+) -> QueryResult<LinkStats> {
+    let tx = c
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let (first_day, end_day) = (q.from.div_euclid(86_400), ceil_div(q.to, 86_400));
+    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
+    let totals = tx
+        .query_one(
+            "SELECT COALESCE(SUM(clicks), 0)::int8, COALESCE(SUM(bot_clicks), 0)::int8 FROM ( \
+             SELECT clicks, bot_clicks FROM clicks_hourly WHERE link_id = $1 \
+             UNION ALL SELECT clicks, bot_clicks FROM clicks_daily WHERE link_id = $1) t",
+            &[&link_id],
+        )
+        .await?;
+    let hours = tx
+        .query(
+            "SELECT hour, clicks, bot_clicks FROM clicks_hourly \
+             WHERE link_id = $1 AND hour >= $2 AND hour < $3",
+            &[&link_id, &first_hour, &end_hour],
+        )
+        .await?;
+    let days = tx
+        .query(
+            "SELECT day, clicks, bot_clicks FROM clicks_daily \
+             WHERE link_id = $1 AND day >= $2 AND day < $3",
+            &[&link_id, &first_day, &end_day],
+        )
+        .await?;
+    let details = tx
+        .query(
+            "SELECT dims, humans, bots FROM link_days \
+             WHERE link_id = $1 AND day >= $2 AND day < $3",
+            &[&link_id, &first_day, &end_day],
+        )
+        .await?;
+    tx.commit().await?;
+
+    let mut stats = LinkStats::default();
+    let (total, bots): (i64, i64) = (totals.try_get(0)?, totals.try_get(1)?);
+    let held = unfolded.hourly.iter().filter(|h| h.link_id == link_id);
+    let (held_total, held_bots) = held
+        .clone()
+        .fold((0, 0), |acc, h| (acc.0 + h.clicks, acc.1 + h.bots));
+    stats.total = total.max(0) as u64 + held_total;
+    stats.bots = bots.max(0) as u64 + held_bots;
+
+    // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
+    let width = q.interval.seconds();
+    let mut buckets: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut add = |at: i64, clicks: i64, bots: i64| {
+        let n = if q.include_bots {
+            clicks
+        } else {
+            clicks - bots
+        };
+        if n > 0 {
+            *buckets.entry(at.div_euclid(width) * width).or_insert(0) += n as u64;
+        }
+    };
+    for r in &hours {
+        add(r.try_get::<_, i64>(0)? * 3600, r.try_get(1)?, r.try_get(2)?);
+    }
+    for r in &days {
+        add(
+            r.try_get::<_, i64>(0)? * 86_400,
+            r.try_get(1)?,
+            r.try_get(2)?,
+        );
+    }
+    for h in held.filter(|h| h.hour >= first_hour && h.hour < end_hour) {
+        add(h.hour * 3600, h.clicks as i64, h.bots as i64);
+    }
+    stats.series = buckets
+        .into_iter()
+        .map(|(t, n)| (t as UnixSeconds, n))
+        .collect();
+
+    // Dimensions and visitors: whole days.
+    let mut counts: [HashMap<String, u64>; 5] = Default::default();
+    let mut visitors = Visitors::default();
+    for r in &details {
+        for (dim, key, human, bot) in dims_from_bytes(r.try_get(0)?) {
+            let n = if q.include_bots { human + bot } else { human };
+            if let (Some(d), true) = (Dim::from_u8(dim), n > 0) {
+                let map = &mut counts[d as usize];
+                match map.get_mut(key) {
+                    Some(c) => *c += n,
+                    None => {
+                        map.insert(key.to_string(), n);
+                    }
+                }
+            }
+        }
+        visitors.merge(&Visitors::from_bytes(r.try_get(1)?));
+        if q.include_bots {
+            visitors.merge(&Visitors::from_bytes(r.try_get(2)?));
+        }
+    }
+    for d in unfolded
+        .days
+        .iter()
+        .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
+    {
+        for dc in &d.dims {
+            let n = if q.include_bots {
+                dc.human + dc.bot
+            } else {
+                dc.human
+            };
+            if n > 0 {
+                *counts[dc.dim as usize].entry(dc.key.clone()).or_insert(0) += n;
+            }
+        }
+        visitors.merge(&d.humans);
+        if q.include_bots {
+            visitors.merge(&d.bots);
+        }
+    }
+    for (i, map) in counts.into_iter().enumerate() {
+        let mut list: Vec<(String, u64)> = map.into_iter().collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(q.limit);
+        stats.dims[i] = list;
+    }
+    stats.unique_visitors = visitors.estimate();
+    Ok(stats)
+}
+
+pub async fn unknown_stats(
+    c: &impl GenericClient,
+    from: UnixSeconds,
+    to: UnixSeconds,
+    limit: usize,
+) -> QueryResult<UnknownStats> {
+    let (first_day, end_day) = (from.div_euclid(86_400), ceil_div(to, 86_400));
+    let total: i64 = c
+        .query_one(
+            "SELECT COALESCE(SUM(hits), 0)::int8 FROM unknown_codes \
+             WHERE code = '' AND day >= $1 AND day < $2",
+            &[&first_day, &end_day],
+        )
+        .await?
+        .try_get(0)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let codes = c
+        .query(
+            "SELECT code, SUM(hits)::int8 AS n FROM unknown_codes \
+             WHERE code <> '' AND day >= $1 AND day < $2 \
+             GROUP BY code ORDER BY n DESC, code LIMIT $3",
+            &[&first_day, &end_day, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    Ok(UnknownStats {
+        total: total.max(0) as u64,
+        codes,
+    })
+}
+
+/// Moves hourly rows before `before_hour` into daily rows (same totals), and keeps only the
+/// 1,000 most requested unknown codes of each day that is over. The hourly rows are deleted
+/// and added up in one statement: a flush adding to one of them meanwhile waits for the row
+/// lock, so its clicks land either in the moved sum or in a new hourly row, and two instances
+/// rolling up at once move each row once.
+pub async fn roll_up_hours(
+    c: &mut Object,
+    before_hour: i64,
+    durability: ClickDurability,
+) -> QueryResult<u64> {
+    let tx = c.transaction().await?;
+    tx.batch_execute(durability.set_local()).await?;
+    let removed: i64 = tx
+        .query_one(
+            "WITH moved AS (DELETE FROM clicks_hourly WHERE hour < $1 \
+             RETURNING link_id, hour, clicks, bot_clicks), \
+             added AS (INSERT INTO clicks_daily (link_id, day, clicks, bot_clicks) \
+             SELECT link_id, hour / 24, SUM(clicks)::int8, SUM(bot_clicks)::int8 FROM moved \
+             GROUP BY link_id, hour / 24 \
+             ON CONFLICT (link_id, day) DO UPDATE SET \
+             clicks = clicks_daily.clicks + EXCLUDED.clicks, \
+             bot_clicks = clicks_daily.bot_clicks + EXCLUDED.bot_clicks) \
+             SELECT count(*) FROM moved",
+            &[&before_hour],
+        )
+        .await?
+        .try_get(0)?;
+    tx.execute(
+        "DELETE FROM unknown_codes WHERE day < $1 AND code <> '' AND (day, code) NOT IN ( \
+         SELECT day, code FROM (SELECT day, code, row_number() OVER \
+         (PARTITION BY day ORDER BY hits DESC, code) AS rank FROM unknown_codes \
+         WHERE day < $1 AND code <> '') ranked WHERE rank <= 1000)",
+        &[&crate::domain::time::now().div_euclid(86_400)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed.max(0) as u64)
+}
+
+/// All-time clicks of a link that reached the store.
+pub async fn total_clicks(c: &impl GenericClient, link_id: i64) -> QueryResult<u64> {
+    let n: i64 = c
+        .query_one(
+            "SELECT COALESCE(SUM(clicks), 0)::int8 FROM ( \
+             SELECT clicks FROM clicks_hourly WHERE link_id = $1 \
+             UNION ALL SELECT clicks FROM clicks_daily WHERE link_id = $1) t",
+            &[&link_id],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(n.max(0) as u64)
+}

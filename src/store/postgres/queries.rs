@@ -1,0 +1,580 @@
+//! The SQL of links, keys and housekeeping on PostgreSQL, with the outcomes of SQLite's
+//! `queries.rs` (same `StoreError` per case). Clicks and statistics are in `clicks.rs`.
+//!
+//! Several instances write concurrently here, where SQLite has one writer thread, so each write
+//! is one statement or holds the locks it relies on: codes are claimed with
+//! `INSERT … ON CONFLICT DO NOTHING` (a taken code is an answer, not an aborted transaction),
+//! patches are a single `UPDATE`, the admin key is an upsert.
+
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::Row;
+
+use super::{QueryError, QueryResult};
+use crate::domain::key::ApiKey;
+use crate::domain::link::CodeChoice;
+use crate::domain::time::UnixSeconds;
+use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::store::{CreateOutcome, IdempotencyRequest, StoreError};
+
+/// Attempts at a fresh random code before giving up (the code space is nearly full).
+const RANDOM_CODE_ATTEMPTS: usize = 16;
+
+/// Code spaces up to this size are searched exhaustively when random attempts fail.
+const SMALL_CODE_SPACE: u64 = 250_000;
+
+/// The columns [`link_from_row`] reads, in its order.
+macro_rules! link_columns {
+    () => {
+        "id, code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks, \
+         disabled, deleted_at"
+    };
+}
+
+/// Announces a committed change of the link in CTE `l` (see [`super::NOTIFY_CHANNEL`]); the
+/// notification is sent only if the transaction commits.
+macro_rules! notify_l {
+    () => {
+        concat!("pg_notify('", notify_channel!(), "', l.code)")
+    };
+}
+
+fn link_from_row(r: &Row) -> Result<Link, tokio_postgres::Error> {
+    let tags: String = r.try_get(4)?;
+    Ok(Link {
+        id: r.try_get(0)?,
+        code: ShortCode::from_trusted(r.try_get(1)?),
+        url: r.try_get(2)?,
+        title: r.try_get(3)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        owner: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        updated_at: r.try_get(7)?,
+        expires_at: r.try_get(8)?,
+        max_clicks: r.try_get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
+        disabled: r.try_get(10)?,
+        deleted: r.try_get::<_, Option<i64>>(11)?.is_some(),
+    })
+}
+
+fn other(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Store(StoreError::Other(e.to_string()))
+}
+
+pub async fn get_link(c: &impl GenericClient, code: &str) -> QueryResult<Option<Link>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE code = $1"
+        ))
+        .await?;
+    match c.query_opt(&stmt, &[&code]).await? {
+        Some(row) => Ok(Some(link_from_row(&row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The idempotency record's outcome, if (key, Idempotency-Key) was seen before.
+async fn replay(
+    c: &impl GenericClient,
+    idem: &IdempotencyRequest,
+) -> QueryResult<Option<CreateOutcome>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT request_hash, link_id FROM idempotency WHERE key_row_id = $1 AND idem_key = $2",
+        )
+        .await?;
+    let Some(row) = c
+        .query_opt(&stmt, &[&idem.key_row_id, &idem.idem_key])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (hash, link_id): (Vec<u8>, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if hash != idem.request_hash {
+        return Ok(Some(CreateOutcome::IdempotencyMismatch));
+    }
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE id = $1"
+        ))
+        .await?;
+    match c.query_opt(&stmt, &[&link_id]).await? {
+        Some(row) => Ok(Some(CreateOutcome::Replayed(link_from_row(&row)?))),
+        None => Err(StoreError::NotFound.into()),
+    }
+}
+
+/// Creates a link: with an `Idempotency-Key`, in one transaction with its record. A concurrent
+/// create with the same key (another instance, a client retrying early) waits on the record's
+/// primary key; the loser rolls back its link and answers what the winner recorded.
+pub async fn create_link(
+    c: &mut Object,
+    new: &NewLink,
+    idem: Option<&IdempotencyRequest>,
+    now: UnixSeconds,
+) -> QueryResult<CreateOutcome> {
+    let Some(idem) = idem else {
+        return insert_link(&*c, new, now).await.map(CreateOutcome::Created);
+    };
+    let tx = c.transaction().await?;
+    if let Some(seen) = replay(&tx, idem).await? {
+        return Ok(seen);
+    }
+    let inserted = insert_link(&tx, new, now).await;
+    let raced = match &inserted {
+        Ok(link) => !record(&tx, idem, link.id, now).await?,
+        // Perhaps taken by a concurrent create with this very key.
+        Err(QueryError::Store(StoreError::Conflict(_))) => true,
+        Err(_) => false,
+    };
+    if !raced {
+        let link = inserted?;
+        tx.commit().await?;
+        return Ok(CreateOutcome::Created(link));
+    }
+    tx.rollback().await?;
+    if let Some(seen) = replay(&*c, idem).await? {
+        return Ok(seen);
+    }
+    match inserted {
+        Err(e) => Err(e),
+        Ok(_) => Err(StoreError::Unavailable(
+            "a concurrent create with the same Idempotency-Key left no record; retry".into(),
+        )
+        .into()),
+    }
+}
+
+/// Records the idempotency key of a create; `false` if a concurrent create recorded it first
+/// (the insert waits for that transaction, then finds the key taken).
+async fn record(
+    c: &impl GenericClient,
+    idem: &IdempotencyRequest,
+    link_id: i64,
+    now: UnixSeconds,
+) -> QueryResult<bool> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO idempotency (key_row_id, idem_key, request_hash, link_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let n = c
+        .execute(
+            &stmt,
+            &[
+                &idem.key_row_id,
+                &idem.idem_key,
+                &idem.request_hash,
+                &link_id,
+                &now,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Inserts the link under the `UNIQUE` constraint on `code`: a taken custom code is
+/// `Conflict`, a taken random code is redrawn.
+async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) -> QueryResult<Link> {
+    let tags = serde_json::to_string(&new.tags).map_err(other)?;
+    let stmt = c
+        .prepare_cached(concat!(
+            "WITH l AS (INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
+             expires_at, max_clicks) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) \
+             ON CONFLICT (code) DO NOTHING RETURNING ",
+            link_columns!(),
+            ") SELECT l.*, ",
+            notify_l!(),
+            " FROM l"
+        ))
+        .await?;
+    let max_clicks = new.max_clicks.map(|m| m as i64);
+    let try_insert = |code: ShortCode| {
+        let (stmt, tags) = (&stmt, &tags);
+        async move {
+            let row = c
+                .query_opt(
+                    stmt,
+                    &[
+                        &code.as_str(),
+                        &new.url.as_str(),
+                        &new.title,
+                        tags,
+                        &new.owner,
+                        &now,
+                        &new.expires_at,
+                        &max_clicks,
+                    ],
+                )
+                .await?;
+            row.map(|r| link_from_row(&r)).transpose()
+        }
+    };
+    match &new.code {
+        CodeChoice::Custom(code) => match try_insert(code.clone()).await? {
+            Some(link) => Ok(link),
+            None => Err(StoreError::Conflict(format!("code {code} is taken")).into()),
+        },
+        CodeChoice::Random { len } => {
+            for _ in 0..RANDOM_CODE_ATTEMPTS {
+                if let Some(link) = try_insert(ShortCode::random(*len)).await? {
+                    return Ok(link);
+                }
+            }
+            // In a small code space the last free codes are hard to hit at random: pick one
+            // of them directly (still inserted under the UNIQUE constraint).
+            if let Some(code) = free_code(c, *len).await?
+                && let Some(link) = try_insert(code).await?
+            {
+                return Ok(link);
+            }
+            Err(StoreError::Unavailable(format!(
+                "no free random code of length {len} after {RANDOM_CODE_ATTEMPTS} attempts; \
+                 raise --code-length"
+            ))
+            .into())
+        }
+    }
+}
+
+/// A random never-used base62 code of length `len`, if the space is small enough to list.
+async fn free_code(c: &impl GenericClient, len: usize) -> QueryResult<Option<ShortCode>> {
+    let space = 62u64.checked_pow(len as u32).unwrap_or(u64::MAX);
+    if space > SMALL_CODE_SPACE {
+        return Ok(None);
+    }
+    let rows = c
+        .query(
+            "SELECT code FROM links WHERE length(code) = $1",
+            &[&(len as i32)],
+        )
+        .await?;
+    let taken = rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    if taken.len() as u64 >= space {
+        return Ok(None);
+    }
+    use crate::domain::code::BASE62;
+    let free: Vec<String> = (0..space)
+        .map(|mut n| {
+            let mut code = vec![0u8; len];
+            for slot in code.iter_mut().rev() {
+                *slot = BASE62[(n % 62) as usize];
+                n /= 62;
+            }
+            String::from_utf8(code).unwrap_or_default()
+        })
+        .filter(|code| !taken.contains(code))
+        .collect();
+    if free.is_empty() {
+        return Ok(None);
+    }
+    let pick = free[rand::random_range(0..free.len())].clone();
+    Ok(Some(ShortCode::from_trusted(pick)))
+}
+
+/// Bulk insert in one statement; codes already taken (or repeated in `links`: the first wins)
+/// are skipped. The inserted codes are announced (they may be cached as unknown elsewhere).
+pub async fn import_links(
+    c: &mut Object,
+    links: &[(ShortCode, Destination)],
+    owner: i64,
+    now: UnixSeconds,
+) -> QueryResult<u64> {
+    let codes: Vec<&str> = links.iter().map(|(code, _)| code.as_str()).collect();
+    let urls: Vec<&str> = links.iter().map(|(_, url)| url.as_str()).collect();
+    let tx = c.transaction().await?;
+    let inserted: Vec<String> = tx
+        .query(
+            "INSERT INTO links (code, url, owner, created_at, updated_at) \
+             SELECT code, url, $3, $4, $4 FROM UNNEST($1::text[], $2::text[]) AS t (code, url) \
+             ON CONFLICT (code) DO NOTHING RETURNING code",
+            &[&codes, &urls, &owner, &now],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    if !inserted.is_empty() {
+        tx.execute(
+            concat!(
+                "SELECT pg_notify('",
+                notify_channel!(),
+                "', code) FROM UNNEST($1::text[]) AS code"
+            ),
+            &[&inserted],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(inserted.len() as u64)
+}
+
+/// Applies a patch to a live link that `owner` (if given) owns, in one statement (no lost
+/// update between instances); `NotFound` otherwise. `CASE WHEN $flag` distinguishes "leave
+/// as it is" from "clear".
+pub async fn update_link(
+    c: &impl GenericClient,
+    code: &str,
+    owner: Option<i64>,
+    patch: &LinkPatch,
+    now: UnixSeconds,
+) -> QueryResult<Link> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "WITH l AS (UPDATE links SET url = COALESCE($3::text, url), \
+             title = CASE WHEN $4::bool THEN $5::text ELSE title END, \
+             tags = COALESCE($6::text, tags), \
+             expires_at = CASE WHEN $7::bool THEN $8::int8 ELSE expires_at END, \
+             max_clicks = CASE WHEN $9::bool THEN $10::int8 ELSE max_clicks END, \
+             disabled = COALESCE($11::bool, disabled), updated_at = $12 \
+             WHERE code = $1 AND deleted_at IS NULL AND ($2::int8 IS NULL OR owner = $2) \
+             RETURNING ",
+            link_columns!(),
+            ") SELECT l.*, ",
+            notify_l!(),
+            " FROM l"
+        ))
+        .await?;
+    let tags = patch
+        .tags
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(other)?;
+    let max_clicks = patch.max_clicks.map(|m| m.map(|m| m as i64));
+    let row = c
+        .query_opt(
+            &stmt,
+            &[
+                &code,
+                &owner,
+                &patch.url.as_ref().map(|u| u.as_str()),
+                &patch.title.is_some(),
+                &patch.title.clone().flatten(),
+                &tags,
+                &patch.expires_at.is_some(),
+                &patch.expires_at.flatten(),
+                &max_clicks.is_some(),
+                &max_clicks.flatten(),
+                &patch.disabled,
+                &now,
+            ],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(link_from_row(&row)?),
+        None => Err(StoreError::NotFound.into()),
+    }
+}
+
+/// Turns a live link that `owner` (if given) owns into a tombstone; `NotFound` otherwise.
+pub async fn delete_link(
+    c: &impl GenericClient,
+    code: &str,
+    owner: Option<i64>,
+    now: UnixSeconds,
+) -> QueryResult<()> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "WITH l AS (UPDATE links SET deleted_at = $2, updated_at = $2 \
+             WHERE code = $1 AND deleted_at IS NULL AND ($3::int8 IS NULL OR owner = $3) \
+             RETURNING code) SELECT ",
+            notify_l!(),
+            " FROM l"
+        ))
+        .await?;
+    match c.execute(&stmt, &[&code, &now, &owner]).await? {
+        0 => Err(StoreError::NotFound.into()),
+        _ => Ok(()),
+    }
+}
+
+pub async fn list_links(
+    c: &impl GenericClient,
+    owner: Option<i64>,
+    before_id: Option<i64>,
+    limit: usize,
+) -> QueryResult<Vec<Link>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE deleted_at IS NULL AND ($1::int8 IS NULL OR owner = $1) \
+             AND id < $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    c.query(&stmt, &[&owner, &before_id.unwrap_or(i64::MAX), &limit])
+        .await?
+        .iter()
+        .map(|r| link_from_row(r).map_err(QueryError::from))
+        .collect()
+}
+
+/// The day's visitor-hash key: the first instance to ask creates it, every other one reads
+/// the same; keys of days before `day - 1` are deleted.
+pub async fn visitor_key(c: &impl GenericClient, day: i64) -> QueryResult<[u8; 16]> {
+    let fresh: [u8; 16] = rand::random();
+    c.execute(
+        "INSERT INTO visitor_keys (day, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&day, &fresh.as_slice()],
+    )
+    .await?;
+    c.execute("DELETE FROM visitor_keys WHERE day < $1", &[&(day - 1)])
+        .await?;
+    let key: Vec<u8> = c
+        .query_opt("SELECT key FROM visitor_keys WHERE day = $1", &[&day])
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)?;
+    key.try_into()
+        .map_err(|_| other("visitor key of the wrong length"))
+}
+
+/// The columns [`key_from_row`] reads, in its order.
+macro_rules! key_columns {
+    () => {
+        "row_id, id, name, role, created_at"
+    };
+}
+
+fn key_from_row(r: &Row) -> Result<ApiKey, tokio_postgres::Error> {
+    let role: String = r.try_get(3)?;
+    Ok(ApiKey {
+        row_id: r.try_get(0)?,
+        id: r.try_get(1)?,
+        name: r.try_get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::User),
+        created_at: r.try_get(4)?,
+    })
+}
+
+pub async fn insert_key(
+    c: &impl GenericClient,
+    id: &str,
+    name: &str,
+    role: Role,
+    hash: &[u8],
+    now: UnixSeconds,
+) -> QueryResult<ApiKey> {
+    let row = c
+        .query_one(
+            concat!(
+                "INSERT INTO api_keys (id, name, role, key_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                key_columns!()
+            ),
+            &[&id, &name, &role.as_str(), &hash, &now],
+        )
+        .await?;
+    Ok(key_from_row(&row)?)
+}
+
+/// Makes sure a key with this hash exists with the admin role, in one upsert: several
+/// instances starting with the same `--admin-key` must not race into a conflict.
+pub async fn ensure_admin_key(
+    c: &impl GenericClient,
+    hash: &[u8],
+    now: UnixSeconds,
+) -> QueryResult<ApiKey> {
+    let row = c
+        .query_one(
+            concat!(
+                "INSERT INTO api_keys (id, name, role, key_hash, created_at) \
+                 VALUES ($1, 'admin (from --admin-key)', 'admin', $2, $3) \
+                 ON CONFLICT (key_hash) DO UPDATE SET role = 'admin', revoked_at = NULL \
+                 RETURNING ",
+                key_columns!()
+            ),
+            &[&crate::domain::key::new_key_id(), &hash, &now],
+        )
+        .await?;
+    Ok(key_from_row(&row)?)
+}
+
+pub async fn count_keys(c: &impl GenericClient) -> QueryResult<u64> {
+    let n: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(n.max(0) as u64)
+}
+
+pub async fn find_key(c: &impl GenericClient, hash: &[u8]) -> QueryResult<Option<ApiKey>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ))
+        .await?;
+    match c.query_opt(&stmt, &[&hash]).await? {
+        Some(row) => Ok(Some(key_from_row(&row)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn list_keys(c: &impl GenericClient) -> QueryResult<Vec<ApiKey>> {
+    c.query(
+        concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE revoked_at IS NULL ORDER BY row_id"
+        ),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| key_from_row(r).map_err(QueryError::from))
+    .collect()
+}
+
+pub async fn revoke_key(c: &impl GenericClient, id: &str, now: UnixSeconds) -> QueryResult<()> {
+    let n = c
+        .execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &now],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound.into());
+    }
+    Ok(())
+}
+
+/// Records of applied click flushes are kept this long: a flush is retried within seconds,
+/// never a day later.
+const CLICK_FLUSH_RECORD_SECS: i64 = 86_400;
+
+/// Forgets idempotency records created before `before` (the count is returned) and click
+/// flush records older than a day.
+pub async fn purge(
+    c: &impl GenericClient,
+    before: UnixSeconds,
+    now: UnixSeconds,
+) -> QueryResult<u64> {
+    let n = c
+        .execute("DELETE FROM idempotency WHERE created_at < $1", &[&before])
+        .await?;
+    c.execute(
+        "DELETE FROM click_flushes WHERE applied_at < $1",
+        &[&(now - CLICK_FLUSH_RECORD_SECS)],
+    )
+    .await?;
+    Ok(n)
+}
+
+pub async fn ping(c: &impl GenericClient) -> QueryResult<()> {
+    c.query_one("SELECT 1", &[]).await?;
+    Ok(())
+}
