@@ -501,7 +501,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("r.db"), Duration::from_secs(5)).unwrap();
         let mut batch = ClickBatch::default();
-        for hour in 0..72 {
+        for hour in 0..96 {
             batch.hourly.push(HourCount {
                 link_id: 1,
                 hour,
@@ -511,34 +511,37 @@ mod tests {
         }
         store.add_clicks(Arc::new(batch), true).await.unwrap();
         let before = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day), ClickBatch::default())
+            .link_stats(1, range(0, 96 * 3600, Interval::Day), ClickBatch::default())
             .await
             .unwrap();
         assert_eq!(
-            store.roll_up_hours(48).await.unwrap(),
-            48,
-            "two days of hours rolled up"
+            store.roll_up_hours(72).await.unwrap(),
+            72,
+            "three days of hours rolled up, each into its own day"
         );
         let after = store
-            .link_stats(1, range(0, 72 * 3600, Interval::Day), ClickBatch::default())
+            .link_stats(1, range(0, 96 * 3600, Interval::Day), ClickBatch::default())
             .await
             .unwrap();
         assert_eq!(after, before);
-        assert_eq!((after.total, after.bots), (144, 72));
-        assert_eq!(after.series, vec![(0, 48), (86_400, 48), (172_800, 48)]);
+        assert_eq!((after.total, after.bots), (192, 96));
+        assert_eq!(
+            after.series,
+            vec![(0, 48), (86_400, 48), (172_800, 48), (259_200, 48)]
+        );
         // Hourly resolution remains for the recent day only; older days show at their start.
         let hourly = store
             .link_stats(
                 1,
-                range(0, 72 * 3600, Interval::Hour),
+                range(0, 96 * 3600, Interval::Hour),
                 ClickBatch::default(),
             )
             .await
             .unwrap();
-        assert_eq!(hourly.series.len(), 2 + 24);
+        assert_eq!(hourly.series.len(), 3 + 24);
         assert_eq!(hourly.series[0], (0, 48));
-        assert_eq!(store.total_clicks(1).await.unwrap(), 144);
-        assert_eq!(store.roll_up_hours(48).await.unwrap(), 0, "idempotent");
+        assert_eq!(store.total_clicks(1).await.unwrap(), 192);
+        assert_eq!(store.roll_up_hours(72).await.unwrap(), 0, "idempotent");
     }
 
     #[tokio::test]

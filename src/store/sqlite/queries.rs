@@ -675,7 +675,7 @@ pub fn roll_up_hours(c: &Connection, before_hour: i64) -> StoreResult<u64> {
         c.prepare_cached(
             "INSERT INTO clicks_daily (link_id, day, clicks, bot_clicks) \
              SELECT link_id, hour / 24, SUM(clicks), SUM(bot_clicks) FROM clicks_hourly \
-             WHERE hour < ?1 GROUP BY link_id, hour / 24 AND true \
+             WHERE hour < ?1 GROUP BY link_id, hour / 24 \
              ON CONFLICT (link_id, day) DO UPDATE SET clicks = clicks + excluded.clicks, \
              bot_clicks = bot_clicks + excluded.bot_clicks",
         )?
