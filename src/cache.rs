@@ -8,6 +8,13 @@
 //! Invalidation: writers bump a generation counter and remove the entry *after* their commit;
 //! a loader only inserts what it read if no invalidation happened since it started, so a slow
 //! load can never put back a value older than the latest write on this instance.
+//!
+//! Several instances sharing a store (PostgreSQL) tell each other about writes (see
+//! `crate::coherence`); as a backstop for notifications that are lost, each entry is trusted
+//! for a TTL only (`--cache-ttl`). A stale entry is still answered at once, and one reload per
+//! code and second runs in the background (stale-while-revalidate): a redirect never waits for
+//! the store because its entry aged, and keeps working from the old entry while the store is
+//! down. With the embedded store one process sees every write, and entries never go stale.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,16 +53,28 @@ impl Cached {
         if link.deleted || link.disabled {
             return Cached::Gone;
         }
-        match HeaderValue::from_str(&link.url) {
+        Cached::redirect(link.id, &link.url, link.expires_at, link.max_clicks, used)
+    }
+
+    /// The redirect answer for a live link (a destination that cannot be a header value,
+    /// which validation never stores, answers as gone).
+    pub fn redirect(
+        link_id: i64,
+        url: &str,
+        expires_at: Option<UnixSeconds>,
+        max_clicks: Option<u64>,
+        used: Option<Arc<AtomicU64>>,
+    ) -> Cached {
+        match HeaderValue::from_str(url) {
             Ok(location) => Cached::Redirect(Arc::new(Target {
-                link_id: link.id,
+                link_id,
                 location,
-                expires_at: link.expires_at,
-                max_clicks: link.max_clicks,
+                expires_at,
+                max_clicks,
                 used,
             })),
             Err(_) => {
-                tracing::error!(code = %link.code, "stored destination is not a valid header value");
+                tracing::error!(link_id, "stored destination is not a valid header value");
                 Cached::Gone
             }
         }
@@ -80,11 +99,41 @@ pub fn fill_unless_invalidated(
     }
 }
 
-type Inner = quick_cache::sync::Cache<Box<str>, Cached>;
+/// A cached answer and, when entries age, the instant it should be reloaded.
+#[derive(Clone)]
+struct Entry {
+    answer: Cached,
+    stale_at: Option<Instant>,
+}
+
+type Inner = quick_cache::sync::Cache<Box<str>, Entry>;
+
+/// What [`RedirectCache::lookup`] found.
+pub enum Lookup {
+    Fresh(Cached),
+    /// Older than the TTL: answer it, and reload it (the entry now waits [`RELOAD_RETRY`]
+    /// before it asks for another reload).
+    Stale(Cached),
+}
+
+/// How long after a write a code's reloads read the primary rather than a replica: longer
+/// than any replication lag a healthy replica has. (A replica further behind than this can
+/// serve an older row until the entry's TTL; monitor replication lag.)
+pub const CHANGED_WINDOW: Duration = Duration::from_secs(300);
+/// Codes remembered as recently written (the oldest are forgotten first).
+const CHANGED_CAPACITY: usize = 10_000;
+
+/// How long a stale entry waits for its reload before another request starts one.
+pub const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
 pub struct RedirectCache {
     inner: Option<Inner>,
+    /// Codes written recently (by this instance or, as notified, by another) and until when
+    /// their reloads go to the primary: a replica may still hold the row from before the write.
+    changed: quick_cache::sync::Cache<Box<str>, Instant>,
     negative_ttl: Duration,
+    /// How long an entry is trusted; None: forever (one process sees every write).
+    ttl: Option<Duration>,
     generation: AtomicU64,
     capacity: usize,
 }
@@ -94,18 +143,58 @@ impl RedirectCache {
     pub fn new(capacity: usize, negative_ttl: Duration) -> Self {
         RedirectCache {
             inner: (capacity > 0).then(|| Inner::new(capacity)),
+            changed: quick_cache::sync::Cache::new(CHANGED_CAPACITY),
             negative_ttl,
+            ttl: None,
             generation: AtomicU64::new(0),
             capacity,
         }
     }
 
-    /// A cached answer, if any and (for `Missing`) still fresh.
+    /// Entries are reloaded once older than `ttl` (stores shared by several instances).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// A cached answer, if any and (for `Missing`) still fresh; stale entries count as hits.
     pub fn get(&self, code: &str) -> Option<Cached> {
-        let hit = self.inner.as_ref()?.get(code)?;
-        match hit {
-            Cached::Missing(until) if until <= Instant::now() => None,
-            other => Some(other),
+        self.lookup(code).map(|l| match l {
+            Lookup::Fresh(c) | Lookup::Stale(c) => c,
+        })
+    }
+
+    /// A cached answer, if any and (for `Missing`) still fresh, and whether it is due for a
+    /// reload. A stale entry is marked as being reloaded (for [`RELOAD_RETRY`]), so that of
+    /// many concurrent requests one reloads it.
+    pub fn lookup(&self, code: &str) -> Option<Lookup> {
+        let inner = self.inner.as_ref()?;
+        let entry = inner.get(code)?;
+        if let Cached::Missing(until) = entry.answer
+            && until <= Instant::now()
+        {
+            return None;
+        }
+        match entry.stale_at {
+            Some(at) if at <= Instant::now() => {
+                inner.insert(
+                    code.into(),
+                    Entry {
+                        answer: entry.answer.clone(),
+                        stale_at: Some(Instant::now() + RELOAD_RETRY),
+                    },
+                );
+                Some(Lookup::Stale(entry.answer))
+            }
+            _ => Some(Lookup::Fresh(entry.answer)),
+        }
+    }
+
+    /// Forgets every entry (after notifications may have been missed).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(inner) = &self.inner {
+            inner.clear();
         }
     }
 
@@ -120,7 +209,15 @@ impl RedirectCache {
         fill_unless_invalidated(
             &self.generation,
             generation,
-            || inner.insert(code.into(), value),
+            || {
+                inner.insert(
+                    code.into(),
+                    Entry {
+                        answer: value,
+                        stale_at: self.ttl.map(|ttl| Instant::now() + ttl),
+                    },
+                )
+            },
             || {
                 inner.remove(code);
             },
@@ -132,12 +229,22 @@ impl RedirectCache {
         Cached::Missing(Instant::now() + self.negative_ttl)
     }
 
-    /// Forgets a code after a write to it has committed.
+    /// Forgets a code after a write to it has committed; its reloads read the primary for
+    /// [`CHANGED_WINDOW`].
     pub fn invalidate(&self, code: &str) {
+        self.changed
+            .insert(code.into(), Instant::now() + CHANGED_WINDOW);
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(inner) = &self.inner {
             inner.remove(code);
         }
+    }
+
+    /// Whether `code` was written within [`CHANGED_WINDOW`] (reload it from the primary).
+    pub fn changed_recently(&self, code: &str) -> bool {
+        self.changed
+            .get(code)
+            .is_some_and(|until| until > Instant::now())
     }
 
     pub fn len(&self) -> usize {
@@ -188,6 +295,20 @@ mod tests {
         let cache = RedirectCache::new(10, Duration::from_secs(60));
         cache.fill("nope", cache.missing(), g);
         assert!(matches!(cache.get("nope"), Some(Cached::Missing(_))));
+    }
+
+    #[test]
+    fn entries_older_than_the_ttl_are_stale_once_per_retry_and_fresh_after_a_reload() {
+        let cache = RedirectCache::new(10, Duration::from_secs(5)).with_ttl(Duration::ZERO);
+        cache.fill("abc", target(1), cache.generation());
+        assert!(matches!(cache.lookup("abc"), Some(Lookup::Stale(_))));
+        // Marked as reloading: the next requests answer it as fresh, without another reload.
+        assert!(matches!(cache.lookup("abc"), Some(Lookup::Fresh(_))));
+        let forever = RedirectCache::new(10, Duration::from_secs(5));
+        forever.fill("abc", target(1), forever.generation());
+        assert!(matches!(forever.lookup("abc"), Some(Lookup::Fresh(_))));
+        forever.clear();
+        assert!(forever.get("abc").is_none());
     }
 
     #[test]

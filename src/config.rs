@@ -44,8 +44,8 @@ pub struct ImportArgs {
 }
 
 impl ImportArgs {
-    pub fn database_path(&self) -> anyhow::Result<PathBuf> {
-        sqlite_path(&self.database)
+    pub fn database(&self) -> anyhow::Result<Database> {
+        Database::parse(&self.database)
     }
 }
 
@@ -79,12 +79,24 @@ pub struct ServeArgs {
     /// `buffered`, `exact` or `off`.
     #[arg(long, env = "SNIP_CLICK_MODE")]
     pub click_mode: Option<String>,
-    /// PostgreSQL read replicas (not supported yet).
+    /// PostgreSQL read replicas for the redirect path (repeatable, or comma-separated).
     #[arg(long, env = "SNIP_DATABASE_REPLICAS", value_delimiter = ',')]
     pub database_replica: Option<Vec<String>>,
-    /// Redis shared cache (not supported yet).
+    /// Redis shared second-level cache between instances (`redis://…`).
     #[arg(long, env = "SNIP_REDIS")]
     pub redis: Option<String>,
+    /// PostgreSQL only: how click flushes commit, `local` (flushed to the primary's disk, not
+    /// waiting for standbys) or `off` (asynchronous commit: may lose the last flushes if the
+    /// primary crashes). Link and key writes always wait for synchronous standbys.
+    #[arg(long, env = "SNIP_CLICK_DURABILITY")]
+    pub click_durability: Option<String>,
+    /// How long an instance may serve a cached redirect without re-reading it while change
+    /// notifications from other instances flow (the backstop when they do not).
+    #[arg(long, env = "SNIP_CACHE_TTL")]
+    pub cache_ttl: Option<String>,
+    /// PostgreSQL connections per pool (primary, and each replica).
+    #[arg(long, env = "SNIP_DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<usize>,
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "SNIP_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
@@ -142,6 +154,43 @@ impl ClickMode {
     }
 }
 
+/// Where the links live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded store: a file path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (URL form, libpq syntax; several hosts allowed).
+    Postgres(String),
+}
+
+impl Database {
+    pub fn parse(raw: &str) -> anyhow::Result<Database> {
+        if is_postgres_url(raw) {
+            return Ok(Database::Postgres(raw.to_string()));
+        }
+        sqlite_path(raw).map(Database::Sqlite)
+    }
+
+    /// The backend's name, for health checks and logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+}
+
+fn is_postgres_url(raw: &str) -> bool {
+    raw.starts_with("postgres://") || raw.starts_with("postgresql://")
+}
+
+/// How click writes commit on PostgreSQL (`synchronous_commit` of their transactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickDurability {
+    Local,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -171,8 +220,15 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
-    /// Filesystem path of the SQLite database.
-    pub database_path: PathBuf,
+    pub database: Database,
+    /// PostgreSQL read replicas (URLs) for the redirect path.
+    pub database_replicas: Vec<String>,
+    pub database_pool_size: usize,
+    /// Redis URL of the shared second-level cache.
+    pub redis: Option<String>,
+    pub click_durability: ClickDurability,
+    /// Staleness bound of cached redirects when change notifications may have been missed.
+    pub cache_ttl: Duration,
     /// Comma-separated CIDRs (validated when the server starts).
     pub trusted_proxies: String,
     pub country_header: Option<String>,
@@ -227,6 +283,9 @@ impl ServeArgs {
             click_mode: self.click_mode.or(other.click_mode),
             database_replica: self.database_replica.or(other.database_replica),
             redis: self.redis.or(other.redis),
+            click_durability: self.click_durability.or(other.click_durability),
+            cache_ttl: self.cache_ttl.or(other.cache_ttl),
+            database_pool_size: self.database_pool_size.or(other.database_pool_size),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             country_header: self.country_header.or(other.country_header),
             geoip_db: self.geoip_db.or(other.geoip_db),
@@ -242,18 +301,46 @@ impl ServeArgs {
     }
 
     fn resolve(self) -> anyhow::Result<Settings> {
-        for (flag, set) in [
-            ("--database-replica", self.database_replica.is_some()),
-            ("--redis", self.redis.is_some()),
-        ] {
-            if set {
-                bail!("{flag} is not supported yet by this version of snip");
+        let database = Database::parse(
+            &self
+                .database
+                .unwrap_or_else(|| "sqlite://snip-data/snip.db".into()),
+        )?;
+        let database_replicas: Vec<String> = self
+            .database_replica
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r.trim().is_empty())
+            .collect();
+        if !database_replicas.is_empty() {
+            if !matches!(database, Database::Postgres(_)) {
+                bail!("--database-replica needs a postgres:// --database");
+            }
+            for r in &database_replicas {
+                if !is_postgres_url(r) {
+                    bail!("--database-replica must be a postgres:// URL, not {r:?}");
+                }
             }
         }
-        let database = self
-            .database
-            .unwrap_or_else(|| "sqlite://snip-data/snip.db".into());
-        let database_path = sqlite_path(&database)?;
+        let redis = self.redis.filter(|r| !r.trim().is_empty());
+        if let Some(r) = &redis
+            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+        {
+            bail!("--redis must be a redis:// URL, not {r:?}");
+        }
+        let click_durability = match self.click_durability.as_deref() {
+            None | Some("local") => ClickDurability::Local,
+            Some("off") => ClickDurability::Off,
+            Some(other) => bail!("--click-durability must be local or off, not {other:?}"),
+        };
+        let cache_ttl = duration("cache-ttl", self.cache_ttl, "60s")?;
+        if cache_ttl.is_zero() {
+            bail!("--cache-ttl must be greater than zero");
+        }
+        let database_pool_size = self.database_pool_size.unwrap_or(16);
+        if !(1..=1000).contains(&database_pool_size) {
+            bail!("--database-pool-size must be between 1 and 1000, not {database_pool_size}");
+        }
         let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
         let log_format = match self.log_format.as_deref() {
             None => {
@@ -297,7 +384,12 @@ impl ServeArgs {
         }
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
-            database_path,
+            database,
+            database_replicas,
+            database_pool_size,
+            redis,
+            click_durability,
+            cache_ttl,
             base_url,
             admin_key: self.admin_key.map(Secret::new),
             click_flush_interval,
@@ -320,11 +412,8 @@ impl ServeArgs {
 
 /// Maps `sqlite://rel/path` and `sqlite:///abs/path` to a filesystem path.
 fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        bail!("--database postgres://… is not supported yet by this version of snip");
-    }
     let Some(rest) = database.strip_prefix("sqlite://") else {
-        bail!("--database must start with sqlite:// (got {database:?})");
+        bail!("--database must start with sqlite:// or postgres:// (got {database:?})");
     };
     if rest.is_empty() || rest == "/" {
         bail!("--database sqlite:// needs a file path");
@@ -379,18 +468,37 @@ mod tests {
             sqlite_path("sqlite:///var/lib/snip.db").unwrap(),
             PathBuf::from("/var/lib/snip.db")
         );
-        assert!(sqlite_path("mysql://x").is_err());
-        assert!(sqlite_path("postgres://h/db").is_err());
+        assert!(Database::parse("mysql://x").is_err());
+        assert_eq!(
+            Database::parse("postgres://h1,h2/db?target_session_attrs=read-write").unwrap(),
+            Database::Postgres("postgres://h1,h2/db?target_session_attrs=read-write".into())
+        );
     }
 
     #[test]
-    fn unsupported_flags_are_rejected_with_a_clear_message() {
+    fn replicas_need_postgres_and_urls_are_checked() {
         let args = ServeArgs {
-            redis: Some("redis://127.0.0.1".into()),
+            database_replica: Some(vec!["postgres://r/db".into()]),
             ..Default::default()
         };
         let err = args.resolve().unwrap_err().to_string();
-        assert!(err.contains("not supported yet"), "{err}");
+        assert!(err.contains("needs a postgres://"), "{err}");
+        let args = ServeArgs {
+            database: Some("postgres://p/db".into()),
+            database_replica: Some(vec!["postgres://r/db".into()]),
+            redis: Some("redis://127.0.0.1:6379".into()),
+            click_durability: Some("off".into()),
+            ..Default::default()
+        };
+        let s = args.resolve().unwrap();
+        assert_eq!(s.database_replicas, vec!["postgres://r/db".to_string()]);
+        assert_eq!(s.click_durability, ClickDurability::Off);
+        assert_eq!(s.cache_ttl, Duration::from_secs(60));
+        let args = ServeArgs {
+            redis: Some("http://127.0.0.1".into()),
+            ..Default::default()
+        };
+        assert!(args.resolve().is_err());
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::ImportArgs;
+use crate::config::{ClickDurability, ImportArgs};
 use crate::domain::{Destination, Role, ShortCode};
+use crate::startup::{StoreOptions, open_store};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 const BATCH: usize = 50_000;
 
@@ -27,10 +27,16 @@ pub struct ImportReport {
 
 /// Runs an import; links are owned by the oldest active admin key.
 pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&args.database_path()?, Duration::from_secs(120))
-            .context("opening the store")?,
-    );
+    let store: Arc<dyn Store> = open_store(
+        &args.database()?,
+        &StoreOptions {
+            timeout: Duration::from_secs(120),
+            replicas: Vec::new(),
+            pool_size: 2,
+            click_durability: ClickDurability::Local,
+        },
+    )
+    .await?;
     let owner = store
         .list_keys()
         .await?
@@ -100,6 +106,7 @@ fn parse_line(line: &str) -> Result<Option<(ShortCode, Destination)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::SqliteStore;
 
     #[test]
     fn lines_are_validated_like_the_api() {

@@ -6,10 +6,12 @@
 pub mod analytics;
 pub mod cache;
 pub mod clicks;
+pub mod coherence;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod shared_cache;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

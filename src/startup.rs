@@ -15,13 +15,55 @@ use crate::analytics::geo::Geo;
 use crate::analytics::sketch::VisitorKey;
 use crate::analytics::visit::Analytics;
 use crate::clicks::flusher;
-use crate::config::{Settings, base_url_for};
+use crate::config::{ClickDurability, Database, Settings, base_url_for};
 use crate::domain::ApiKeySecret;
 use crate::domain::Role;
 use crate::domain::time::now;
 use crate::http::{self, App, AppState};
+use crate::shared_cache::SharedCache;
 use crate::store::Store;
+use crate::store::postgres::{ClickDurability as PgClickDurability, PgOptions, PgStore};
 use crate::store::sqlite::SqliteStore;
+
+/// How to reach the store besides its address.
+pub struct StoreOptions {
+    pub timeout: std::time::Duration,
+    pub replicas: Vec<String>,
+    pub pool_size: usize,
+    pub click_durability: ClickDurability,
+}
+
+/// Opens (and migrates) the store `database` names: the embedded SQLite file, whose filter of
+/// existing codes starts building in the background, or a PostgreSQL primary with its replicas.
+pub async fn open_store(
+    database: &Database,
+    options: &StoreOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match database {
+        Database::Sqlite(path) => {
+            let sqlite = SqliteStore::open(path, options.timeout).context("opening the store")?;
+            sqlite.start_code_filter();
+            Ok(Arc::new(sqlite))
+        }
+        Database::Postgres(url) => {
+            let pg = PgStore::connect(
+                url,
+                &options.replicas,
+                PgOptions {
+                    timeout: options.timeout,
+                    pool_size: options.pool_size,
+                    click_durability: match options.click_durability {
+                        ClickDurability::Local => PgClickDurability::Local,
+                        ClickDurability::Off => PgClickDurability::Off,
+                    },
+                },
+            )
+            .await
+            .context("connecting to PostgreSQL")?;
+            Ok(Arc::new(pg))
+        }
+    }
+}
 
 /// How long idempotency records are kept (the contract asks for at least 24 h).
 const IDEMPOTENCY_TTL_SECS: i64 = 48 * 3600;
@@ -36,10 +78,16 @@ pub struct Application {
 impl Application {
     /// Opens the store, ensures an admin key exists and binds the listener (port 0 allowed).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let sqlite = SqliteStore::open(&settings.database_path, settings.store_timeout)
-            .context("opening the store")?;
-        sqlite.start_code_filter();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let store = open_store(
+            &settings.database,
+            &StoreOptions {
+                timeout: settings.store_timeout,
+                replicas: settings.database_replicas.clone(),
+                pool_size: settings.database_pool_size,
+                click_durability: settings.click_durability,
+            },
+        )
+        .await?;
         let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -69,6 +117,12 @@ impl Application {
             );
         }
         let analytics = Analytics::new(geo, trusted);
+        let shared = settings
+            .redis
+            .as_deref()
+            .map(|url| SharedCache::new(url, settings.cache_ttl, settings.store_timeout))
+            .transpose()
+            .context("--redis")?;
         let state = Arc::new(App::new(
             settings,
             store,
@@ -76,6 +130,7 @@ impl Application {
             own_origins,
             crate::telemetry::metrics_handle(),
             analytics,
+            shared,
         ));
         refresh_visitor_key(&state).await;
         Ok(Application {
@@ -106,6 +161,15 @@ impl Application {
             settings.click_flush_interval,
             stop_rx.clone(),
         ));
+        let coherence = match &settings.database {
+            Database::Postgres(url) => Some(tokio::spawn(crate::coherence::run(
+                state.clone(),
+                url.clone(),
+                settings.store_timeout,
+                stop_rx.clone(),
+            ))),
+            Database::Sqlite(_) => None,
+        };
         let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx));
 
         let (drain_tx, drain_rx) = watch::channel(false);
@@ -146,6 +210,9 @@ impl Application {
         let _ = stop_tx.send(true);
         let _ = flusher.await;
         let _ = janitor.await;
+        if let Some(coherence) = coherence {
+            let _ = coherence.await;
+        }
         final_flush(&state).await;
         served
     }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -310,6 +310,10 @@ pub struct ClickBuffer {
     shards: Box<[Shard]>,
     /// Clicks recorded and not journalled yet.
     pending: AtomicU64,
+    /// Set by the flusher while the store has been failing so long that the buffer reached
+    /// its bound: clicks are then counted in `dropped` instead of being kept.
+    refusing: AtomicBool,
+    dropped: AtomicU64,
     unknown: Mutex<Unknown>,
 }
 
@@ -318,6 +322,8 @@ impl Default for ClickBuffer {
         ClickBuffer {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             pending: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
             unknown: Mutex::new(Unknown::default()),
         }
     }
@@ -330,6 +336,10 @@ impl ClickBuffer {
 
     /// Counts one click of `link_id` at `at`.
     pub fn record(&self, link_id: i64, at: UnixSeconds, visit: &Visit<'_>) {
+        if self.refusing.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let shard = self.shard(link_id);
         let logged = {
             let mut log = shard.log.lock();
@@ -348,6 +358,28 @@ impl ClickBuffer {
         if logged >= MAX_LOGGED {
             drop(shard.absorb());
         }
+    }
+
+    /// Whether new clicks are dropped (the buffer is full and the store is not taking it).
+    pub fn set_refusing(&self, refusing: bool) {
+        if self.refusing.swap(refusing, Ordering::Relaxed) != refusing {
+            if refusing {
+                tracing::error!(
+                    "click buffer full while the store fails: new clicks are dropped (counted in \
+                     snip_clicks_dropped_total) until a flush succeeds"
+                );
+            } else {
+                tracing::warn!(
+                    dropped = self.dropped(),
+                    "click buffer accepts clicks again"
+                );
+            }
+        }
+    }
+
+    /// Clicks dropped because the buffer was full (since start).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Counts a request for a code that does not exist.
@@ -385,6 +417,17 @@ impl ClickBuffer {
             batch.days.push(e.detail(id, day));
         }
         batch
+    }
+
+    /// The clicks of `link_id` not journalled yet (recorded since the last take), per hour.
+    pub fn unjournalled(&self, link_id: i64) -> Vec<HourCount> {
+        let tally = self.shard(link_id).absorb();
+        tally
+            .fresh
+            .iter()
+            .filter(|h| h.link_id == link_id)
+            .copied()
+            .collect()
     }
 
     /// Takes what one flush writes: the not yet journalled clicks of every link, and the whole
@@ -502,6 +545,22 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_refusing_buffer_counts_clicks_as_dropped_and_keeps_nothing() {
+        let cache = UaCache::new(10);
+        let ua = chrome(&cache);
+        let buf = ClickBuffer::default();
+        buf.record(1, 0, &visit(&ua, None, 1));
+        buf.set_refusing(true);
+        buf.record(1, 1, &visit(&ua, None, 2));
+        buf.record(2, 1, &visit(&ua, None, 3));
+        assert_eq!((buf.pending(), buf.dropped()), (1, 2));
+        buf.set_refusing(false);
+        buf.record(2, 2, &visit(&ua, None, 4));
+        assert_eq!((buf.pending(), buf.dropped()), (2, 2));
+        assert_eq!(buf.take_all().total(), 2);
     }
 
     #[test]

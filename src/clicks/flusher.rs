@@ -25,6 +25,10 @@ pub const FOLD_INTERVAL: Duration = Duration::from_secs(60);
 /// Links-and-days held in memory beyond which a flush folds everything at once, so that the
 /// buffer's memory stays bounded whatever the number of distinct links clicked.
 const MAX_HELD: usize = 250_000;
+/// Links-and-days held in memory at which new clicks are dropped: only reached when flushes
+/// keep failing (a normal flush folds everything past [`MAX_HELD`]). A few hundred bytes each:
+/// a few hundred megabytes at most.
+pub const MAX_HELD_WHILE_FAILING: usize = 500_000;
 
 /// What `/health` and `/metrics` report about flushing.
 #[derive(Default)]
@@ -50,6 +54,11 @@ impl Clicks {
     /// every link). Returns the clicks made durable.
     pub async fn flush(&self, store: &dyn Store, full: bool) -> Result<u64, StoreError> {
         let _gate = self.flush_gate.write().await;
+        // While the store fails, clicks wait in memory up to a bound; past it they are dropped
+        // (and counted) until a flush gets through.
+        self.buffer
+            .set_refusing(self.buffer.entries() >= MAX_HELD_WHILE_FAILING);
+        metrics::counter!("snip_clicks_dropped_total").absolute(self.buffer.dropped());
         let stuck = self.unconfirmed.lock().clone();
         let mut written = match stuck {
             Some(flush) => self.write(store, flush).await?,

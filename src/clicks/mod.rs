@@ -57,13 +57,27 @@ impl Default for Clicks {
 }
 
 impl Clicks {
-    /// What this instance holds of a link and has not folded into the store's tables.
-    fn unfolded(&self, link_id: i64) -> ClickBatch {
+    /// What this instance holds of a link and the store's tables do not have yet. A store
+    /// whose tables take each flush's journal directly (PostgreSQL, shared by several
+    /// instances: [`Store::journal_in_tables`]) has every journalled hour already, so only
+    /// the clicks recorded since the last flush are added to it; the breakdowns (dimensions,
+    /// visitor sketches) wait for the fold on every store.
+    fn unfolded(&self, store: &dyn Store, link_id: i64) -> ClickBatch {
         let mut batch = self.buffer.unfolded(link_id);
-        if let Some(f) = self.unconfirmed.lock().as_ref() {
+        let unconfirmed = self.unconfirmed.lock().clone();
+        if store.journal_in_tables() {
+            batch.hourly = self.buffer.unjournalled(link_id);
+            if let Some(f) = &unconfirmed {
+                batch
+                    .hourly
+                    .extend(f.journal.iter().filter(|h| h.link_id == link_id));
+            }
+        } else if let Some(f) = &unconfirmed {
             batch
                 .hourly
                 .extend(f.fold.hourly.iter().filter(|h| h.link_id == link_id));
+        }
+        if let Some(f) = &unconfirmed {
             batch
                 .days
                 .extend(f.fold.days.iter().filter(|d| d.link_id == link_id).cloned());
@@ -80,7 +94,7 @@ impl Clicks {
     ) -> StoreResult<LinkStats> {
         let _gate = self.flush_gate.read().await;
         store
-            .link_stats(link_id, range, self.unfolded(link_id))
+            .link_stats(link_id, range, self.unfolded(store, link_id))
             .await
     }
 
@@ -95,7 +109,7 @@ impl Clicks {
         }
         let _gate = self.flush_gate.read().await;
         let stored = store.total_clicks(link_id).await?;
-        let used = stored + self.unfolded(link_id).total();
+        let used = stored + self.unfolded(store, link_id).total();
         Ok(self
             .limits
             .lock()

@@ -2,8 +2,8 @@
 //!
 //! `/health` runs every check: a real database round trip with its latency, free disk space
 //! of the data directory, process memory, the click flusher (last success, backlog, failures)
-//! and the cache. `unhealthy` (503) when the database cannot be reached; `degraded` (200) when
-//! anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
+//! and the caches (Redis too, with `--redis`). `unhealthy` (503) when the database cannot be
+//! reached; `degraded` (200) when anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
 //! instance can serve redirects (the store answers, or the cache holds entries to serve from)
 //! and is not draining for shutdown.
 
@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{App, AppState};
+use crate::config::Database;
 
 /// A database round trip slower than this makes the instance `degraded`.
 const DB_LATENCY_THRESHOLD: Duration = Duration::from_secs(1);
@@ -37,21 +38,26 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn database(app: &App) -> Value {
+    let backend = app.settings.database.backend();
     match app.store.ping().await {
         Ok(latency) => json!({
             "healthy": latency < DB_LATENCY_THRESHOLD,
             "latency_ms": latency.as_secs_f64() * 1000.0,
             "threshold_ms": DB_LATENCY_THRESHOLD.as_millis() as u64,
-            "backend": "sqlite",
+            "backend": backend,
         }),
-        Err(e) => json!({"healthy": false, "error": e.to_string(), "backend": "sqlite"}),
+        Err(e) => json!({"healthy": false, "error": e.to_string(), "backend": backend}),
     }
 }
 
 fn disk(app: &App) -> Value {
-    let dir = app
-        .settings
-        .database_path
+    let Database::Sqlite(path) = &app.settings.database else {
+        return json!({
+            "healthy": true,
+            "note": "the store is PostgreSQL: this instance keeps no data on its own disk",
+        });
+    };
+    let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
@@ -103,9 +109,10 @@ fn clicks(app: &App) -> Value {
         .load(Ordering::Relaxed);
     let last = app.clicks.state.last_success_ms.load(Ordering::Relaxed);
     json!({
-        "healthy": failures < MAX_FLUSH_FAILURES,
+        "healthy": failures < MAX_FLUSH_FAILURES && app.clicks.buffer.dropped() == 0,
         "mode": app.click_mode().as_str(),
         "backlog": app.clicks.buffer.pending(),
+        "dropped": app.clicks.buffer.dropped(),
         "last_flush": (last > 0).then(|| {
             chrono::DateTime::from_timestamp_millis(last)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -133,13 +140,17 @@ fn cache(app: &App) -> Value {
 
 async fn health(State(app): State<AppState>) -> Response {
     let database = database(&app).await;
-    let checks = json!({
+    let mut checks = json!({
         "database": database,
         "cache": cache(&app),
         "disk": disk(&app),
         "memory": memory(),
         "clicks": clicks(&app),
     });
+    // Redis down makes the instance degraded, never unhealthy: redirects bypass it.
+    if let Some(shared) = &app.shared {
+        checks["redis"] = shared.health().await;
+    }
     let db_reachable = checks["database"].get("error").is_none();
     let all_healthy = checks
         .as_object()

@@ -68,6 +68,13 @@ fn title(raw: String) -> Result<String> {
             "title: longer than {MAX_TITLE_LEN} characters"
         )));
     }
+    // Line breaks and tabs are kept; NUL is refused (no store keeps it in text: PostgreSQL
+    // rejects it, and a C string would end there).
+    if raw.contains('\0') {
+        return Err(ApiError::InvalidField(
+            "title: must not contain the NUL character".into(),
+        ));
+    }
     Ok(raw)
 }
 
@@ -234,7 +241,7 @@ async fn update(
         .store
         .update_link(&code, caller.owner_filter(), patch)
         .await?;
-    app.cache.invalidate(&code);
+    app.link_changed(&code);
     Ok(Json(LinkView::new(&app, &link)))
 }
 
@@ -247,7 +254,7 @@ async fn remove(
         return Err(ApiError::NotFound("link"));
     }
     app.store.delete_link(&code, caller.owner_filter()).await?;
-    app.cache.invalidate(&code);
+    app.link_changed(&code);
     Ok(StatusCode::NO_CONTENT)
 }
 

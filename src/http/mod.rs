@@ -32,8 +32,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::analytics::visit::Analytics;
 use crate::cache::RedirectCache;
 use crate::clicks::Clicks;
-use crate::config::{ClickMode, Settings};
+use crate::config::{ClickMode, Database, Settings};
 use crate::domain::key::ApiKey;
+use crate::shared_cache::SharedCache;
 use crate::store::Store;
 use error::ApiError;
 
@@ -44,6 +45,8 @@ pub struct App {
     pub settings: Settings,
     pub store: Arc<dyn Store>,
     pub cache: RedirectCache,
+    /// The shared second-level cache (`--redis`), if configured.
+    pub shared: Option<Arc<SharedCache>>,
     pub clicks: Arc<Clicks>,
     /// Public origin for `short_url`, e.g. `https://sn.ip` (no trailing slash).
     pub base_url: String,
@@ -77,11 +80,21 @@ impl App {
         own_origins: Vec<url::Url>,
         metrics: PrometheusHandle,
         analytics: Analytics,
+        shared: Option<Arc<SharedCache>>,
     ) -> Self {
         let rate_limiter =
             NonZeroU32::new(settings.rate_limit).map(|n| RateLimiter::keyed(Quota::per_second(n)));
         App {
-            cache: RedirectCache::new(settings.cache_capacity, settings.negative_cache_ttl),
+            cache: {
+                let cache =
+                    RedirectCache::new(settings.cache_capacity, settings.negative_cache_ttl);
+                // Only a store shared with other instances changes behind this one's back.
+                match settings.database {
+                    Database::Postgres(_) => cache.with_ttl(settings.cache_ttl),
+                    Database::Sqlite(_) => cache,
+                }
+            },
+            shared,
             clicks: Arc::new(Clicks::default()),
             base_url: crate::config::origin_string(&base_url),
             own_origins,
@@ -97,6 +110,15 @@ impl App {
             analytics,
             store,
             settings,
+        }
+    }
+
+    /// After a committed change to `code`: forget it here and in the shared cache (other
+    /// instances hear of it from the store, see `crate::coherence`).
+    pub fn link_changed(&self, code: &str) {
+        self.cache.invalidate(code);
+        if let Some(shared) = &self.shared {
+            shared.forget(code);
         }
     }
 

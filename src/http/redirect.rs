@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::{App, AppState};
-use crate::cache::Cached;
+use crate::cache::{Cached, Lookup};
 use crate::clicks::Visit;
 use crate::config::ClickMode;
 use crate::domain::ShortCode;
@@ -53,16 +53,54 @@ fn unavailable(e: StoreError) -> Response {
 }
 
 /// The cached answer for a code, reading the store on a miss.
-async fn resolve(app: &App, code: &str) -> Result<Cached, StoreError> {
-    if let Some(hit) = app.cache.get(code) {
-        app.cache_hits.fetch_add(1, Ordering::Relaxed);
-        return Ok(hit);
+async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
+    match app.cache.lookup(code) {
+        Some(Lookup::Fresh(hit)) => {
+            app.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        Some(Lookup::Stale(hit)) => {
+            app.cache_hits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("snip_cache_reloads_total").increment(1);
+            let (app, code) = (app.clone(), code.to_string());
+            tokio::spawn(async move {
+                if let Err(e) = load(&app, &code).await {
+                    tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
+                }
+            });
+            return Ok(hit);
+        }
+        None => {}
     }
     app.cache_misses.fetch_add(1, Ordering::Relaxed);
+    load(app, code).await
+}
+
+/// Reads a code into the cache: from the shared cache if there is one and it has the code,
+/// else from the store (and then shares it).
+async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
     let generation = app.cache.generation();
-    let answer = match app.store.get_link(code).await? {
+    // A code written recently is read from the primary: Redis and the replicas may still
+    // hold what it was before (the writer deletes the Redis entry only after its commit).
+    let changed = app.cache.changed_recently(code);
+    if !changed
+        && let Some(shared) = &app.shared
+        && let Some(answer) = shared.get(code).await
+    {
+        app.cache.fill(code, answer.clone(), generation);
+        return Ok(answer);
+    }
+    let read = if changed {
+        app.store.get_link_primary(code).await?
+    } else {
+        app.store.get_link(code).await?
+    };
+    let answer = match read {
         None => app.cache.missing(),
         Some(link) => {
+            if let Some(shared) = &app.shared {
+                shared.put(&link).await;
+            }
             let live_and_limited = link.max_clicks.is_some() && !link.deleted && !link.disabled;
             let used = if live_and_limited {
                 Some(
@@ -114,7 +152,7 @@ async fn redirect(State(app): State<AppState>, req: Request) -> Response {
     serve(&app, req, IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await
 }
 
-async fn serve(app: &App, req: Request, peer: IpAddr) -> Response {
+async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if let Some(code) = raw.strip_suffix('+') {
         return preview(app, code).await;
@@ -186,7 +224,7 @@ async fn serve(app: &App, req: Request, peer: IpAddr) -> Response {
 
 /// `/{code}+`: shows where a link goes without going there. Every user-supplied value is
 /// HTML-escaped and the page may load nothing (CSP), so a hostile URL or title stays text.
-async fn preview(app: &App, code: &str) -> Response {
+async fn preview(app: &AppState, code: &str) -> Response {
     if !ShortCode::could_be_code(code) {
         return not_found();
     }

@@ -325,6 +325,12 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// This process's name among the instances sharing the store (PostgreSQL), as it appears
+    /// in the change notifications it sends.
+    fn instance_id(&self) -> Option<&str> {
+        None
+    }
+
     /// `(codes, capacity)` of the filter of existing codes, once it is built; `None` when this
     /// store has none (lookups of unknown codes then read the store).
     fn code_filter_occupancy(&self) -> Option<(u64, u64)> {

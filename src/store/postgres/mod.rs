@@ -17,7 +17,8 @@
 //!   as the server is configured to make commits); click writes set
 //!   [`PgOptions::click_durability`] for their transaction.
 //! - Every committed create, change or delete of a link is announced on [`NOTIFY_CHANNEL`]
-//!   (`pg_notify` in the same transaction) so other instances drop the code from their caches.
+//!   (`pg_notify` in the same transaction, naming the writing instance) so other instances drop
+//!   the code from their caches.
 //! - Clicks have no journal here (see `clicks.rs`): each flush adds its fresh counts to the
 //!   tables at once, idempotent per (instance, sequence number).
 
@@ -48,8 +49,8 @@ macro_rules! notify_channel {
     };
 }
 
-/// The channel committed link changes are announced on, with the code as payload (the cache
-/// coherence listener subscribes to it).
+/// The channel committed link changes are announced on, with `INSTANCE CODE` as payload (the
+/// cache coherence listener subscribes to it).
 pub const NOTIFY_CHANNEL: &str = notify_channel!();
 
 mod clicks;
@@ -284,6 +285,15 @@ impl PgStore {
         replicas: &[String],
         opts: PgOptions,
     ) -> anyhow::Result<PgStore> {
+        let instance = hex::encode(rand::random::<[u8; 16]>());
+        // Every session of the primary's pool knows its instance, so that the notifications
+        // it sends name their sender (see `queries::notify_l`).
+        let mut primary = primary;
+        let options = format!(
+            "{} -c snip.instance={instance}",
+            primary.get_options().unwrap_or_default()
+        );
+        primary.options(options.trim());
         let replicas = replicas
             .iter()
             .enumerate()
@@ -299,7 +309,7 @@ impl PgStore {
             next_replica: AtomicUsize::new(0),
             timeout: opts.timeout,
             click_durability: opts.click_durability,
-            instance: hex::encode(rand::random::<[u8; 16]>()),
+            instance,
         })
     }
 
@@ -537,6 +547,10 @@ impl Store for PgStore {
 
     /// Each flush adds its journal to the tables: instances sharing the database cannot replay
     /// each other's journals after a crash.
+    fn instance_id(&self) -> Option<&str> {
+        Some(&self.instance)
+    }
+
     fn journal_in_tables(&self) -> bool {
         true
     }

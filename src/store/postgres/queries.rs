@@ -31,10 +31,16 @@ macro_rules! link_columns {
 }
 
 /// Announces a committed change of the link in CTE `l` (see [`super::NOTIFY_CHANNEL`]); the
-/// notification is sent only if the transaction commits.
+/// notification is sent only if the transaction commits. Its payload is `INSTANCE CODE`: the
+/// sending instance (`snip.instance`, set on each of its sessions) has already updated its
+/// own cache, and ignores it.
 macro_rules! notify_l {
     () => {
-        concat!("pg_notify('", notify_channel!(), "', l.code)")
+        concat!(
+            "pg_notify('",
+            notify_channel!(),
+            "', coalesce(current_setting('snip.instance', true), '') || ' ' || l.code)"
+        )
     };
 }
 
@@ -306,7 +312,8 @@ pub async fn import_links(
             concat!(
                 "SELECT pg_notify('",
                 notify_channel!(),
-                "', code) FROM UNNEST($1::text[]) AS code"
+                "', coalesce(current_setting('snip.instance', true), '') || ' ' || code) \
+                 FROM UNNEST($1::text[]) AS code"
             ),
             &[&inserted],
         )

@@ -272,7 +272,8 @@ async fn committed_link_changes_are_announced() {
             .unwrap()
             .unwrap()
     };
-    let note = |code: &str| (NOTIFY_CHANNEL.to_string(), code.to_string());
+    let instance = store.instance_id().unwrap().to_string();
+    let note = |code: &str| (NOTIFY_CHANNEL.to_string(), format!("{instance} {code}"));
     let idem = IdempotencyRequest {
         key_row_id: admin.row_id,
         idem_key: "n".into(),
