@@ -371,10 +371,18 @@ async fn a_year_of_hourly_and_daily_data_answers_in_under_50_ms() {
     {
         // Seed a year through the store's own API: 365 days of dimension rows and visitor
         // sketches, hourly rows for the last 35 days, daily rows before that.
-        let store =
-            snip::store::sqlite::SqliteStore::open(&server.db_path, Duration::from_secs(30))
-                .unwrap();
-        use snip::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, Store, Visitors};
+        let store = snip::startup::open_store(
+            &snip::config::Database::parse(&server.database).unwrap(),
+            &snip::startup::StoreOptions {
+                timeout: Duration::from_secs(30),
+                replicas: Vec::new(),
+                pool_size: 2,
+                click_durability: snip::config::ClickDurability::Local,
+            },
+        )
+        .await
+        .unwrap();
+        use snip::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, Visitors};
         let today = chrono::Utc::now().timestamp().div_euclid(86_400);
         let mut batch = ClickBatch::default();
         for day in today - 364..=today {

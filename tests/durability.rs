@@ -112,6 +112,10 @@ async fn kill_9_then_restart_keeps_every_link_answered_201() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_locked_store_answers_503_while_redirects_keep_working() {
+    if !common::is_sqlite() {
+        eprintln!("SQLite's write lock only: PostgreSQL outages are tested in tests/postgres.rs");
+        return;
+    }
     let server = TestServer::spawn(&["--store-timeout", "300ms", "--click-flush-interval", "50ms"]);
     let warm = code_of(
         &server
@@ -323,11 +327,13 @@ async fn buffered_clicks_journalled_before_kill_9_survive_it() {
     let total = restarted.total_clicks(&code).await;
 
     assert_eq!(total, 7, "journalled clicks survive kill -9");
+    // PostgreSQL has the journalled counts in its tables already; SQLite folds its journal.
     assert!(
-        restarted
-            .stderr_lines()
-            .iter()
-            .any(|l| l.contains("folded into the tables")),
+        !common::is_sqlite()
+            || restarted
+                .stderr_lines()
+                .iter()
+                .any(|l| l.contains("folded into the tables")),
         "the restart says it folded the journal"
     );
 }

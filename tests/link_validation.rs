@@ -158,6 +158,7 @@ async fn invalid_fields_return_422_invalid_field() {
         json!({"url": "https://example.com/", "max_clicks": 0}),
         json!({"url": "https://example.com/", "max_clicks": -5}),
         json!({"url": "https://example.com/", "title": long_title}),
+        json!({"url": "https://example.com/", "title": "a\u{0}b"}),
         json!({"url": "https://example.com/", "tags": many_tags}),
         json!({"url": "https://example.com/", "tags": [""]}),
         json!({"url": "https://example.com/", "tags": ["ok", long_tag]}),

@@ -28,6 +28,82 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
                               (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
+/// The store the black-box suite runs against: SQLite unless `SNIP_TEST_BACKEND=postgres`,
+/// which needs `SNIP_TEST_POSTGRES` (a server URL whose user may create databases;
+/// `scripts/test.sh` starts one). Each test server gets a fresh database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("SNIP_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres(std::env::var("SNIP_TEST_POSTGRES").expect(
+            "SNIP_TEST_BACKEND=postgres needs SNIP_TEST_POSTGRES (run scripts/test.sh, which \
+             starts a throwaway PostgreSQL)",
+        )),
+        Ok(other) => panic!("SNIP_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// Whether this run tests the embedded store: tests of SQLite's own files (its journal, a
+/// copied database) only make sense there.
+pub fn is_sqlite() -> bool {
+    backend() == Backend::Sqlite
+}
+
+/// A database of its own on the test PostgreSQL server for the data directory `dir`, created
+/// on first use; a server restarted on the same directory gets the same database.
+fn postgres_database(server: &str, dir: &TempDir) -> String {
+    let marker = dir.path().join("postgres-database");
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = format!("snip_t_{:016x}", RandomState::new().build_hasher().finish());
+            psql(server, &format!("CREATE DATABASE {name}"));
+            std::fs::write(&marker, &name).expect("remember the test database");
+            name
+        }
+    };
+    with_database(server, &name)
+}
+
+/// `server` (a PostgreSQL URL) with its database replaced by `name`.
+pub fn with_database(server: &str, name: &str) -> String {
+    let mut url = reqwest::Url::parse(server).expect("SNIP_TEST_POSTGRES is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Runs one SQL command with `psql` against `url`; panics with its output when it fails.
+pub fn psql(url: &str, sql: &str) -> String {
+    psql_try(url, sql).unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
+}
+
+/// [`psql`], with the error as a value (for probes that wait for a server to catch up).
+pub fn psql_try(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql (scripts/postgres.sh installs it)");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// A running `snip serve` child process and what a test needs to talk to it.
 pub struct TestServer {
     child: Option<Child>,
@@ -38,6 +114,8 @@ pub struct TestServer {
     /// Shared so that a restarted server can reuse the data directory of a stopped one.
     pub dir: Arc<TempDir>,
     pub db_path: PathBuf,
+    /// The `--database` value the server runs with.
+    pub database: String,
     pub client: reqwest::Client,
     /// Every line the server wrote to stderr so far.
     stderr: Arc<Mutex<Vec<String>>>,
@@ -99,9 +177,10 @@ impl ServerBuilder {
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("create temp dir")));
         let db_path = dir.path().join("snip.db");
-        let database = self
-            .database
-            .unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+        let database = self.database.unwrap_or_else(|| match backend() {
+            Backend::Sqlite => format!("sqlite://{}", db_path.display()),
+            Backend::Postgres(server) => postgres_database(&server, &dir),
+        });
 
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snip"));
         for (key, _) in std::env::vars() {
@@ -156,6 +235,7 @@ impl ServerBuilder {
             admin_key: self.admin_key.unwrap_or_default(),
             dir,
             db_path,
+            database,
             client: http_client(),
             stderr,
         }
@@ -679,4 +759,75 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// The status code of `raw_exchange`.
 pub fn raw_request(addr: SocketAddr, request: &[u8]) -> Result<u16, String> {
     raw_exchange(addr, request).map(|r| r.status)
+}
+
+/// A PostgreSQL cluster of a test's own (`scripts/postgres.sh`), for tests that stop, restart
+/// or replicate it; stopped on drop.
+pub struct PgCluster {
+    pub dir: TempDir,
+    /// Server URL (database `postgres`).
+    pub url: String,
+}
+
+fn postgres_script(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/postgres.sh");
+    assert!(
+        out.status.success(),
+        "scripts/postgres.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = postgres_script(&["start", &dir.path().join("data").display().to_string()]);
+        PgCluster { dir, url }
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`), on a port of its own.
+    pub fn replica(&self) -> PgCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = postgres_script(&[
+            "replica",
+            &self.data(),
+            &dir.path().join("data").display().to_string(),
+        ]);
+        PgCluster { dir, url }
+    }
+
+    /// `pg_ctl stop -m immediate`: like a crash or a power cut of the database server.
+    pub fn crash(&self) {
+        postgres_script(&["stop", &self.data(), "immediate"]);
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        let url = postgres_script(&["start", &self.data()]);
+        assert_eq!(url, self.url, "restarted on the same port");
+    }
+
+    /// A new database on this cluster; returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        psql(&self.url, &format!("CREATE DATABASE {name}"));
+        with_database(&self.url, name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"))
+            .args(["stop", &self.data(), "immediate"])
+            .output();
+    }
 }

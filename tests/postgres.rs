@@ -1,0 +1,368 @@
+//! Several stateless instances on one PostgreSQL store (README "Running several instances"):
+//! what one instance writes, every other one serves; clicks from all of them add up.
+//!
+//! These run in the PostgreSQL pass of `scripts/test.sh` (`SNIP_TEST_BACKEND=postgres`); the
+//! SQLite pass has no shared store to test and says so.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{PgCluster, TestServer, code_of, header, wait_until};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// Two servers on one fresh database (same admin key), or None on the SQLite pass.
+fn two_instances(args: &[&str]) -> Option<(TestServer, TestServer)> {
+    if common::is_sqlite() {
+        eprintln!("PostgreSQL only: run through scripts/test.sh (SNIP_TEST_BACKEND=postgres)");
+        return None;
+    }
+    let a = TestServer::spawn(args);
+    let b = TestServer::builder()
+        .database(&a.database)
+        .admin_key(&a.admin_key)
+        .args(args)
+        .start();
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn a_link_created_on_one_instance_redirects_at_once_from_another() {
+    let Some((a, b)) = two_instances(&[]) else {
+        return;
+    };
+    let link = a
+        .new_link(json!({"url": "https://example.com/made-on-a"}))
+        .await;
+    let on_b = b.visit(&code_of(&link)).await;
+    assert_eq!(on_b.status(), StatusCode::FOUND);
+    assert_eq!(header(&on_b, "location"), "https://example.com/made-on-a");
+
+    // B answered 404 for a code just before A created it: B's "unknown" entry is dropped by
+    // A's notification, well before the negative TTL (5 s).
+    assert_eq!(b.visit("fresh1").await.status(), StatusCode::NOT_FOUND);
+    a.new_link(json!({"url": "https://example.com/fresh", "code": "fresh1"}))
+        .await;
+    let took = seen_within(&b, "fresh1", StatusCode::FOUND, "https://example.com/fresh").await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+/// How long until `probe` holds on `server`, polling every 20 ms for up to 5 s.
+async fn seen_within(
+    server: &TestServer,
+    code: &str,
+    status: StatusCode,
+    location: &str,
+) -> Duration {
+    let started = Instant::now();
+    let seen = wait_until(
+        || async {
+            let r = server.visit(code).await;
+            r.status() == status && (location.is_empty() || header(&r, "location") == location)
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        seen,
+        "{code} never answered {status} {location} on the other instance"
+    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn changes_on_one_instance_reach_the_cache_of_another_within_a_second() {
+    let Some((a, b)) = two_instances(&[]) else {
+        return;
+    };
+    let code = code_of(&a.new_link(json!({"url": "https://example.com/v1"})).await);
+    // Cached on B.
+    assert_eq!(
+        header(&b.visit(&code).await, "location"),
+        "https://example.com/v1"
+    );
+    assert_eq!(
+        header(&b.visit(&code).await, "location"),
+        "https://example.com/v1"
+    );
+
+    let patch = |body: serde_json::Value| {
+        a.api(Method::PATCH, &format!("/api/v1/links/{code}"))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        patch(json!({"url": "https://example.com/v2"}))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let took = seen_within(&b, &code, StatusCode::FOUND, "https://example.com/v2").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "a new destination took {took:?} to reach B"
+    );
+
+    assert_eq!(
+        patch(json!({"disabled": true})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let took = seen_within(&b, &code, StatusCode::GONE, "").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "disabling took {took:?} to reach B"
+    );
+
+    assert_eq!(
+        patch(json!({"disabled": false})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let took = seen_within(&b, &code, StatusCode::FOUND, "https://example.com/v2").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "re-enabling took {took:?} to reach B"
+    );
+
+    let deleted = a
+        .api(Method::DELETE, &format!("/api/v1/links/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let took = seen_within(&b, &code, StatusCode::GONE, "").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "deleting took {took:?} to reach B"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clicks_counted_on_two_instances_add_up_exactly() {
+    let flags: &[&str] = &["--click-flush-interval", "100ms"];
+    let Some((mut a, mut b)) = two_instances(flags) else {
+        return;
+    };
+    let code = code_of(&a.new_link(json!({"url": "https://example.com/both"})).await);
+    let (on_a, on_b) = (37, 58);
+    let visits_a = async {
+        for _ in 0..on_a {
+            assert_eq!(a.visit(&code).await.status(), StatusCode::FOUND);
+        }
+    };
+    let visits_b = async {
+        for _ in 0..on_b {
+            assert_eq!(b.visit(&code).await.status(), StatusCode::FOUND);
+        }
+    };
+    tokio::join!(visits_a, visits_b);
+    // Either instance reports both instances' flushed clicks.
+    assert_eq!(
+        a.wait_for_total_clicks(&code, on_a + on_b).await,
+        on_a + on_b
+    );
+    assert_eq!(
+        b.wait_for_total_clicks(&code, on_a + on_b).await,
+        on_a + on_b
+    );
+    // A graceful stop of both flushes nothing twice.
+    a.sigterm();
+    b.sigterm();
+    let c = a.restart(&[]);
+    assert_eq!(c.total_clicks(&code).await, on_a + on_b);
+    let stats = c.stats(&code, "").await;
+    assert_eq!(stats["human_clicks"], on_a + on_b, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_its_replica_paused_an_instance_still_serves_new_and_changed_links() {
+    if common::is_sqlite() {
+        eprintln!("PostgreSQL only");
+        return;
+    }
+    let primary = PgCluster::start();
+    let replica = primary.replica();
+    let primary_db = primary.database("replicated");
+    let replica_db = common::with_database(&replica.url, "replicated");
+    let a = TestServer::builder().database(&primary_db).start();
+    let b = TestServer::builder()
+        .database(&primary_db)
+        .admin_key(&a.admin_key)
+        .args(&["--database-replica", &replica_db])
+        .start();
+    let old = code_of(&a.new_link(json!({"url": "https://example.com/old"})).await);
+    // Wait until the replica has it, then stop its replay.
+    assert!(
+        wait_until(
+            || async {
+                common::psql_try(
+                    &replica_db,
+                    &format!("SELECT count(*) FROM links WHERE code = '{old}'"),
+                )
+                .is_ok_and(|n| n == "1")
+            },
+            Duration::from_secs(10),
+        )
+        .await,
+        "the replica never caught up"
+    );
+    common::psql(&replica.url, "SELECT pg_wal_replay_pause()");
+    assert_eq!(
+        header(&b.visit(&old).await, "location"),
+        "https://example.com/old"
+    );
+
+    // Created on A while the replica is frozen: B finds it on the primary.
+    let new = code_of(&a.new_link(json!({"url": "https://example.com/new"})).await);
+    let on_b = b.visit(&new).await;
+    assert_eq!(
+        on_b.status(),
+        StatusCode::FOUND,
+        "a new link redirects from B at once"
+    );
+    assert_eq!(header(&on_b, "location"), "https://example.com/new");
+    assert_eq!(
+        common::psql(
+            &replica_db,
+            &format!("SELECT count(*) FROM links WHERE code = '{new}'")
+        ),
+        "0",
+        "the replica really is behind"
+    );
+
+    // Changed on A: B must not reload the old row from the frozen replica.
+    let patched = a
+        .api(Method::PATCH, &format!("/api/v1/links/{old}"))
+        .json(&json!({"url": "https://example.com/changed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let took = seen_within(&b, &old, StatusCode::FOUND, "https://example.com/changed").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the change took {took:?} to reach B"
+    );
+    // And it stays changed (no later reload from the replica brings the old one back).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        header(&b.visit(&old).await, "location"),
+        "https://example.com/changed"
+    );
+    common::psql(&replica.url, "SELECT pg_wal_replay_resume()");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_click_is_lost() {
+    if common::is_sqlite() {
+        eprintln!("PostgreSQL only");
+        return;
+    }
+    let pg = PgCluster::start();
+    let db = pg.database("outage");
+    let server = TestServer::builder()
+        .database(&db)
+        .args(&["--click-flush-interval", "100ms"])
+        .start();
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let code = code_of(
+            &server
+                .new_link(json!({"url": format!("https://example.com/o{i}")}))
+                .await,
+        );
+        // Visited once, so cached.
+        assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+        codes.push(code);
+    }
+    let mut visits = vec![1_i64; codes.len()];
+    assert_eq!(server.wait_for_total_clicks(&codes[0], 1).await, 1);
+
+    pg.crash();
+
+    // Cached redirects keep answering, with the right destination.
+    for round in 0..20 {
+        for (i, code) in codes.iter().enumerate() {
+            let r = server.visit(code).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::FOUND,
+                "round {round}: {code} during the outage"
+            );
+            assert_eq!(header(&r, "location"), format!("https://example.com/o{i}"));
+            visits[i] += 1;
+        }
+    }
+    // Writes answer 503 with Retry-After, fast.
+    let started = Instant::now();
+    let create = server
+        .create_link(json!({"url": "https://example.com/during"}))
+        .await;
+    assert_eq!(create.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(create.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let patch = server
+        .api(Method::PATCH, &format!("/api/v1/links/{}", codes[0]))
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Health tells the truth; readiness stays up (redirects are served from the cache).
+    let health = server.api(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["checks"]["database"]["healthy"], false, "{health}");
+    let ready = server
+        .api(Method::GET, "/health/ready")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    pg.restart();
+
+    // Writes work again without restarting snip.
+    let recovered = wait_until(
+        || async {
+            server
+                .create_link(json!({"url": "https://example.com/after"}))
+                .await
+                .status()
+                == StatusCode::CREATED
+        },
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        recovered,
+        "creates did not recover within 10 s of the restart"
+    );
+    // Every click, before and during the outage, counted once.
+    for (i, code) in codes.iter().enumerate() {
+        assert_eq!(
+            server.wait_for_total_clicks(code, visits[i]).await,
+            visits[i],
+            "{code}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, code) in codes.iter().enumerate() {
+        assert_eq!(
+            server.total_clicks(code).await,
+            visits[i],
+            "{code}: counted twice?"
+        );
+    }
+}
