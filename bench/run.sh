@@ -7,6 +7,8 @@
 #   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
 #
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
+# BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
+# to the server's core; scenario g is SQLite-only),
 # PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
@@ -27,6 +29,7 @@ LINKS=${LINKS:-100000}
 PROFILE=${PROFILE:-release}
 SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,h,g}
 RATE=${RATE:-8000}
+BACKEND=${BACKEND:-sqlite}
 F_DURATION=${F_DURATION:-30s}
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -61,6 +64,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$BACKEND" = postgres ] && bash "$root/scripts/postgres.sh" stop "$work/pg" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -99,34 +103,52 @@ measure() {
 key="bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export BENCH_KEY=$key BENCH_LINKS=$LINKS
 
-# The store: LINKS links L0000001.. imported in bulk (not over HTTP).
-db="$work/snip.db"
-start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" --admin-key "$key" --log-format json
-kill "$PID"; wait "$PID" 2>/dev/null || true
-awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://example.com/articles/%d?utm_source=bench\n", i, i }' \
-  | "$bin/snip" import --database "sqlite://$db" - >&2
-
-# Copies for the cache-off and clicks-off servers, taken while no process has the store open
-# (a copy of a live WAL database may be torn).
-cp "$db" "$work/nocache.db"
-cp "$db" "$work/off.db"
-cp "$db" "$work/exact.db"
+# The store: LINKS links L0000001.. imported in bulk (not over HTTP), and copies of it for the
+# cache-off, clicks-off and exact-clicks servers.
+links_file() {
+  awk -v n="$LINKS" 'BEGIN { for (i = 1; i <= n; i++) printf "L%07d\thttps://example.com/articles/%d?utm_source=bench\n", i, i }'
+}
+if [ "$BACKEND" = postgres ]; then
+  # A throwaway PostgreSQL on loopback, on the server's core (like the embedded store).
+  pg=$("${pin_server[@]}" bash "$root/scripts/postgres.sh" start "$work/pg")
+  pg_db() { echo "${pg%/*}/$1"; }
+  psql "$pg" -Xqc "CREATE DATABASE snip" >&2
+  db_main=$(pg_db snip)
+  start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "$db_main" --admin-key "$key" --log-format json
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  links_file | "$bin/snip" import --database "$db_main" - >&2
+  for copy in nocache off exact; do
+    psql "$pg" -Xqc "CREATE DATABASE $copy TEMPLATE snip" >&2
+  done
+  db_nocache=$(pg_db nocache) db_off=$(pg_db off) db_exact=$(pg_db exact)
+else
+  db="$work/snip.db"
+  start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" --admin-key "$key" --log-format json
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  links_file | "$bin/snip" import --database "sqlite://$db" - >&2
+  # Copied while no process has the store open (a copy of a live WAL database may be torn).
+  cp "$db" "$work/nocache.db"
+  cp "$db" "$work/off.db"
+  cp "$db" "$work/exact.db"
+  db_main="sqlite://$db" db_nocache="sqlite://$work/nocache.db"
+  db_off="sqlite://$work/off.db" db_exact="sqlite://$work/exact.db"
+fi
 
 common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
 start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
 # The cache holds the whole working set (the scenario is "the cache absorbs the load").
-start snip "$bin/snip" serve "${common[@]}" --database "sqlite://$db" --cache-capacity $((LINKS * 2))
+start snip "$bin/snip" serve "${common[@]}" --database "$db_main" --cache-capacity $((LINKS * 2))
 snip_addr=$ADDR snip_pid=$PID
 if [[ $SCENARIOS == *c* ]]; then
-  start nocache "$bin/snip" serve "${common[@]}" --database "sqlite://$work/nocache.db" --cache-capacity 0
+  start nocache "$bin/snip" serve "${common[@]}" --database "$db_nocache" --cache-capacity 0
   nocache_addr=$ADDR nocache_pid=$PID
 fi
 
 if [[ $SCENARIOS == *h* ]]; then
-  start off "$bin/snip" serve "${common[@]}" --database "sqlite://$work/off.db" \
+  start off "$bin/snip" serve "${common[@]}" --database "$db_off" \
     --cache-capacity $((LINKS * 2)) --click-mode off
   off_addr=$ADDR off_pid=$PID
-  start exact "$bin/snip" serve "${common[@]}" --database "sqlite://$work/exact.db" \
+  start exact "$bin/snip" serve "${common[@]}" --database "$db_exact" \
     --cache-capacity $((LINKS * 2)) --click-mode exact
   exact_addr=$ADDR exact_pid=$PID
 fi
@@ -139,7 +161,7 @@ for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_ad
 done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
-echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LINKS=$LINKS" >&2
+echo "run: BACKEND=$BACKEND PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LINKS=$LINKS" >&2
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2

@@ -251,6 +251,35 @@ async fn with_its_replica_paused_an_instance_still_serves_new_and_changed_links(
         "https://example.com/changed"
     );
     common::psql(&replica.url, "SELECT pg_wal_replay_resume()");
+
+    // Several hosts with target_session_attrs=read-write, the standby listed first: the pool
+    // skips it and writes to the primary (what finds the new primary after a failover).
+    let port = |url: &str| {
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let multi = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/replicated?target_session_attrs=read-write",
+        port(&replica.url),
+        port(&primary.url)
+    );
+    let c = TestServer::builder()
+        .database(&multi)
+        .admin_key(&a.admin_key)
+        .start();
+    let made = code_of(
+        &c.new_link(json!({"url": "https://example.com/via-multi-host"}))
+            .await,
+    );
+    assert_eq!(
+        header(&a.visit(&made).await, "location"),
+        "https://example.com/via-multi-host"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,7 +308,28 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
     let mut visits = vec![1_i64; codes.len()];
     assert_eq!(server.wait_for_total_clicks(&codes[0], 1).await, 1);
 
+    // Traffic runs while the database goes away.
+    let during = {
+        let (base, codes) = (server.base.clone(), codes.clone());
+        tokio::spawn(async move {
+            let client = common::http_client();
+            let mut answered = vec![0_i64; codes.len()];
+            for _ in 0..40 {
+                for (i, code) in codes.iter().enumerate() {
+                    let r = client.get(format!("{base}/{code}")).send().await.unwrap();
+                    assert_eq!(r.status(), StatusCode::FOUND, "{code} while crashing");
+                    assert_eq!(header(&r, "location"), format!("https://example.com/o{i}"));
+                    answered[i] += 1;
+                }
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
     pg.crash();
+    for (i, n) in during.await.unwrap().into_iter().enumerate() {
+        visits[i] += n;
+    }
 
     // Cached redirects keep answering, with the right destination.
     for round in 0..20 {

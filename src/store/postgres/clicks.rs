@@ -23,6 +23,7 @@ use tokio_postgres::IsolationLevel;
 
 use super::{ClickDurability, QueryResult};
 use crate::domain::time::UnixSeconds;
+use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
 use crate::store::{
     ClickBatch, ClickFlush, DayDetail, Dim, HourCount, LinkStats, StatsRange, StoreError,
     UnknownStats, Visitors,
@@ -259,49 +260,11 @@ async fn merge_days(tx: &Transaction<'_>, days: &[DayDetail]) -> QueryResult<()>
     .into())
 }
 
-/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`, postcard-encoded
-/// exactly as the SQLite store does, borrowing the keys from the blob or detail they come from.
-type StoredDims<'a> = Vec<(u8, &'a str, u64, u64)>;
-
-fn dims_from_bytes(bytes: &[u8]) -> StoredDims<'_> {
-    postcard::from_bytes(bytes).unwrap_or_default()
-}
-
 fn borrowed_dims(d: &DayDetail) -> StoredDims<'_> {
     d.dims
         .iter()
         .map(|c| (c.dim as u8, c.key.as_str(), c.human, c.bot))
         .collect()
-}
-
-/// Values kept per dimension and link-day; rarer ones are summed into [`OTHER`] (the SQLite
-/// store's limit, so both stores answer the same).
-const MAX_VALUES_PER_DAY: usize = 100;
-const OTHER: &str = "(other)";
-
-/// Adds `add` into `into`, keeping at most [`MAX_VALUES_PER_DAY`] values per dimension (the
-/// SQLite store's `merge_dims`).
-fn merge_dims<'a>(into: &mut StoredDims<'a>, add: StoredDims<'a>) {
-    for (dim, key, human, bot) in add {
-        if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == key) {
-            e.2 += human;
-            e.3 += bot;
-            continue;
-        }
-        let values = into.iter().filter(|e| e.0 == dim).count();
-        if values + 1 < MAX_VALUES_PER_DAY || key == OTHER {
-            into.push((dim, key, human, bot));
-        } else if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == OTHER) {
-            e.2 += human;
-            e.3 += bot;
-        } else {
-            into.push((dim, OTHER, human, bot));
-        }
-    }
-}
-
-fn ceil_div(a: i64, b: i64) -> i64 {
-    -((-a).div_euclid(b))
 }
 
 /// A link's statistics, computed as the SQLite store computes them, from one snapshot

@@ -15,6 +15,7 @@ use crate::store::{
 
 use super::classify;
 use crate::clicks::buffer::DIRECT;
+use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
 
 /// Attempts at a fresh random code before giving up (the code space is nearly full).
 const RANDOM_CODE_ATTEMPTS: usize = 16;
@@ -325,10 +326,6 @@ pub fn list_links(
     rows.collect()
 }
 
-/// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`, borrowed from
-/// the blob they were read from (merging allocates no strings).
-type StoredDims<'a> = Vec<(u8, &'a str, u64, u64)>;
-
 /// The same, owning its keys (for rows built in Rust rather than read).
 type OwnedDims = Vec<(u8, String, u64, u64)>;
 
@@ -338,36 +335,6 @@ fn dims_to_bytes(dims: &[DimCount]) -> Vec<u8> {
         .map(|d| (d.dim as u8, d.key.as_str(), d.human, d.bot))
         .collect();
     postcard::to_stdvec(&stored).unwrap_or_default()
-}
-
-fn dims_from_bytes(bytes: &[u8]) -> StoredDims<'_> {
-    postcard::from_bytes(bytes).unwrap_or_default()
-}
-
-/// Values kept per dimension and link-day; rarer ones are summed into [`OTHER`]. Bounds the
-/// storage of a link whatever its referrers (browsers, systems, devices and countries are
-/// bounded sets anyway).
-pub const MAX_VALUES_PER_DAY: usize = 100;
-pub const OTHER: &str = "(other)";
-
-/// Adds `add` into `into`, keeping at most [`MAX_VALUES_PER_DAY`] values per dimension.
-fn merge_dims<'a>(into: &mut StoredDims<'a>, add: StoredDims<'a>) {
-    for (dim, key, human, bot) in add {
-        if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == key) {
-            e.2 += human;
-            e.3 += bot;
-            continue;
-        }
-        let values = into.iter().filter(|e| e.0 == dim).count();
-        if values + 1 < MAX_VALUES_PER_DAY || key == OTHER {
-            into.push((dim, key, human, bot));
-        } else if let Some(e) = into.iter_mut().find(|e| e.0 == dim && e.1 == OTHER) {
-            e.2 += human;
-            e.3 += bot;
-        } else {
-            into.push((dim, OTHER, human, bot));
-        }
-    }
 }
 
 /// Registers the SQL functions the click flush merges with: `snip_merge_dims(old, new)` and
@@ -516,10 +483,6 @@ pub fn replay_click_journal(c: &Connection) -> rusqlite::Result<u64> {
     tx.execute("DELETE FROM click_journal", [])?;
     tx.commit()?;
     Ok(batch.total())
-}
-
-fn ceil_div(a: i64, b: i64) -> i64 {
-    -((-a).div_euclid(b))
 }
 
 pub fn link_stats(
