@@ -1,6 +1,10 @@
 //! The stored form of a link-day's dimension counts, shared by both backends so that they
 //! store, merge and bound them identically (their `link_stats` are compared in the tests).
 
+use std::collections::HashMap;
+
+use super::{ClickBatch, Dim, LinkStats, Visitors};
+
 /// Dimension counts of one link and day, as stored: `(dim, key, human, bot)`, postcard-encoded,
 /// borrowing the keys from the blob or detail they come from (merging allocates no strings).
 pub(crate) type StoredDims<'a> = Vec<(u8, &'a str, u64, u64)>;
@@ -39,4 +43,88 @@ pub(crate) fn merge_dims<'a>(into: &mut StoredDims<'a>, add: StoredDims<'a>) {
 /// `a / b` rounded up (for `b > 0`).
 pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
+}
+
+/// A link's dimension lists and unique visitors over whole days, added up from stored rows and
+/// from what an instance has not folded yet, then ranked: the second half of `link_stats`,
+/// the same on both backends.
+pub(crate) struct Breakdown {
+    counts: [HashMap<String, u64>; 5],
+    visitors: Visitors,
+    include_bots: bool,
+}
+
+impl Breakdown {
+    pub fn new(include_bots: bool) -> Self {
+        Breakdown {
+            counts: Default::default(),
+            visitors: Visitors::default(),
+            include_bots,
+        }
+    }
+
+    fn add(&mut self, dim: Dim, key: &str, human: u64, bot: u64) {
+        let n = if self.include_bots {
+            human + bot
+        } else {
+            human
+        };
+        if n == 0 {
+            return;
+        }
+        let map = &mut self.counts[dim as usize];
+        match map.get_mut(key) {
+            Some(c) => *c += n,
+            None => {
+                map.insert(key.to_string(), n);
+            }
+        }
+    }
+
+    /// One stored link-day: its dimension blob and visitor sketches.
+    pub fn add_stored(&mut self, dims: &[u8], humans: &[u8], bots: &[u8]) {
+        for (dim, key, human, bot) in dims_from_bytes(dims) {
+            if let Some(d) = Dim::from_u8(dim) {
+                self.add(d, key, human, bot);
+            }
+        }
+        self.visitors.merge(&Visitors::from_bytes(humans));
+        if self.include_bots {
+            self.visitors.merge(&Visitors::from_bytes(bots));
+        }
+    }
+
+    /// The unfolded details of `link_id` for days `[first_day, end_day)`.
+    pub fn add_unfolded(
+        &mut self,
+        unfolded: &ClickBatch,
+        link_id: i64,
+        first_day: i64,
+        end_day: i64,
+    ) {
+        for d in unfolded
+            .days
+            .iter()
+            .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
+        {
+            for dc in &d.dims {
+                self.add(dc.dim, &dc.key, dc.human, dc.bot);
+            }
+            self.visitors.merge(&d.humans);
+            if self.include_bots {
+                self.visitors.merge(&d.bots);
+            }
+        }
+    }
+
+    /// Top `limit` per dimension (by clicks, then key) and the visitor estimate into `stats`.
+    pub fn finish(self, stats: &mut LinkStats, limit: usize) {
+        for (i, map) in self.counts.into_iter().enumerate() {
+            let mut list: Vec<(String, u64)> = map.into_iter().collect();
+            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            list.truncate(limit);
+            stats.dims[i] = list;
+        }
+        stats.unique_visitors = self.visitors.estimate();
+    }
 }

@@ -16,17 +16,17 @@
 //! a whole batch as arrays (`UNNEST`): a flush of tens of thousands of rows is a few round
 //! trips.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::IsolationLevel;
 
 use super::{ClickDurability, QueryResult};
 use crate::domain::time::UnixSeconds;
-use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge_dims};
 use crate::store::{
-    ClickBatch, ClickFlush, DayDetail, Dim, HourCount, LinkStats, StatsRange, StoreError,
-    UnknownStats, Visitors,
+    ClickBatch, ClickFlush, DayDetail, HourCount, LinkStats, StatsRange, StoreError, UnknownStats,
+    Visitors,
 };
 
 /// Rounds of "insert new link-days, merge the ones another instance inserted meanwhile"
@@ -355,53 +355,12 @@ pub async fn link_stats(
         .collect();
 
     // Dimensions and visitors: whole days.
-    let mut counts: [HashMap<String, u64>; 5] = Default::default();
-    let mut visitors = Visitors::default();
+    let mut breakdown = Breakdown::new(q.include_bots);
     for r in &details {
-        for (dim, key, human, bot) in dims_from_bytes(r.try_get(0)?) {
-            let n = if q.include_bots { human + bot } else { human };
-            if let (Some(d), true) = (Dim::from_u8(dim), n > 0) {
-                let map = &mut counts[d as usize];
-                match map.get_mut(key) {
-                    Some(c) => *c += n,
-                    None => {
-                        map.insert(key.to_string(), n);
-                    }
-                }
-            }
-        }
-        visitors.merge(&Visitors::from_bytes(r.try_get(1)?));
-        if q.include_bots {
-            visitors.merge(&Visitors::from_bytes(r.try_get(2)?));
-        }
+        breakdown.add_stored(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
     }
-    for d in unfolded
-        .days
-        .iter()
-        .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
-    {
-        for dc in &d.dims {
-            let n = if q.include_bots {
-                dc.human + dc.bot
-            } else {
-                dc.human
-            };
-            if n > 0 {
-                *counts[dc.dim as usize].entry(dc.key.clone()).or_insert(0) += n;
-            }
-        }
-        visitors.merge(&d.humans);
-        if q.include_bots {
-            visitors.merge(&d.bots);
-        }
-    }
-    for (i, map) in counts.into_iter().enumerate() {
-        let mut list: Vec<(String, u64)> = map.into_iter().collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        list.truncate(q.limit);
-        stats.dims[i] = list;
-    }
-    stats.unique_visitors = visitors.estimate();
+    breakdown.add_unfolded(unfolded, link_id, first_day, end_day);
+    breakdown.finish(&mut stats, q.limit);
     Ok(stats)
 }
 

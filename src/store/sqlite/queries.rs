@@ -15,7 +15,7 @@ use crate::store::{
 
 use super::classify;
 use crate::clicks::buffer::DIRECT;
-use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge_dims};
 
 /// Attempts at a fresh random code before giving up (the code space is nearly full).
 const RANDOM_CODE_ATTEMPTS: usize = 16;
@@ -550,57 +550,20 @@ pub fn link_stats(
         .collect();
 
     // Dimensions and visitors: whole days.
-    let mut counts: [std::collections::HashMap<String, u64>; 5] = Default::default();
-    let mut visitors = Visitors::default();
+    let mut breakdown = Breakdown::new(q.include_bots);
     let mut details = c.prepare_cached(
         "SELECT dims, humans, bots FROM link_days WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
     )?;
     let mut rows = details.query(params![link_id, first_day, end_day])?;
     while let Some(r) = rows.next()? {
-        for (dim, key, human, bot) in dims_from_bytes(r.get_ref(0)?.as_blob()?) {
-            let n = if q.include_bots { human + bot } else { human };
-            if let (Some(d), true) = (Dim::from_u8(dim), n > 0) {
-                let map = &mut counts[d as usize];
-                match map.get_mut(key) {
-                    Some(c) => *c += n,
-                    None => {
-                        map.insert(key.to_string(), n);
-                    }
-                }
-            }
-        }
-        visitors.merge(&Visitors::from_bytes(r.get_ref(1)?.as_blob()?));
-        if q.include_bots {
-            visitors.merge(&Visitors::from_bytes(r.get_ref(2)?.as_blob()?));
-        }
+        breakdown.add_stored(
+            r.get_ref(0)?.as_blob()?,
+            r.get_ref(1)?.as_blob()?,
+            r.get_ref(2)?.as_blob()?,
+        );
     }
-    for d in unfolded
-        .days
-        .iter()
-        .filter(|d| d.link_id == link_id && d.day >= first_day && d.day < end_day)
-    {
-        for dc in &d.dims {
-            let n = if q.include_bots {
-                dc.human + dc.bot
-            } else {
-                dc.human
-            };
-            if n > 0 {
-                *counts[dc.dim as usize].entry(dc.key.clone()).or_insert(0) += n;
-            }
-        }
-        visitors.merge(&d.humans);
-        if q.include_bots {
-            visitors.merge(&d.bots);
-        }
-    }
-    for (i, map) in counts.into_iter().enumerate() {
-        let mut list: Vec<(String, u64)> = map.into_iter().collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        list.truncate(q.limit);
-        stats.dims[i] = list;
-    }
-    stats.unique_visitors = visitors.estimate();
+    breakdown.add_unfolded(unfolded, link_id, first_day, end_day);
+    breakdown.finish(&mut stats, q.limit);
     Ok(stats)
 }
 
