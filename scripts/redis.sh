@@ -3,7 +3,7 @@
 #
 #   scripts/redis.sh start DIR   installs Debian's redis-server if missing, starts a server whose
 #                                files live in DIR on 127.0.0.1 and a free port, prints its URL
-#   scripts/redis.sh stop DIR    stops it
+#   scripts/redis.sh stop DIR    stops it (a later start reuses its port if still free)
 #
 # Fails (non-zero exit, a message on stderr) when Redis cannot be installed or started.
 set -euo pipefail
@@ -29,12 +29,16 @@ case $cmd in
       echo "redis://127.0.0.1:$(cat "$dir/port")"
       exit 0
     fi
-    port=$(free_port)
+    # The port it had before, if it is still free (a restart keeps its clients' URL).
+    port=$(cat "$dir/last-port" 2>/dev/null || free_port)
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null \
+      || port=$(free_port)
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
       --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >&2
     for _ in $(seq 1 100); do
       if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
         echo "$port" >"$dir/port"
+        echo "$port" >"$dir/last-port"
         echo "redis://127.0.0.1:$port"
         exit 0
       fi

@@ -26,7 +26,7 @@ use crate::http::AppState;
 pub const CHANNEL: &str = crate::store::postgres::NOTIFY_CHANNEL;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Listens for link changes until `stop` turns true, reconnecting whenever the connection
 /// breaks. `url` is the primary's connection string (several hosts and

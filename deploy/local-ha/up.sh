@@ -199,7 +199,15 @@ wait_for 30 "the HAProxy write frontend" runuser -u postgres -- "$pg_bin/pg_isre
 
 # The application's role and database (not a superuser: see README).
 psql_admin() { runuser -u postgres -- psql -X -q -h 127.0.0.1 -p "$write_port" -U postgres "$@"; }
-wait_for 30 "a writable primary" psql_admin -c "SELECT 1 WHERE NOT pg_is_in_recovery()" -t -A -c "SELECT 1"
+# HAProxy starts with every server up until its checks say otherwise: wait until the write
+# frontend has led to the primary several times in a row.
+writable() {
+  for _ in 1 2 3 4 5 6; do
+    [ "$(psql_admin -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] || return 1
+  done
+}
+sleep 2
+wait_for 60 "a writable primary behind the write frontend" writable
 psql_admin -c "CREATE ROLE snip LOGIN" -c "CREATE DATABASE snip OWNER snip" >/dev/null
 
 # 4. Redis.
@@ -236,6 +244,7 @@ SNIP_ADMIN_KEY=$key
 HA_DIR=$HA_DIR
 HA_PORT=$HA_PORT
 SNIP_INSTANCES=$SNIP_INSTANCES
+SNIP_BIN=$SNIP_BIN
 PG_WRITE=127.0.0.1:$write_port
 PG_READ=127.0.0.1:$read_port
 HAPROXY_STATS=http://127.0.0.1:$stats_port/
