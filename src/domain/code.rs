@@ -81,6 +81,34 @@ impl ShortCode {
         !raw.is_empty() && raw.len() <= MAX_LEN && raw.bytes().all(is_code_byte)
     }
 
+    /// A random code of length `len` (a space of `space` codes, small enough to list) that is
+    /// not in `taken`; None when every code is taken. Both stores use it when random attempts
+    /// keep colliding in a small code space.
+    pub fn random_free(
+        len: usize,
+        space: u64,
+        taken: &std::collections::HashSet<String>,
+    ) -> Option<ShortCode> {
+        if taken.len() as u64 >= space {
+            return None;
+        }
+        let free: Vec<String> = (0..space)
+            .map(|mut n| {
+                let mut code = vec![0u8; len];
+                for slot in code.iter_mut().rev() {
+                    *slot = BASE62[(n % 62) as usize];
+                    n /= 62;
+                }
+                String::from_utf8(code).unwrap_or_default()
+            })
+            .filter(|code| !taken.contains(code))
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        Some(ShortCode(free[rand::random_range(0..free.len())].clone()))
+    }
+
     /// Wraps a code read back from the store.
     pub fn from_trusted(raw: String) -> Self {
         ShortCode(raw)

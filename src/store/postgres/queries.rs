@@ -263,26 +263,7 @@ async fn free_code(c: &impl GenericClient, len: usize) -> QueryResult<Option<Sho
         .iter()
         .map(|r| r.try_get::<_, String>(0))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
-    if taken.len() as u64 >= space {
-        return Ok(None);
-    }
-    use crate::domain::code::BASE62;
-    let free: Vec<String> = (0..space)
-        .map(|mut n| {
-            let mut code = vec![0u8; len];
-            for slot in code.iter_mut().rev() {
-                *slot = BASE62[(n % 62) as usize];
-                n /= 62;
-            }
-            String::from_utf8(code).unwrap_or_default()
-        })
-        .filter(|code| !taken.contains(code))
-        .collect();
-    if free.is_empty() {
-        return Ok(None);
-    }
-    let pick = free[rand::random_range(0..free.len())].clone();
-    Ok(Some(ShortCode::from_trusted(pick)))
+    Ok(ShortCode::random_free(len, space, &taken))
 }
 
 /// Bulk insert in one statement; codes already taken (or repeated in `links`: the first wins)

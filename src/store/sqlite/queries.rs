@@ -220,23 +220,7 @@ fn free_code(c: &Connection, len: usize) -> rusqlite::Result<Option<ShortCode>> 
     let taken: std::collections::HashSet<String> = stmt
         .query_map([len as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    if taken.len() as u64 >= space {
-        return Ok(None);
-    }
-    use crate::domain::code::BASE62;
-    let free: Vec<String> = (0..space)
-        .map(|mut n| {
-            let mut code = vec![0u8; len];
-            for slot in code.iter_mut().rev() {
-                *slot = BASE62[(n % 62) as usize];
-                n /= 62;
-            }
-            String::from_utf8(code).unwrap_or_default()
-        })
-        .filter(|code| !taken.contains(code))
-        .collect();
-    let pick = free[rand::random_range(0..free.len())].clone();
-    Ok(Some(ShortCode::from_trusted(pick)))
+    Ok(ShortCode::random_free(len, space, &taken))
 }
 
 /// A live link that `owner` (if given) may change, or `NotFound`.
