@@ -12,9 +12,18 @@
 //! backoff and, once it listens again, clears the whole cache: it may have missed anything.
 //! Until then the cache's TTL (`--cache-ttl`) bounds how stale an entry can be; while the store
 //! is unreachable entries keep being served (redirects are AP).
+//!
+//! A connection whose packets are silently dropped (a black-holed network path) breaks nothing
+//! that TCP would notice for minutes, and notifications queued behind it arrive only when its
+//! retransmissions get through. So the listener sends a heartbeat every [`HEARTBEAT`] and gives
+//! up on the connection when one is not answered within [`HEARTBEAT_BOUND`]: the cache is then
+//! cleared on reconnect as for any other break. [`FeedState`] tells `/health` whether the
+//! instance hears changes right now: an instance that does not is `unhealthy`, so that a load
+//! balancer checking `/health` takes it out of rotation while it may serve stale destinations.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -27,6 +36,32 @@ pub const CHANNEL: &str = crate::store::postgres::NOTIFY_CHANNEL;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How often the listening connection is asked to answer.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A heartbeat not answered within this is a broken connection.
+pub const HEARTBEAT_BOUND: Duration = Duration::from_secs(2);
+
+/// Whether this instance hears the store's change announcements (only with PostgreSQL).
+#[derive(Default)]
+pub struct FeedState {
+    enabled: AtomicBool,
+    connected: AtomicBool,
+}
+
+impl FeedState {
+    /// `None` without a change feed (the embedded store: nothing changes behind our back),
+    /// else whether the listener is connected and listening.
+    pub fn listening(&self) -> Option<bool> {
+        self.enabled
+            .load(Ordering::Relaxed)
+            .then(|| self.connected.load(Ordering::Relaxed))
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+        metrics::gauge!("snip_cache_coherence_connected").set(if connected { 1.0 } else { 0.0 });
+    }
+}
 
 /// Listens for link changes until `stop` turns true, reconnecting whenever the connection
 /// breaks. `url` is the primary's connection string (several hosts and
@@ -46,13 +81,14 @@ pub async fn run(app: AppState, url: String, timeout: Duration, mut stop: watch:
         .keepalives_idle(Duration::from_secs(5))
         .keepalives_interval(Duration::from_secs(2))
         .keepalives_retries(3);
+    app.change_feed.enabled.store(true, Ordering::Relaxed);
     let mut backoff = MIN_BACKOFF;
     let mut reconnect = false;
     loop {
         match listen(&app, &config, timeout, &mut stop, reconnect).await {
             Ok(()) => return,
             Err(e) => {
-                metrics::gauge!("snip_cache_coherence_connected").set(0.0);
+                app.change_feed.set_connected(false);
                 metrics::counter!("snip_cache_coherence_reconnects_total").increment(1);
                 tracing::warn!(
                     error = %e,
@@ -94,6 +130,11 @@ async fn listen(
     let subscribe = tokio::time::timeout(timeout, subscribe);
     tokio::pin!(subscribe);
     let mut listening = false;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The heartbeat in flight, and when it was sent.
+    let mut beat = None;
+    let mut beat_sent = Instant::now();
     loop {
         tokio::select! {
             subscribed = &mut subscribe, if !listening => {
@@ -103,8 +144,23 @@ async fn listen(
                 if reconnect {
                     app.cache.clear();
                 }
-                metrics::gauge!("snip_cache_coherence_connected").set(1.0);
+                app.change_feed.set_connected(true);
                 tracing::info!("cache coherence: listening for link changes");
+            }
+            _ = heartbeat.tick(), if listening => {
+                if beat.is_none() {
+                    beat = Some(Box::pin(client.simple_query("")));
+                    beat_sent = Instant::now();
+                } else if beat_sent.elapsed() >= HEARTBEAT_BOUND {
+                    anyhow::bail!(
+                        "no answer to the heartbeat within {} ms",
+                        HEARTBEAT_BOUND.as_millis()
+                    );
+                }
+            }
+            answered = async { beat.as_mut().expect("guarded").await }, if beat.is_some() => {
+                answered?;
+                beat = None;
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) => {

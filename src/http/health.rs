@@ -3,7 +3,8 @@
 //! `/health` runs every check: a real database round trip with its latency, free disk space
 //! of the data directory, process memory, the click flusher (last success, backlog, failures)
 //! and the caches (Redis too, with `--redis`). `unhealthy` (503) when the database cannot be
-//! reached; `degraded` (200) when anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
+//! reached (with PostgreSQL: or when this instance does not hear the other instances' link
+//! changes, see `crate::coherence`); `degraded` (200) when anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
 //! instance can serve redirects (the store answers, or the cache holds entries to serve from)
 //! and is not draining for shutdown.
 
@@ -39,7 +40,7 @@ pub fn router() -> Router<AppState> {
 
 async fn database(app: &App) -> Value {
     let backend = app.settings.database.backend();
-    match app.store.ping().await {
+    let mut check = match app.store.ping().await {
         Ok(latency) => json!({
             "healthy": latency < DB_LATENCY_THRESHOLD,
             "latency_ms": latency.as_secs_f64() * 1000.0,
@@ -47,7 +48,23 @@ async fn database(app: &App) -> Value {
             "backend": backend,
         }),
         Err(e) => json!({"healthy": false, "error": e.to_string(), "backend": backend}),
+    };
+    // A shared store that this instance cannot hear changes from is as good as unreachable
+    // for a load balancer's purpose: its cached destinations may be stale.
+    if let Some(listening) = app.change_feed.listening() {
+        check["change_feed"] = json!(if listening {
+            "listening"
+        } else {
+            "disconnected"
+        });
+        if !listening && check.get("error").is_none() {
+            check["healthy"] = json!(false);
+            check["error"] = json!(
+                "not hearing link changes from other instances (the change feed is reconnecting)"
+            );
+        }
     }
+    check
 }
 
 fn disk(app: &App) -> Value {
@@ -178,7 +195,9 @@ async fn ready(State(app): State<AppState>) -> Response {
     if app.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
-    if app.store.ping().await.is_ok() || !app.cache.is_empty() {
+    // Entries to serve are enough (redirects are AP): no database round trip, which would make
+    // the check as slow as the store timeout when the database is unreachable.
+    if !app.cache.is_empty() || app.store.ping().await.is_ok() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
