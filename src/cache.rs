@@ -230,7 +230,7 @@ impl RedirectCache {
     }
 
     /// Forgets a code after a write to it has committed; its reloads read the primary for
-    /// [`CHANGED_WINDOW`].
+    /// [`CHANGED_WINDOW`]. Bumps the generation by exactly one.
     pub fn invalidate(&self, code: &str) {
         self.changed
             .insert(code.into(), Instant::now() + CHANGED_WINDOW);

@@ -307,6 +307,19 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
     }
     let mut visits = vec![1_i64; codes.len()];
     assert_eq!(server.wait_for_total_clicks(&codes[0], 1).await, 1);
+    // Changed just before the crash: the instance that wrote it keeps its new state cached.
+    let edited = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/edited-before"}))
+            .await,
+    );
+    let patch = server
+        .api(Method::PATCH, &format!("/api/v1/links/{edited}"))
+        .json(&json!({"url": "https://example.com/edited-after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
 
     // Traffic runs while the database goes away.
     let during = {
@@ -344,6 +357,13 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
             visits[i] += 1;
         }
     }
+    let r = server.visit(&edited).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::FOUND,
+        "link changed just before the outage"
+    );
+    assert_eq!(header(&r, "location"), "https://example.com/edited-after");
     // Writes answer 503 with Retry-After, fast.
     let started = Instant::now();
     let create = server
@@ -415,4 +435,181 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
             "{code}: counted twice?"
         );
     }
+}
+
+/// A TCP proxy to PostgreSQL that can black-hole its connections: while cut, every byte is
+/// read and thrown away in both directions, and sockets stay open (what a dropped network
+/// path looks like to the application, minus TCP retransmissions: keepalives still succeed,
+/// so only the application's own heartbeat can notice). Connections that were black-holed
+/// stay so after `heal`; new ones pass.
+struct BlackHole {
+    url: String,
+    state: std::sync::Arc<BlackHoleState>,
+}
+
+#[derive(Default)]
+struct BlackHoleState {
+    cut: std::sync::atomic::AtomicBool,
+    /// Bumped by every cut: a connection forwards only while this is its own epoch.
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl BlackHoleState {
+    fn passes(&self, epoch: u64) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.cut.load(SeqCst) && self.epoch.load(SeqCst) == epoch
+    }
+}
+
+impl BlackHole {
+    /// A proxy to the server of `database` (a PostgreSQL URL); `url` is `database` through it.
+    /// It runs on a thread and runtime of its own: the test's runtime blocks while a server
+    /// starts, and the server connects through the proxy as it starts.
+    fn start(database: &str) -> BlackHole {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut url = reqwest::Url::parse(database).expect("database URL");
+        let upstream = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port().unwrap_or(5432)
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        url.set_port(Some(listener.local_addr().unwrap().port()))
+            .unwrap();
+        let state = std::sync::Arc::new(BlackHoleState::default());
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while let Ok((client, _)) = listener.accept().await {
+                    let epoch = shared.epoch.load(SeqCst);
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::spawn(pump(client_read, server_write, epoch, shared.clone()));
+                    tokio::spawn(pump(server_read, client_write, epoch, shared.clone()));
+                }
+            });
+        });
+        BlackHole {
+            url: url.to_string(),
+            state,
+        }
+    }
+
+    fn cut(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.epoch.fetch_add(1, SeqCst);
+        self.state.cut.store(true, SeqCst);
+    }
+
+    fn heal(&self) {
+        self.state
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    epoch: u64,
+    state: std::sync::Arc<BlackHoleState>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if state.passes(epoch) && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_instance_cut_off_from_the_database_leaves_rotation_and_catches_up_when_it_returns() {
+    if common::is_sqlite() {
+        eprintln!("PostgreSQL only: run through scripts/test.sh (SNIP_TEST_BACKEND=postgres)");
+        return;
+    }
+    let direct = TestServer::spawn(&[]);
+    let proxy = BlackHole::start(&direct.database);
+    let cut_off = TestServer::builder()
+        .database(&proxy.url)
+        .admin_key(&direct.admin_key)
+        .args(&["--store-timeout", "1s"])
+        .start();
+    let health = |server: &TestServer, path: &str| {
+        let request = server.api(Method::GET, path);
+        async move { request.send().await.map(|r| r.status()).ok() }
+    };
+    let code = code_of(
+        &direct
+            .new_link(json!({"url": "https://example.com/before"}))
+            .await,
+    );
+    assert_eq!(cut_off.visit(&code).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        health(&cut_off, "/health").await,
+        Some(StatusCode::OK),
+        "listening before the cut"
+    );
+
+    proxy.cut();
+    // Changed on the other instance: the notification to the cut-off one is lost for good.
+    let patch = direct
+        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
+        .json(&json!({"url": "https://example.com/after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+
+    // It says so on /health (a load balancer checking it takes it out of rotation)...
+    let unhealthy = wait_until(
+        || async { health(&cut_off, "/health").await == Some(StatusCode::SERVICE_UNAVAILABLE) },
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(unhealthy, "/health still 200 while cut off");
+    // ...and stays ready at once: it can still serve redirects from its cache.
+    let started = Instant::now();
+    assert_eq!(
+        health(&cut_off, "/health/ready").await,
+        Some(StatusCode::OK)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "readiness waited for the store: {:?}",
+        started.elapsed()
+    );
+
+    proxy.heal();
+    // The black-holed listener never hears the change (its connection stays silent, TCP sees
+    // nothing wrong): only the heartbeat gives it up, and the new listener clears the cache.
+    // Without that, the old destination would be served for the cache TTL (60 s).
+    let took = seen_within(
+        &cut_off,
+        &code,
+        StatusCode::FOUND,
+        "https://example.com/after",
+    )
+    .await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let healthy = wait_until(
+        || async { health(&cut_off, "/health").await == Some(StatusCode::OK) },
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(healthy, "/health did not recover after the link came back");
 }

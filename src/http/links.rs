@@ -237,11 +237,12 @@ async fn update(
             .transpose()?,
         disabled: req.disabled,
     };
+    let generation = app.cache.generation();
     let link = app
         .store
         .update_link(&code, caller.owner_filter(), patch)
         .await?;
-    app.link_changed(&code);
+    app.link_changed_to(&code, &link, generation);
     Ok(Json(LinkView::new(&app, &link)))
 }
 

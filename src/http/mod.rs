@@ -67,6 +67,8 @@ pub struct App {
     pub key_generation: AtomicU64,
     /// User-agent memo, trusted proxies, country lookup and the visitor key.
     pub analytics: Analytics,
+    /// Whether change announcements from other instances are heard (PostgreSQL).
+    pub change_feed: crate::coherence::FeedState,
 }
 
 /// How long an authenticated key is trusted without asking the store again.
@@ -108,6 +110,7 @@ impl App {
             key_cache: quick_cache::sync::Cache::new(10_000),
             key_generation: AtomicU64::new(0),
             analytics,
+            change_feed: Default::default(),
             store,
             settings,
         }
@@ -119,6 +122,23 @@ impl App {
         self.cache.invalidate(code);
         if let Some(shared) = &self.shared {
             shared.forget(code);
+        }
+    }
+
+    /// After a committed change that left `code` as `link`: [`Self::link_changed`], then keep
+    /// the new state in this instance's cache, so that it can redirect the link even if the
+    /// store becomes unreachable right after (the other instances have to reload it). Not when
+    /// any other invalidation ran since `generation` (read before the write: this change's own
+    /// invalidation is the one expected), as a concurrent change may be the newer one, nor for
+    /// links with `max_clicks` (their entry carries the click counter, set up on a load).
+    pub fn link_changed_to(&self, code: &str, link: &crate::domain::Link, generation: u64) {
+        self.link_changed(code);
+        if link.max_clicks.is_none() {
+            self.cache.fill(
+                code,
+                crate::cache::Cached::for_link(link, None),
+                generation + 1,
+            );
         }
     }
 
