@@ -16,6 +16,8 @@ done
 [ -f "$HA_DIR/run/haproxy.pid" ] && kill "$(cat "$HA_DIR/run/haproxy.pid")" 2>/dev/null
 bash "$(dirname "$0")/../../scripts/redis.sh" stop "$HA_DIR/redis" >/dev/null 2>&1
 [ -f "$HA_DIR/run/etcd.pid" ] && kill "$(cat "$HA_DIR/run/etcd.pid")" 2>/dev/null
+# The chaos suite's network faults, if one was left behind.
+command -v nft >/dev/null && nft delete table ip snip_chaos 2>/dev/null
 sleep 0.5
 rm -rf "$HA_DIR"
 echo "local-ha is down" >&2

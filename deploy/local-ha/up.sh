@@ -3,8 +3,10 @@
 #
 #   etcd (one member) ─ three PostgreSQL nodes under Patroni (strict synchronous replication)
 #   HAProxy: :WRITE → the current primary, :READ → the replicas (both checked through Patroni's
-#            REST API: GET /primary, GET /replica), :HTTP → the snip instances (GET /health/ready,
-#            fall 3: the seed's "N consecutive failures")
+#            REST API: GET /primary, GET /replica), :HTTP → the snip instances (fall 3: the
+#            seed's "N consecutive failures"): those that hear the database (GET /health), or,
+#            when none does, those that can still serve redirects from their cache
+#            (GET /health/ready)
 #   Redis, and SNIP_INSTANCES (3) snip instances on the write and read frontends
 #
 #   deploy/local-ha/up.sh        start everything (installs Debian's packages when missing)
@@ -31,6 +33,13 @@ write_port=$((HA_PORT + 500)) read_port=$((HA_PORT + 501)) stats_port=$((HA_PORT
 http_port=$((HA_PORT + 80))
 snip_port() { echo $((HA_PORT + 80 + $1)); }    # instances 1..N
 redis_port=$((HA_PORT + 637))
+# Instance i reaches the database frontends from its own loopback address, as if from its own
+# host: the chaos suite cuts or slows one instance's database link by that address.
+snip_db_addr() { echo "127.0.0.$((10 + $1))"; }
+db_binds() { # db_binds PORT: the bind lines of a database frontend
+  echo "    bind 127.0.0.1:$1"
+  for i in $(seq 1 "$SNIP_INSTANCES"); do echo "    bind $(snip_db_addr "$i"):$1"; done
+}
 
 need_pkgs=()
 command -v patroni >/dev/null || need_pkgs+=(patroni)
@@ -139,6 +148,25 @@ replicas_up() { [ "$(for n in 1 2 3; do curl -s -o /dev/null -w '%{http_code}\n'
 wait_for 120 "two Patroni replicas" replicas_up
 
 # 3. HAProxy.
+snip_backend() { # the lines both HTTP backends share, then the servers
+  cat <<LINES
+    mode http
+    balance roundrobin
+    timeout connect 2s
+    timeout server 30s
+    timeout check 1s
+    http-check expect status 200
+    # A refused connection (an instance restarting) is retried on another instance for every
+    # method; a 503 (this instance cannot reach the store for a link it has not cached) only
+    # for GET and HEAD: redirects.
+    retry-on conn-failure empty-response 503
+    http-request disable-l7-retry unless METH_GET
+    retries 2
+    option redispatch 1
+    default-server inter 1s fastinter 500ms fall 3 rise 2
+LINES
+  for i in $(seq 1 "$SNIP_INSTANCES"); do echo "    server snip$i 127.0.0.1:$(snip_port "$i") check"; done
+}
 cat >"$HA_DIR/conf/haproxy.cfg" <<CFG
 global
     maxconn 4000
@@ -154,7 +182,7 @@ defaults
 # Writes: only the node Patroni calls primary. on-marked-down shuts the sessions of a demoted
 # or orphaned primary, so pooled connections cannot keep writing to it.
 listen postgres_write
-    bind 127.0.0.1:$write_port
+$(db_binds "$write_port")
     option httpchk GET /primary
     http-check expect status 200
     default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
@@ -162,31 +190,32 @@ $(for n in 1 2 3; do echo "    server pg$n 127.0.0.1:$(pg_port $n) check port $(
 
 # Reads for the redirect path: the replicas.
 listen postgres_read
-    bind 127.0.0.1:$read_port
+$(db_binds "$read_port")
     balance roundrobin
     option httpchk GET /replica
     http-check expect status 200
     default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
 $(for n in 1 2 3; do echo "    server pg$n 127.0.0.1:$(pg_port $n) check port $(rest_port $n)"; done)
 
-# The service: every snip instance, taken out after 3 failed readiness checks.
+# The service. Instances that hear the database (GET /health: 200 unless the database or its
+# change feed is out of reach) take the traffic; an instance cut off from the database leaves
+# after 3 failed checks, so that it cannot keep answering destinations changed elsewhere.
+# When no instance hears the database (the whole cluster is down), the instances that can
+# still serve redirects from their caches (GET /health/ready) take it: redirects are AP.
 frontend snip_http
     mode http
     bind 127.0.0.1:$http_port
     timeout client 30s
-    default_backend snip
+    use_backend snip if { nbsrv(snip) gt 0 }
+    default_backend snip_cache
 
 backend snip
-    mode http
-    balance roundrobin
-    timeout server 30s
+    option httpchk GET /health
+$(snip_backend)
+
+backend snip_cache
     option httpchk GET /health/ready
-    http-check expect status 200
-    retry-on conn-failure empty-response
-    retries 2
-    option redispatch
-    default-server inter 1s fall 3 rise 2
-$(for i in $(seq 1 "$SNIP_INSTANCES"); do echo "    server snip$i 127.0.0.1:$(snip_port "$i") check"; done)
+$(snip_backend)
 
 listen stats
     mode http
@@ -217,10 +246,10 @@ bash "$root/scripts/redis.sh" start "$HA_DIR/redis" >/dev/null
 key=snip_$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)
 echo "$key" >"$HA_DIR/admin-key"
 chmod 600 "$HA_DIR/admin-key"
-database="postgres://snip@127.0.0.1:$write_port/snip"
-replica="postgres://snip@127.0.0.1:$read_port/snip"
 redis="redis://127.0.0.1:$(cat "$HA_DIR/redis/port")"
 for i in $(seq 1 "$SNIP_INSTANCES"); do
+  database="postgres://snip@$(snip_db_addr "$i"):$write_port/snip"
+  replica="postgres://snip@$(snip_db_addr "$i"):$read_port/snip"
   cat >"$HA_DIR/conf/snip$i.toml" <<TOML
 listen = "127.0.0.1:$(snip_port "$i")"
 base-url = "http://127.0.0.1:$http_port"
