@@ -171,6 +171,17 @@ impl Application {
             Database::Sqlite(_) => None,
         };
         let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx));
+        if coherence.is_some() {
+            // Serve once this instance hears the other instances' changes, so that `/health`
+            // does not start out `unhealthy`; bounded: a database that does not answer leaves
+            // the listener reconnecting in the background.
+            let deadline = tokio::time::Instant::now() + settings.store_timeout;
+            while state.change_feed.listening() != Some(true)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let draining = state.clone();

@@ -7,6 +7,7 @@ Each scenario runs a steady mixed load through the load balancer (redirects over
 creates carrying Idempotency-Keys and retried with the same key until acknowledged, edits of a
 few links retried until acknowledged), injects its fault, heals it, and then checks the
 recorded history:
+  - no code was acknowledged by two creates (it would map to two URLs);
   - every acknowledged link exists with its exact URL (for an edited link: the latest
     acknowledged one, or one whose edit had an unknown outcome at some point);
   - no redirect answered a URL the code never had, nor one replaced more than the scenario's
@@ -95,6 +96,7 @@ class History:
         self.create_ok = []  # times of acknowledged creates
         self.unknown = 0  # creates and edits that had an unknown outcome...
         self.unknown_resolved = 0  # ...and were then acknowledged by a retry
+        self.mapped_twice = 0  # codes returned by two different creates
         self.redirects = {"ok": 0, "failed": 0, "wrong": 0, "stale": 0}
         self.cached = {"ok": 0, "total": 0}
         self.wrong = []
@@ -143,6 +145,9 @@ def create(h, i, stop):
 
     link = retried(h, stop, attempt)
     if link is not None:
+        with h.lock:
+            # A code acknowledged by two creates would map to two URLs.
+            h.mapped_twice += link["code"] in h.urls
         h.acked(link["code"], url)
         with h.lock:
             h.create_ok.append(time.time())
@@ -607,6 +612,7 @@ def run(name):
         "links_acked": len(h.urls),
         "links_lost": lost,
         "wrong_final_url": wrong_final,
+        "codes_mapped_twice": h.mapped_twice,
         "unknown_outcomes": h.unknown,
         "unknown_resolved": h.unknown_resolved,
         "clicks_served": served,
@@ -618,6 +624,7 @@ def run(name):
     passed = (
         lost == 0
         and wrong_final == 0
+        and h.mapped_twice == 0
         and r["wrong"] == 0
         and r["stale"] == 0
         and h.unknown == h.unknown_resolved

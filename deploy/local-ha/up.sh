@@ -48,6 +48,8 @@ command -v etcdctl >/dev/null || need_pkgs+=(etcd-client)
 command -v haproxy >/dev/null || need_pkgs+=(haproxy)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_pkgs+=(postgresql)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v python3 >/dev/null || need_pkgs+=(python3)  # the chaos suite
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing ${need_pkgs[*]} (Debian packages)" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"; } >&2 \
