@@ -234,11 +234,8 @@ async fn the_cache_can_be_disabled_without_changing_redirects() {
 
     let first = server.visit(&code).await;
     let patch = server
-        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
-        .json(&json!({"url": "https://example.com/nc2"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&code, json!({"url": "https://example.com/nc2"}))
+        .await;
     assert_eq!(patch.status(), StatusCode::OK);
     let second = server.visit(&code).await;
 

@@ -87,15 +87,10 @@ async fn changes_on_one_instance_reach_the_cache_of_another_within_a_second() {
         "https://example.com/v1"
     );
 
-    let patch = |body: serde_json::Value| {
-        a.api(Method::PATCH, &format!("/api/v1/links/{code}"))
-            .json(&body)
-            .send()
-    };
+    let patch = |body: serde_json::Value| a.patch_link(&code, body);
     assert_eq!(
         patch(json!({"url": "https://example.com/v2"}))
             .await
-            .unwrap()
             .status(),
         StatusCode::OK
     );
@@ -106,7 +101,7 @@ async fn changes_on_one_instance_reach_the_cache_of_another_within_a_second() {
     );
 
     assert_eq!(
-        patch(json!({"disabled": true})).await.unwrap().status(),
+        patch(json!({"disabled": true})).await.status(),
         StatusCode::OK
     );
     let took = seen_within(&b, &code, StatusCode::GONE, "").await;
@@ -116,7 +111,7 @@ async fn changes_on_one_instance_reach_the_cache_of_another_within_a_second() {
     );
 
     assert_eq!(
-        patch(json!({"disabled": false})).await.unwrap().status(),
+        patch(json!({"disabled": false})).await.status(),
         StatusCode::OK
     );
     let took = seen_within(&b, &code, StatusCode::FOUND, "https://example.com/v2").await;
@@ -233,11 +228,8 @@ async fn with_its_replica_paused_an_instance_still_serves_new_and_changed_links(
 
     // Changed on A: B must not reload the old row from the frozen replica.
     let patched = a
-        .api(Method::PATCH, &format!("/api/v1/links/{old}"))
-        .json(&json!({"url": "https://example.com/changed"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&old, json!({"url": "https://example.com/changed"}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     let took = seen_within(&b, &old, StatusCode::FOUND, "https://example.com/changed").await;
     assert!(
@@ -314,11 +306,8 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
             .await,
     );
     let patch = server
-        .api(Method::PATCH, &format!("/api/v1/links/{edited}"))
-        .json(&json!({"url": "https://example.com/edited-after"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&edited, json!({"url": "https://example.com/edited-after"}))
+        .await;
     assert_eq!(patch.status(), StatusCode::OK);
 
     // Traffic runs while the database goes away.
@@ -377,12 +366,7 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
         started.elapsed()
     );
     let started = Instant::now();
-    let patch = server
-        .api(Method::PATCH, &format!("/api/v1/links/{}", codes[0]))
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let patch = server.patch_link(&codes[0], json!({"title": "x"})).await;
     assert_eq!(patch.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -570,11 +554,8 @@ async fn an_instance_cut_off_from_the_database_leaves_rotation_and_catches_up_wh
     proxy.cut();
     // Changed on the other instance: the notification to the cut-off one is lost for good.
     let patch = direct
-        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
-        .json(&json!({"url": "https://example.com/after"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&code, json!({"url": "https://example.com/after"}))
+        .await;
     assert_eq!(patch.status(), StatusCode::OK);
 
     // It says so on /health (a load balancer checking it takes it out of rotation)...

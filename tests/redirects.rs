@@ -140,11 +140,8 @@ async fn patching_the_url_takes_effect_on_the_next_redirect() {
     assert_eq!(header(&warm, "location"), "https://old.example/");
 
     let patch = server
-        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
-        .json(&json!({"url": "https://new.example/path"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&code, json!({"url": "https://new.example/path"}))
+        .await;
     assert_eq!(patch.status(), StatusCode::OK);
     let resp = server.visit(&code).await;
 

@@ -30,17 +30,10 @@ impl Redis {
     }
 
     fn run(cmd: &str, dir: &tempfile::TempDir) -> String {
-        let out = Command::new("bash")
-            .arg(script())
-            .args([cmd, dir.path().to_str().expect("utf-8 temp path")])
-            .output()
-            .expect("run scripts/redis.sh");
-        assert!(
-            out.status.success(),
-            "scripts/redis.sh {cmd} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        common::project_script(
+            "redis.sh",
+            &[cmd, dir.path().to_str().expect("utf-8 temp path")],
+        )
     }
 
     fn stop(&self) {
@@ -119,11 +112,8 @@ async fn redirects_never_fail_or_go_wrong_when_redis_dies_and_comes_back() {
     // A change deletes the shared entry: nobody is sent to the old destination.
     let (code0, _) = links[0].clone();
     let patched = server
-        .api(Method::PATCH, &format!("/api/v1/links/{code0}"))
-        .json(&json!({"url": "https://example.com/r/new"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&code0, json!({"url": "https://example.com/r/new"}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     links[0].1 = "https://example.com/r/new".into();
     check_all(&server, &links, 2).await;
@@ -164,11 +154,8 @@ async fn redirects_never_fail_or_go_wrong_when_redis_dies_and_comes_back() {
 
     // A change while Redis is down, then Redis comes back empty: still the new destination.
     let patched = server
-        .api(Method::PATCH, &format!("/api/v1/links/{code0}"))
-        .json(&json!({"url": "https://example.com/r/newer"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_link(&code0, json!({"url": "https://example.com/r/newer"}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     links[0].1 = "https://example.com/r/newer".into();
     redis.restart();

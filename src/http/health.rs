@@ -4,9 +4,11 @@
 //! of the data directory, process memory, the click flusher (last success, backlog, failures)
 //! and the caches (Redis too, with `--redis`). `unhealthy` (503) when the database cannot be
 //! reached (with PostgreSQL: or when this instance does not hear the other instances' link
-//! changes, see `crate::coherence`); `degraded` (200) when anything else is off. `/health/ready` is what a load balancer should poll: 200 while this
-//! instance can serve redirects (the store answers, or the cache holds entries to serve from)
-//! and is not draining for shutdown.
+//! changes, see `crate::coherence`); `degraded` (200) when anything else is off.
+//! `/health/ready`: 200 while this instance can serve redirects (the cache holds entries to
+//! serve from, or the store answers) and is not draining for shutdown. A load balancer in front
+//! of one instance polls `/health/ready`; in front of several on a shared database it prefers
+//! the instances passing `/health` and falls back to `/health/ready` (README, "Health").
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -411,6 +411,15 @@ impl TestServer {
             .expect("POST /api/v1/links")
     }
 
+    /// `PATCH /api/v1/links/{code}` with the admin key.
+    pub async fn patch_link(&self, code: &str, body: Value) -> Response {
+        self.api(Method::PATCH, &format!("/api/v1/links/{code}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("PATCH /api/v1/links/{code}")
+    }
+
     /// Create a link for `url`, assert 201 and return the link object.
     pub async fn new_link(&self, body: Value) -> Value {
         let resp = self.create_link(body.clone()).await;
@@ -769,18 +778,28 @@ pub struct PgCluster {
     pub url: String,
 }
 
-fn postgres_script(args: &[&str]) -> String {
+/// Runs one of the project's `scripts/` (e.g. `postgres.sh`) with `args`; panics with its
+/// stderr when it fails, returns its trimmed stdout.
+pub fn project_script(name: &str, args: &[&str]) -> String {
     let out = Command::new("bash")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(name),
+        )
         .args(args)
         .output()
-        .expect("run scripts/postgres.sh");
+        .unwrap_or_else(|e| panic!("run scripts/{name}: {e}"));
     assert!(
         out.status.success(),
-        "scripts/postgres.sh {args:?} failed: {}",
+        "scripts/{name} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn postgres_script(args: &[&str]) -> String {
+    project_script("postgres.sh", args)
 }
 
 impl PgCluster {
