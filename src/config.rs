@@ -41,6 +41,10 @@ pub struct ImportArgs {
     /// File of `CODE<TAB>URL` lines; `-` reads standard input. Empty lines and `#` comments
     /// are skipped.
     pub file: PathBuf,
+    /// Exit 1 (importing nothing) when any line is rejected. Without it, the valid lines are
+    /// imported, rejected ones are reported on stderr, and the exit code is 0.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl ImportArgs {
@@ -54,29 +58,34 @@ impl ImportArgs {
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServeArgs {
-    /// Optional TOML config file (keys are the flag names without `--`).
+    /// TOML config file; its keys are the flag names without `--`. Precedence: flags, then
+    /// environment variables, then this file, then the defaults shown here.
     #[arg(long, env = "SNIP_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to bind; port 0 picks a free port.
+    /// Address to bind (`HOST:PORT`); port 0 picks a free port. [default: 127.0.0.1:8080]
     #[arg(long, env = "SNIP_LISTEN")]
     pub listen: Option<String>,
-    /// `sqlite://RELATIVE/PATH`, `sqlite:///ABSOLUTE/PATH` or `postgres://…`.
+    /// Store: `sqlite://RELATIVE/PATH`, `sqlite:///ABSOLUTE/PATH` or `postgres://…`.
+    /// [default: sqlite://snip-data/snip.db]
     #[arg(long, env = "SNIP_DATABASE")]
     pub database: Option<String>,
-    /// Public origin used to build `short_url`.
+    /// Public origin (`https://sn.ip`, no path) used to build `short_url`. [default:
+    /// http://<bound address>]
     #[arg(long, env = "SNIP_BASE_URL")]
     pub base_url: Option<String>,
-    /// An API key ensured to exist with the admin role at start-up.
+    /// An API key ensured to exist with the admin role at start-up. Without it, a store with
+    /// no active key gets one generated and printed once on stderr.
     #[arg(long, env = "SNIP_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
-    /// How often buffered click counts are written (`250ms`, `5s`).
+    /// How often buffered click counts are written (`250ms`, `5s`). [default: 1s]
     #[arg(long, env = "SNIP_CLICK_FLUSH_INTERVAL")]
     pub click_flush_interval: Option<String>,
-    /// `pretty` or `json`.
+    /// Log format, `pretty` or `json`. [default: pretty on a terminal, else json]
     #[arg(long, env = "SNIP_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// `buffered`, `exact` or `off`.
+    /// Click counting: `buffered` (in memory, flushed in batches), `exact` (each click
+    /// committed before its redirect) or `off`. [default: buffered]
     #[arg(long, env = "SNIP_CLICK_MODE")]
     pub click_mode: Option<String>,
     /// PostgreSQL read replicas for the redirect path (repeatable, or comma-separated).
@@ -88,13 +97,15 @@ pub struct ServeArgs {
     /// PostgreSQL only: how click flushes commit, `local` (flushed to the primary's disk, not
     /// waiting for standbys) or `off` (asynchronous commit: may lose the last flushes if the
     /// primary crashes). Link and key writes always wait for synchronous standbys.
+    /// [default: local]
     #[arg(long, env = "SNIP_CLICK_DURABILITY")]
     pub click_durability: Option<String>,
     /// How long an instance may serve a cached redirect without re-reading it while change
     /// notifications from other instances flow (the backstop when they do not).
+    /// [default: 60s]
     #[arg(long, env = "SNIP_CACHE_TTL")]
     pub cache_ttl: Option<String>,
-    /// PostgreSQL connections per pool (primary, and each replica).
+    /// PostgreSQL connections per pool (primary, and each replica). [default: 16]
     #[arg(long, env = "SNIP_DATABASE_POOL_SIZE")]
     pub database_pool_size: Option<usize>,
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
@@ -106,28 +117,29 @@ pub struct ServeArgs {
     /// MaxMind-format (.mmdb) country database.
     #[arg(long, env = "SNIP_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
-    /// Age after which hourly click counts are rolled up into daily ones (e.g. 35d).
+    /// Age after which hourly click counts are rolled up into daily ones. [default: 35d]
     #[arg(long, env = "SNIP_HOURLY_STATS_RETENTION")]
     pub hourly_stats_retention: Option<String>,
-    /// Status of a redirect: 301, 302, 307 or 308.
+    /// Status of a redirect: 301, 302, 307 or 308. [default: 302]
     #[arg(long, env = "SNIP_REDIRECT_STATUS")]
     pub redirect_status: Option<u16>,
-    /// Length of random codes.
+    /// Length of random codes, 1–32. [default: 7]
     #[arg(long, env = "SNIP_CODE_LENGTH")]
     pub code_length: Option<usize>,
-    /// Entries in the in-process redirect cache; 0 disables it.
+    /// Entries in the in-process redirect cache; 0 disables it. [default: 100000]
     #[arg(long, env = "SNIP_CACHE_CAPACITY")]
     pub cache_capacity: Option<usize>,
-    /// How long an unknown code is remembered as unknown.
+    /// How long an unknown code is remembered as unknown. [default: 5s]
     #[arg(long, env = "SNIP_NEGATIVE_CACHE_TTL")]
     pub negative_cache_ttl: Option<String>,
     /// API requests per second per API key (burst of the same size); 0 turns limiting off.
+    /// [default: 1000]
     #[arg(long, env = "SNIP_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
-    /// How long a request waits for the store before answering 503.
+    /// How long a request waits for the store before answering 503. [default: 5s]
     #[arg(long, env = "SNIP_STORE_TIMEOUT")]
     pub store_timeout: Option<String>,
-    /// How long graceful shutdown waits for in-flight requests.
+    /// How long graceful shutdown waits for in-flight requests. [default: 10s]
     #[arg(long, env = "SNIP_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<String>,
 }
@@ -135,9 +147,9 @@ pub struct ServeArgs {
 /// How clicks reach the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClickMode {
-    /// Counted in memory, written in batches every flush interval (the seed's view counter).
+    /// Counted in memory, written in batches every flush interval (the buffered view counter).
     Buffered,
-    /// Each click committed before its redirect is answered (the seed's exact counter).
+    /// Each click committed before its redirect is answered (an exact counter).
     Exact,
     /// No click statistics (privacy, or to measure what counting costs). Clicks of links with
     /// `max_clicks` are still buffered and flushed, so their limits stay exact across restarts.
@@ -382,8 +394,17 @@ impl ServeArgs {
         if store_timeout.is_zero() {
             bail!("--store-timeout must be greater than zero");
         }
+        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        check_listen(&listen)?;
+        let trusted_proxies = self.trusted_proxies.unwrap_or_default().join(",");
+        crate::analytics::client::TrustedProxies::parse(&trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let country_header = self.country_header.filter(|h| !h.is_empty());
+        // Reads the GeoIP file (if any) once here, so that a bad path or header name is a bad
+        // flag (exit 2, nothing written) rather than a failure after the store was opened.
+        crate::analytics::geo::Geo::new(country_header.as_deref(), self.geoip_db.as_deref())?;
         Ok(Settings {
-            listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen,
             database,
             database_replicas,
             database_pool_size,
@@ -402,12 +423,31 @@ impl ServeArgs {
             rate_limit: self.rate_limit.unwrap_or(1000),
             store_timeout,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
-            trusted_proxies: self.trusted_proxies.unwrap_or_default().join(","),
-            country_header: self.country_header.filter(|h| !h.is_empty()),
+            trusted_proxies,
+            country_header,
             geoip_db: self.geoip_db,
             hourly_stats_retention,
         })
     }
+}
+
+/// `--listen` must be `HOST:PORT` (an IP address or a name, and a port number): anything else
+/// is refused before the store is touched, rather than failing at bind time.
+fn check_listen(listen: &str) -> anyhow::Result<()> {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let valid = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok()
+            && !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    });
+    if !valid {
+        bail!("--listen must be HOST:PORT (e.g. 127.0.0.1:8080 or 0.0.0.0:0), not {listen:?}");
+    }
+    Ok(())
 }
 
 /// Maps `sqlite://rel/path` and `sqlite:///abs/path` to a filesystem path.
@@ -510,6 +550,59 @@ mod tests {
             origin_string(&parse_base_url("https://SN.ip").unwrap()),
             "https://sn.ip"
         );
+    }
+
+    /// `[default: X]` in `serve --help` is written by hand: setting each flag to the value its
+    /// help shows must give the same settings as leaving it out.
+    #[test]
+    fn the_defaults_serve_help_shows_are_the_defaults() {
+        use clap::CommandFactory;
+        let serve = |args: &[&str]| -> Settings {
+            let cli = Cli::try_parse_from([&["snip", "serve"], args].concat()).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            args.load().unwrap()
+        };
+        let plain = format!("{:?}", serve(&[]));
+        let mut command = Cli::command();
+        let serve_command = command.find_subcommand_mut("serve").unwrap();
+        let mut checked = 0;
+        for arg in serve_command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let help = arg.get_long_help().or(arg.get_help()).unwrap().to_string();
+            let Some((_, rest)) = help.split_once("[default: ") else {
+                continue;
+            };
+            let value = rest.split_once(']').unwrap().0;
+            if value.contains('<') || value.contains(' ') {
+                continue; // "http://<bound address>", "pretty on a terminal, else json"
+            }
+            let flag = format!("--{long}");
+            assert_eq!(
+                format!("{:?}", serve(&[&flag, value])),
+                plain,
+                "{flag} {value} is not the default"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} defaults checked");
+    }
+
+    #[test]
+    fn listen_must_be_host_and_port() {
+        for good in ["127.0.0.1:8080", "0.0.0.0:0", "[::1]:80", "localhost:8080"] {
+            assert!(check_listen(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "notanaddress",
+            "127.0.0.1",
+            ":8080",
+            "127.0.0.1:99999",
+            "a b:80",
+        ] {
+            assert!(check_listen(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

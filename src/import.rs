@@ -1,19 +1,28 @@
 //! `snip import`: bulk-load links from `CODE<TAB>URL` lines, validated exactly like the API
 //! validates them, in large durable transactions. For migrations from other shorteners and for
 //! seeding benchmark stores with millions of links without millions of HTTP calls.
+//!
+//! The whole input is read and validated first, into a temporary spool file (memory stays
+//! small whatever the input size), and only then is the store opened: an unreadable input, or
+//! a rejected line under `--strict`, leaves no store behind and changes nothing.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::{ClickDurability, ImportArgs};
-use crate::domain::{Destination, Role, ShortCode};
+use crate::domain::{ApiKeySecret, Destination, Role, ShortCode};
 use crate::startup::{StoreOptions, open_store};
 use crate::store::Store;
 
 const BATCH: usize = 50_000;
+
+/// Name of the key that owns links imported into a store that has no admin key yet. It is
+/// revoked as soon as it is created: it can never authenticate; admins see and manage its
+/// links, and the first `snip serve` still generates an admin key.
+pub const PLACEHOLDER_OWNER: &str = "snip import";
 
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,27 +32,14 @@ pub struct ImportReport {
     pub taken: u64,
     /// Lines that failed validation (reported on stderr with their line number).
     pub rejected: u64,
+    /// `--strict` and some line was rejected: the store was not opened, nothing was imported.
+    pub refused: bool,
 }
 
-/// Runs an import; links are owned by the oldest active admin key.
+/// Runs an import; links are owned by the oldest active admin key (or by a revoked placeholder
+/// key when the store has none yet).
 pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
-    let store: Arc<dyn Store> = open_store(
-        &args.database()?,
-        &StoreOptions {
-            timeout: Duration::from_secs(120),
-            replicas: Vec::new(),
-            pool_size: 2,
-            click_durability: ClickDurability::Local,
-        },
-    )
-    .await?;
-    let owner = store
-        .list_keys()
-        .await?
-        .into_iter()
-        .find(|k| k.role == Role::Admin)
-        .map(|k| k.row_id)
-        .context("the store has no admin key yet: run `snip serve` once first")?;
+    let database = args.database()?;
     let input: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
@@ -53,23 +49,92 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
         ))
     };
     let mut report = ImportReport::default();
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut spool = BufWriter::new(tempfile::tempfile().context("creating a spool file")?);
+    let mut valid = 0u64;
     for (n, line) in input.lines().enumerate() {
         let line = line.with_context(|| format!("reading line {}", n + 1))?;
         match parse_line(&line) {
-            Ok(None) => continue,
-            Ok(Some(pair)) => batch.push(pair),
+            Ok(None) => {}
+            Ok(Some((code, url))) => {
+                writeln!(spool, "{}\t{}", code.as_str(), url.as_str())
+                    .context("writing the spool file")?;
+                valid += 1;
+            }
             Err(why) => {
                 report.rejected += 1;
                 eprintln!("line {}: {why}", n + 1);
             }
         }
+    }
+    if args.strict && report.rejected > 0 {
+        report.refused = true;
+        return Ok(report);
+    }
+    let mut spool = spool.into_inner().context("writing the spool file")?;
+    spool.rewind().context("reading the spool file")?;
+    if valid == 0 && !database_exists(&database) {
+        return Ok(report);
+    }
+
+    let store: Arc<dyn Store> = open_store(
+        &database,
+        &StoreOptions {
+            timeout: Duration::from_secs(120),
+            replicas: Vec::new(),
+            pool_size: 2,
+            click_durability: ClickDurability::Local,
+        },
+    )
+    .await?;
+    let owner = owner(store.as_ref()).await?;
+    let mut batch = Vec::with_capacity(BATCH);
+    for line in BufReader::new(spool).lines() {
+        let line = line.context("reading the spool file")?;
+        let pair = parse_line(&line)
+            .ok()
+            .flatten()
+            .context("the spool file holds an invalid line")?;
+        batch.push(pair);
         if batch.len() == BATCH {
             flush(store.as_ref(), &mut batch, owner, &mut report).await?;
         }
     }
     flush(store.as_ref(), &mut batch, owner, &mut report).await?;
     Ok(report)
+}
+
+/// Whether an import with nothing to write would have to open (and so create) the store.
+fn database_exists(database: &crate::config::Database) -> bool {
+    match database {
+        crate::config::Database::Sqlite(path) => path.exists(),
+        crate::config::Database::Postgres(_) => true,
+    }
+}
+
+/// The oldest active admin key, or a new, revoked placeholder key when there is none.
+async fn owner(store: &dyn Store) -> anyhow::Result<i64> {
+    if let Some(admin) = store
+        .list_keys()
+        .await
+        .context("listing API keys")?
+        .into_iter()
+        .find(|k| k.role == Role::Admin)
+    {
+        return Ok(admin.row_id);
+    }
+    let placeholder = store
+        .create_key(
+            PLACEHOLDER_OWNER.into(),
+            Role::Admin,
+            ApiKeySecret::generate().hash(),
+        )
+        .await
+        .context("creating the owner of imported links")?;
+    store
+        .revoke_key(&placeholder.id)
+        .await
+        .context("revoking the owner of imported links")?;
+    Ok(placeholder.row_id)
 }
 
 async fn flush(
@@ -137,6 +202,7 @@ mod tests {
         let args = ImportArgs {
             database: format!("sqlite://{}", db.display()),
             file,
+            strict: false,
         };
         let report = run(&args).await.unwrap();
         assert_eq!(
@@ -144,11 +210,63 @@ mod tests {
             ImportReport {
                 imported: 2,
                 taken: 1,
-                rejected: 1
+                rejected: 1,
+                refused: false,
             }
         );
         let store = SqliteStore::open(&db, Duration::from_secs(5)).unwrap();
         let link = store.get_link("abc").await.unwrap().unwrap();
         assert_eq!(link.url, "https://a.example/");
+    }
+
+    #[tokio::test]
+    async fn an_import_into_a_new_store_needs_no_admin_key_and_leaves_none_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new/snip.db");
+        let file = dir.path().join("links.tsv");
+        std::fs::write(&file, "abc\thttps://a.example/\n").unwrap();
+        let args = ImportArgs {
+            database: format!("sqlite://{}", db.display()),
+            file,
+            strict: false,
+        };
+        assert_eq!(run(&args).await.unwrap().imported, 1);
+        let store = SqliteStore::open(&db, Duration::from_secs(5)).unwrap();
+        assert!(store.get_link("abc").await.unwrap().is_some());
+        // The owner is revoked: `serve` still sees a store without keys and generates one.
+        assert_eq!(store.count_keys().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_strict_import_with_a_bad_line_opens_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("snip.db");
+        let file = dir.path().join("links.tsv");
+        std::fs::write(&file, "abc\thttps://a.example/\napi\thttps://b.example/\n").unwrap();
+        let args = ImportArgs {
+            database: format!("sqlite://{}", db.display()),
+            file,
+            strict: true,
+        };
+        let report = run(&args).await.unwrap();
+        assert!(report.refused);
+        assert_eq!((report.imported, report.rejected), (0, 1));
+        assert!(
+            !db.exists(),
+            "no store is created when a strict import refuses"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_input_opens_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("snip.db");
+        let args = ImportArgs {
+            database: format!("sqlite://{}", db.display()),
+            file: dir.path().join("missing.tsv"),
+            strict: false,
+        };
+        assert!(run(&args).await.is_err());
+        assert!(!db.exists());
     }
 }

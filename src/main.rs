@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    snip::telemetry::init_logging(settings.log_format);
+    snip::telemetry::init_logging(settings.log_format, "info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -40,21 +40,36 @@ fn main() -> ExitCode {
 }
 
 fn import(args: snip::config::ImportArgs) -> ExitCode {
-    snip::telemetry::init_logging(snip::config::LogFormat::Pretty);
+    if let Err(e) = args.database() {
+        eprintln!("snip import: {e:#}");
+        return ExitCode::from(2);
+    }
+    snip::telemetry::init_logging(snip::config::LogFormat::Pretty, "warn");
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(snip::import::run(&args)));
     match result {
+        Ok(r) if r.refused => {
+            eprintln!(
+                "snip import: nothing imported: {} lines rejected (listed above) and --strict \
+                 was given",
+                r.rejected
+            );
+            ExitCode::FAILURE
+        }
         Ok(r) => {
             println!(
                 "imported {} links, {} codes already taken, {} lines rejected",
                 r.imported, r.taken, r.rejected
             );
             if r.rejected > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+                eprintln!(
+                    "snip import: warning: {} lines rejected (listed above) and skipped; \
+                     --strict imports nothing when any line is rejected",
+                    r.rejected
+                );
             }
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("snip import: {e:#}");

@@ -76,19 +76,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, ensures an admin key exists and binds the listener (port 0 allowed).
+    /// Binds the listener (port 0 allowed), opens the store and ensures an admin key exists,
+    /// in that order: whatever can fail without touching the disk fails first, so a busy port
+    /// or a bad flag never leaves a new store behind with a generated key nobody saw.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(
-            &settings.database,
-            &StoreOptions {
-                timeout: settings.store_timeout,
-                replicas: settings.database_replicas.clone(),
-                pool_size: settings.database_pool_size,
-                click_durability: settings.click_durability,
-            },
-        )
-        .await?;
-        let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
+        let trusted = TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let geo = Geo::new(
+            settings.country_header.as_deref(),
+            settings.geoip_db.as_deref(),
+        )?;
+        let shared = settings
+            .redis
+            .as_deref()
+            .map(|url| SharedCache::new(url, settings.cache_ttl, settings.store_timeout))
+            .transpose()
+            .context("--redis")?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -104,25 +107,25 @@ impl Application {
                 );
             }
         }
-        let trusted = TrustedProxies::parse(&settings.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
-        let geo = Geo::new(
-            settings.country_header.as_deref(),
-            settings.geoip_db.as_deref(),
-        )?;
         if settings.country_header.is_some() && trusted.is_empty() {
             tracing::warn!(
                 "--country-header is believed from every client because --trusted-proxies is \
                  not set: set it to the addresses of the proxy or CDN that sets the header"
             );
         }
+        let store = open_store(
+            &settings.database,
+            &StoreOptions {
+                timeout: settings.store_timeout,
+                replicas: settings.database_replicas.clone(),
+                pool_size: settings.database_pool_size,
+                click_durability: settings.click_durability,
+            },
+        )
+        .await?;
+        // The last step that can fail: a key generated here is printed by the caller.
+        let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
         let analytics = Analytics::new(geo, trusted);
-        let shared = settings
-            .redis
-            .as_deref()
-            .map(|url| SharedCache::new(url, settings.cache_ttl, settings.store_timeout))
-            .transpose()
-            .context("--redis")?;
         let state = Arc::new(App::new(
             settings,
             store,

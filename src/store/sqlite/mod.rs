@@ -250,8 +250,9 @@ fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "{} is in use by another snip process (stop it first; `snip import` needs the \
-             server stopped)",
+            "{} is in use by another snip process (a running `snip serve` or `snip import`): \
+             one process at a time opens an embedded store; stop the other one first, or give \
+             this one another --database",
             path.display()
         ),
         Err(std::fs::TryLockError::Error(e)) => {
