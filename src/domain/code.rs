@@ -32,6 +32,11 @@ pub const RESERVED: &[&str] = &[
     ".well-known",
 ];
 
+/// Whether `code` is a reserved word in any letter case.
+fn is_reserved(code: &str) -> bool {
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(code))
+}
+
 /// A syntactically valid short code (case-sensitive).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ShortCode(String);
@@ -55,10 +60,15 @@ impl ShortCode {
     /// A fresh random base62 code of `len` characters from a CSPRNG.
     pub fn random(len: usize) -> Self {
         let mut rng = rand::rng();
-        let code: String = (0..len)
-            .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-            .collect();
-        ShortCode(code)
+        loop {
+            let code: String = (0..len)
+                .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+                .collect();
+            // A reserved word (`api`, `health`, `metrics`, …) names a route, not a link.
+            if !is_reserved(&code) {
+                return ShortCode(code);
+            }
+        }
     }
 
     /// Validates a user-chosen code.
@@ -69,7 +79,7 @@ impl ShortCode {
         if !raw.bytes().all(is_code_byte) {
             return Err(CodeError::Charset);
         }
-        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(raw)) {
+        if is_reserved(raw) {
             return Err(CodeError::Reserved(raw.to_string()));
         }
         Ok(ShortCode(raw.to_string()))
@@ -101,7 +111,7 @@ impl ShortCode {
                 }
                 String::from_utf8(code).unwrap_or_default()
             })
-            .filter(|code| !taken.contains(code))
+            .filter(|code| !taken.contains(code) && !is_reserved(code))
             .collect();
         if free.is_empty() {
             return None;
@@ -129,6 +139,31 @@ impl std::fmt::Display for ShortCode {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_random_code_is_never_a_reserved_word() {
+        let space = 62u64.pow(3);
+        let mut taken = std::collections::HashSet::new();
+        for n in 0..space {
+            let mut code = [0u8; 3];
+            let mut n = n;
+            for slot in code.iter_mut().rev() {
+                *slot = BASE62[(n % 62) as usize];
+                n /= 62;
+            }
+            taken.insert(String::from_utf8(code.to_vec()).unwrap());
+        }
+        // Only `api` (reserved) and `xyz` are free: `xyz` is the only code to hand out.
+        taken.remove("api");
+        taken.remove("xyz");
+        for _ in 0..20 {
+            let code = ShortCode::random_free(3, space, &taken).unwrap();
+            assert_eq!(code.as_str(), "xyz");
+        }
+        taken.insert("xyz".into());
+        assert!(ShortCode::random_free(3, space, &taken).is_none());
+        assert!(is_reserved("API") && is_reserved("Health") && !is_reserved("apis"));
+    }
 
     #[test]
     fn random_codes_are_base62_of_the_asked_length() {

@@ -75,6 +75,13 @@ impl ApiKeySecret {
 }
 
 /// A fresh public identifier for a key (shown in the keys API; not a secret).
+/// Whether `id` has the shape of an id from [`new_key_id`] (`key_` and base62 characters).
+pub fn could_be_key_id(id: &str) -> bool {
+    id.strip_prefix("key_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
 pub fn new_key_id() -> String {
     format!("key_{}", random_base62(12))
 }

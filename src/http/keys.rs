@@ -68,6 +68,10 @@ async fn revoke(
     PathParam(id): PathParam,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
+    if !crate::domain::key::could_be_key_id(&id) {
+        // Not an id snip could have issued: no store round trip (and no NUL for PostgreSQL).
+        return Err(ApiError::NotFound("key"));
+    }
     match app.store.revoke_key(&id).await {
         Ok(()) => {
             // The secret is unknown here (only its hash is stored): forget every cached key.
