@@ -1,6 +1,6 @@
 //! snip: a URL shortener. Redirects are served from an in-process cache (available even when
 //! the store is not), links are created with durable, strongly consistent writes, and clicks are
-//! counted in memory and flushed in batches. See ARCHITECTURE.md for the map.
+//! counted in memory and flushed in batches. See docs/architecture.md for the map.
 #![forbid(unsafe_code)]
 
 pub mod analytics;

@@ -7,7 +7,7 @@
 # patroni, etcd, haproxy, redis and postgresql packages when missing). A few minutes.
 #
 # Environment: SNIP_BIN (default: the debug build the tests use, built when missing; the figures
-# in RELIABILITY.md come from a release build), HA_PORT (22000),
+# in docs/reliability.md come from a release build), HA_PORT (22000),
 # CHAOS_SCENARIOS (instance-kill primary-kill redis-kill).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -3,8 +3,8 @@
 #
 #   etcd (one member) ─ three PostgreSQL nodes under Patroni (strict synchronous replication)
 #   HAProxy: :WRITE → the current primary, :READ → the replicas (both checked through Patroni's
-#            REST API: GET /primary, GET /replica), :HTTP → the snip instances (fall 3: the
-#            seed's "N consecutive failures"): those that hear the database (GET /health), or,
+#            REST API: GET /primary, GET /replica), :HTTP → the snip instances (fall 3: out
+#            after 3 consecutive failed checks): those that hear the database (GET /health), or,
 #            when none does, those that can still serve redirects from their cache
 #            (GET /health/ready)
 #   Redis, and SNIP_INSTANCES (3) snip instances on the write and read frontends
@@ -228,7 +228,7 @@ CFG
 haproxy -D -f "$HA_DIR/conf/haproxy.cfg" || die "haproxy did not start"
 wait_for 30 "the HAProxy write frontend" runuser -u postgres -- "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$write_port"
 
-# The application's role and database (not a superuser: see README).
+# The application's role and database (not a superuser: see docs/operations.md).
 psql_admin() { runuser -u postgres -- psql -X -q -h 127.0.0.1 -p "$write_port" -U postgres "$@"; }
 # HAProxy starts with every server up until its checks say otherwise: wait until the write
 # frontend has led to the primary several times in a row.

@@ -1,4 +1,4 @@
-//! The in-memory click buffer (the seed's view counter, first half).
+//! The in-memory click buffer (the view counter design's in-memory counts).
 //!
 //! Recording a click appends it to the log of one of several shards (chosen by link id): a
 //! short lock and a push, no lookup, no store I/O, no await while locked. The flusher adds each

@@ -1,4 +1,4 @@
-//! The background flusher (the seed's view counter, second half). Every flush interval it
+//! The background flusher (the view counter design's batched writes). Every flush interval it
 //! takes the clicks not yet journalled from the buffer and the whole entries of one slice of
 //! the links, and has the store journal the first and fold the second into its tables, in one
 //! transaction (see [`crate::store::ClickFlush`]): every click is durable within one flush

@@ -1,5 +1,6 @@
 //! Click statistics: counted in memory on the redirect path, flushed to the store in batches
-//! (the seed's eventually consistent view counter), or committed one by one in `exact` mode.
+//! (the view counter design: buffered counts flushed in batches, eventually consistent), or
+//! committed one by one in `exact` mode.
 //!
 //! Loss window on a crash (`kill -9`) in buffered mode: the clicks recorded since the last
 //! successful flush, i.e. at most one `--click-flush-interval` (plus whatever accumulated while

@@ -1,4 +1,5 @@
-//! Health checks that mean something (the seed's pattern 2) and the Prometheus endpoint.
+//! Health checks that test the real dependencies (see docs/architecture.md, "The design we
+//! follow") and the Prometheus endpoint.
 //!
 //! `/health` runs every check: a real database round trip with its latency, free disk space
 //! of the data directory, process memory, the click flusher (last success, backlog, failures)
@@ -8,7 +9,8 @@
 //! `/health/ready`: 200 while this instance can serve redirects (the cache holds entries to
 //! serve from, or the store answers) and is not draining for shutdown. A load balancer in front
 //! of one instance polls `/health/ready`; in front of several on a shared database it prefers
-//! the instances passing `/health` and falls back to `/health/ready` (README, "Health").
+//! the instances passing `/health` and falls back to `/health/ready` (docs/operations.md,
+//! "Health").
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

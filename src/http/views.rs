@@ -1,4 +1,4 @@
-//! JSON shapes of the API (API.md §3), built from domain types.
+//! JSON shapes of the API (docs/api.md), built from domain types.
 
 use serde::Serialize;
 

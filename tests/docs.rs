@@ -1,0 +1,231 @@
+//! The docs cite only what exists: every relative Markdown link of every `.md` file in the
+//! repository names a file that is there (and a heading that is there, for `#anchor`s), every
+//! repository path written in backticks exists, and nothing cites the files the project was
+//! started from but does not carry (the original API contract, the design notes).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Files under the repository with one of `exts`, outside build output and VCS data.
+fn files(exts: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !matches!(name.as_str(), "target" | ".git" | "node_modules") {
+                    stack.push(path);
+                }
+            } else if exts
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces to dashes.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Anchors of a Markdown file's headings (outside code fences), with GitHub's `-1`, `-2`
+/// suffixes for repeated headings.
+fn anchors(markdown: &str) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence || !line.starts_with('#') {
+            continue;
+        }
+        let text = line.trim_start_matches('#');
+        if !text.starts_with(' ') {
+            continue;
+        }
+        let text = text.replace('`', "");
+        let base = slug(&text);
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while seen.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        seen.insert(anchor);
+    }
+    seen
+}
+
+/// The text outside code fences (links and paths inside examples are not citations).
+fn prose(markdown: &str) -> String {
+    let mut out = String::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+        } else if !in_fence {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `(target, line)` of every inline Markdown link `[text](target)`.
+fn links(prose: &str) -> Vec<(String, usize)> {
+    let re = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    prose
+        .lines()
+        .enumerate()
+        .flat_map(|(i, line)| {
+            re.captures_iter(line)
+                .map(move |c| (c[1].to_string(), i + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn every_relative_link_in_the_docs_names_a_file_and_heading_that_exist() {
+    let mut broken = Vec::new();
+    let docs = files(&["md"]);
+    assert!(
+        docs.iter().any(|d| d.ends_with("docs/api.md")),
+        "docs/api.md, the HTTP contract, is missing"
+    );
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (target, line) in links(&prose(&text)) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = match target.split_once('#') {
+                Some((f, a)) => (f, Some(a)),
+                None => (target.as_str(), None),
+            };
+            let path = if file.is_empty() {
+                doc.clone()
+            } else {
+                doc.parent().unwrap().join(file)
+            };
+            if !path.exists() {
+                broken.push(format!("{}:{line}: {target}: no such file", relative(doc)));
+                continue;
+            }
+            if let Some(anchor) = anchor
+                && path.extension().is_some_and(|e| e == "md")
+            {
+                let target_text = std::fs::read_to_string(&path).unwrap();
+                if !anchors(&target_text).contains(anchor) {
+                    broken.push(format!(
+                        "{}:{line}: {target}: no heading #{anchor} in {}",
+                        relative(doc),
+                        relative(&path)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn every_repository_path_the_docs_name_exists() {
+    let re =
+        regex::Regex::new(r"`((?:src|tests|scripts|bench|deploy|docs|\.ci)/[A-Za-z0-9_./-]*)`")
+            .unwrap();
+    let mut missing = Vec::new();
+    let mut named = 0;
+    for doc in files(&["md"]) {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for (i, line) in prose(&text).lines().enumerate() {
+            for c in re.captures_iter(line) {
+                named += 1;
+                let path = c[1].trim_end_matches('/');
+                if !root().join(path).exists() {
+                    missing.push(format!("{}:{}: `{}`", relative(&doc), i + 1, &c[1]));
+                }
+            }
+        }
+    }
+    assert!(
+        named > 20,
+        "only {named} paths found: is the pattern right?"
+    );
+    assert!(
+        missing.is_empty(),
+        "the docs name paths that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn nothing_cites_files_outside_the_repository() {
+    let mut found = Vec::new();
+    for file in files(&["md", "rs", "sh", "py", "toml"]) {
+        if file.ends_with("tests/docs.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let cites_contract = line
+                .match_indices("API.md")
+                .any(|(at, _)| !line[..at].ends_with("docs/"));
+            let lower = line.to_lowercase();
+            let about_randomness = ["prng", "rng", "random"].iter().any(|w| lower.contains(w));
+            let cites_design =
+                (lower.contains("the seed") || lower.contains("seed's")) && !about_randomness;
+            if cites_contract || cites_design {
+                found.push(format!("{}:{}: {}", relative(&file), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "these cite API.md or the seed, which are not in the repository (use docs/api.md and \
+         docs/architecture.md):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn anchors_follow_github_rules() {
+    let a = anchors(
+        "# snip\n## Quick start\n### A custom code (PATCH)\n## Quick start\n```\n# not a heading\n```\n",
+    );
+    for want in [
+        "snip",
+        "quick-start",
+        "a-custom-code-patch",
+        "quick-start-1",
+    ] {
+        assert!(a.contains(want), "{want} in {a:?}");
+    }
+    assert!(!a.contains("not-a-heading"));
+}
