@@ -7,13 +7,16 @@
 #                                   accepts connections, prints its URL:
 #                                   postgres://postgres@127.0.0.1:PORT/postgres
 #   scripts/postgres.sh stop DIR [fast|immediate]
-#                                   stops it (immediate: like a crash); a later start reuses
-#                                   the port if it is still free
+#                                   stops it (immediate: like a crash) and returns once it is
+#                                   gone: its postmaster has exited and its port refuses
+#                                   connections; a later start reuses the port if it is still
+#                                   free
 #   scripts/postgres.sh replica PRIMARY_DIR DIR
 #                                   a streaming replica of the cluster in PRIMARY_DIR
 #                                   (pg_basebackup -R), started like `start`; prints its URL
 #
-# Fails (non-zero exit, a message on stderr) when PostgreSQL cannot be installed or started.
+# Fails (non-zero exit, a message on stderr) when PostgreSQL cannot be installed or started, or
+# is not gone within 30 s of a stop.
 # Run as root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail
 
@@ -50,6 +53,41 @@ free_port() {
 }
 
 url() { echo "postgres://postgres@127.0.0.1:$1/postgres"; }
+
+# Seconds a stop may take until the server is gone.
+STOP_TIMEOUT=30
+
+# Whether something accepts TCP connections on 127.0.0.1:PORT (a connect that hangs counts).
+port_open() {
+  local rc=0
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 124 ]
+}
+
+# Whether process PID runs (a zombie holds no socket any more: it counts as gone).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Waits until the postmaster PID has exited and PORT refuses connections; fails after
+# STOP_TIMEOUT seconds.
+wait_gone() {
+  local pid=$1 port=$2 deadline=$((SECONDS + STOP_TIMEOUT))
+  while alive "$pid"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the postmaster (pid $pid) is still running ${STOP_TIMEOUT}s after the stop"
+    sleep 0.02
+  done
+  if [ -n "$port" ]; then
+    while port_open "$port"; do
+      [ "$SECONDS" -lt "$deadline" ] \
+        || die "port $port still accepts connections ${STOP_TIMEOUT}s after the postmaster (pid $pid) exited"
+      sleep 0.02
+    done
+  fi
+}
 
 bin=$(find_bin || true)
 
@@ -134,7 +172,16 @@ case $cmd in
     dir=$(cd "$dir" && pwd)
     if [ -f "$dir/data/postmaster.pid" ]; then
       [ -n "$bin" ] || die "pg_ctl not found"
-      as_owner "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w stop >&2 || die "could not stop the cluster in $dir/data"
+      # postmaster.pid: the postmaster's pid on line 1, its port on line 4.
+      pid=$(sed -n 1p "$dir/data/postmaster.pid")
+      port=$(sed -n 4p "$dir/data/postmaster.pid")
+      # A pid file left by a crash may name a process that is not PostgreSQL at all.
+      if [ -n "$pid" ] && alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+        # pg_ctl -w returns once the pid file is gone; wait_gone checks the process and port.
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w -t "$STOP_TIMEOUT" stop >&2 \
+          || die "could not stop the cluster in $dir/data"
+        wait_gone "$pid" "$port"
+      fi
     fi
     rm -f "$dir/port"
     ;;

@@ -6,9 +6,11 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PgCluster, TestServer, code_of, header, wait_until};
+use common::{PgCluster, TestServer, code_of, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -48,7 +50,8 @@ async fn a_link_created_on_one_instance_redirects_at_once_from_another() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
-/// How long until `probe` holds on `server`, polling every 20 ms for up to 5 s.
+/// How long until `code` answers `status` (and `location`, unless empty) on `server`, polling
+/// every 20 ms for up to 5 s; panics with the last answer seen otherwise.
 async fn seen_within(
     server: &TestServer,
     code: &str,
@@ -56,18 +59,16 @@ async fn seen_within(
     location: &str,
 ) -> Duration {
     let started = Instant::now();
-    let seen = wait_until(
+    poll_for(
+        &format!("{code} answering {status} {location} on the other instance"),
+        Duration::from_secs(5),
         || async {
             let r = server.visit(code).await;
-            r.status() == status && (location.is_empty() || header(&r, "location") == location)
+            (r.status(), header(&r, "location"))
         },
-        Duration::from_secs(5),
+        |(s, l)| *s == status && (location.is_empty() || l == location),
     )
     .await;
-    assert!(
-        seen,
-        "{code} never answered {status} {location} on the other instance"
-    );
     started.elapsed()
 }
 
@@ -188,20 +189,22 @@ async fn with_its_replica_paused_an_instance_still_serves_new_and_changed_links(
         .start();
     let old = code_of(&a.new_link(json!({"url": "https://example.com/old"})).await);
     // Wait until the replica has it, then stop its replay.
-    assert!(
-        wait_until(
-            || async {
-                common::psql_try(
-                    &replica_db,
-                    &format!("SELECT count(*) FROM links WHERE code = '{old}'"),
-                )
-                .is_ok_and(|n| n == "1")
-            },
-            Duration::from_secs(10),
-        )
-        .await,
-        "the replica never caught up"
-    );
+    poll_for(
+        "the replica catching up with the first link",
+        Duration::from_secs(10),
+        || async {
+            common::psql_try(
+                &replica_db,
+                &format!("SELECT count(*) FROM links WHERE code = '{old}'"),
+            )
+            .unwrap_or_else(|error| error)
+        },
+        |count| count == "1",
+    )
+    .await;
+    // Once this returns, replay stops at its next record (PostgreSQL checks for a pause
+    // request before applying each one, at worst one record late): a link created from here on
+    // (row, index entries, commit: several records) is not committed on the replica.
     common::psql(&replica.url, "SELECT pg_wal_replay_pause()");
     assert_eq!(
         header(&b.visit(&old).await, "location"),
@@ -236,7 +239,8 @@ async fn with_its_replica_paused_an_instance_still_serves_new_and_changed_links(
         took < Duration::from_secs(1),
         "the change took {took:?} to reach B"
     );
-    // And it stays changed (no later reload from the replica brings the old one back).
+    // And it stays changed (no later reload from the replica brings the old one back). A
+    // deliberate wait: this asserts that something does not happen within 300 ms.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         header(&b.visit(&old).await, "location"),
@@ -311,8 +315,10 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
     assert_eq!(patch.status(), StatusCode::OK);
 
     // Traffic runs while the database goes away.
+    let answered = Arc::new(AtomicUsize::new(0));
     let during = {
         let (base, codes) = (server.base.clone(), codes.clone());
+        let total = Arc::clone(&answered);
         tokio::spawn(async move {
             let client = common::http_client();
             let mut answered = vec![0_i64; codes.len()];
@@ -322,12 +328,22 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
                     assert_eq!(r.status(), StatusCode::FOUND, "{code} while crashing");
                     assert_eq!(header(&r, "location"), format!("https://example.com/o{i}"));
                     answered[i] += 1;
+                    total.fetch_add(1, Ordering::SeqCst);
                 }
             }
             answered
         })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Crashed once the traffic is under way (a few of its 40 rounds answered).
+    let under_way = 3 * codes.len();
+    poll_for(
+        "the traffic before the crash",
+        Duration::from_secs(10),
+        || async { answered.load(Ordering::SeqCst) },
+        |n| *n >= under_way,
+    )
+    .await;
+    // Returns once the server is gone (process exited, port refusing connections).
     pg.crash();
     for (i, n) in during.await.unwrap().into_iter().enumerate() {
         visits[i] += n;
@@ -374,9 +390,17 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
         started.elapsed()
     );
     // Health tells the truth; readiness stays up (redirects are served from the cache).
-    let health = server.api(Method::GET, "/health").send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let health: serde_json::Value = health.json().await.unwrap();
+    let (status, health) = poll_for(
+        "/health unhealthy with the database down",
+        Duration::from_secs(10),
+        || async {
+            let r = server.api(Method::GET, "/health").send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        },
+        |(status, _)| *status == StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
     assert_eq!(health["checks"]["database"]["healthy"], false, "{health}");
     let ready = server
         .api(Method::GET, "/health/ready")
@@ -388,21 +412,18 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
     pg.restart();
 
     // Writes work again without restarting snip.
-    let recovered = wait_until(
+    poll_for(
+        "creates recovering after the restart",
+        Duration::from_secs(10),
         || async {
             server
                 .create_link(json!({"url": "https://example.com/after"}))
                 .await
                 .status()
-                == StatusCode::CREATED
         },
-        Duration::from_secs(10),
+        |status| *status == StatusCode::CREATED,
     )
     .await;
-    assert!(
-        recovered,
-        "creates did not recover within 10 s of the restart"
-    );
     // Every click, before and during the outage, counted once.
     for (i, code) in codes.iter().enumerate() {
         assert_eq!(
@@ -411,6 +432,7 @@ async fn when_postgres_crashes_redirects_keep_working_writes_fail_fast_and_no_cl
             "{code}"
         );
     }
+    // A deliberate wait: no later flush may add a click twice within 500 ms.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (i, code) in codes.iter().enumerate() {
         assert_eq!(
@@ -559,12 +581,13 @@ async fn an_instance_cut_off_from_the_database_leaves_rotation_and_catches_up_wh
     assert_eq!(patch.status(), StatusCode::OK);
 
     // It says so on /health (a load balancer checking it takes it out of rotation)...
-    let unhealthy = wait_until(
-        || async { health(&cut_off, "/health").await == Some(StatusCode::SERVICE_UNAVAILABLE) },
+    poll_for(
+        "/health 503 while cut off",
         Duration::from_secs(10),
+        || health(&cut_off, "/health"),
+        |status| *status == Some(StatusCode::SERVICE_UNAVAILABLE),
     )
     .await;
-    assert!(unhealthy, "/health still 200 while cut off");
     // ...and stays ready at once: it can still serve redirects from its cache.
     let started = Instant::now();
     let ready = cut_off
@@ -594,10 +617,11 @@ async fn an_instance_cut_off_from_the_database_leaves_rotation_and_catches_up_wh
     )
     .await;
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    let healthy = wait_until(
-        || async { health(&cut_off, "/health").await == Some(StatusCode::OK) },
+    poll_for(
+        "/health 200 again after the link came back",
         Duration::from_secs(10),
+        || health(&cut_off, "/health"),
+        |status| *status == Some(StatusCode::OK),
     )
     .await;
-    assert!(healthy, "/health did not recover after the link came back");
 }

@@ -1,10 +1,8 @@
-//! The redirect path (`GET`/`HEAD /{code}`, `/{code}+`): API.md §2.
+//! The redirect path (`GET`/`HEAD /{code}`, `/{code}+`): docs/api.md, "Redirects".
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TestServer, code_of, header, rfc3339_from_now};
+use common::{TestServer, code_of, header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -220,7 +218,8 @@ async fn a_deleted_link_answers_410_and_its_code_is_never_reissued() {
 #[tokio::test]
 async fn a_link_past_expires_at_answers_410() {
     let server = TestServer::spawn(&[]);
-    let expires_at = rfc3339_from_now(chrono::Duration::seconds(2));
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let expires_at = expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let code = code_of(
         &server
             .new_link(json!({"url": "https://example.com/exp", "expires_at": expires_at}))
@@ -228,12 +227,20 @@ async fn a_link_past_expires_at_answers_410() {
     );
 
     let before = server.visit(&code).await.status();
-    // The one sleep the suite allows: wall-clock expiry of a real process.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before_left = expires - chrono::Utc::now();
+    // A sleep on purpose: expiry is wall-clock time passing in a real process. It lasts until
+    // the clock (the server's too) is past expires_at; from then on the link answers 410.
+    let past = expires + chrono::Duration::milliseconds(300) - chrono::Utc::now();
+    tokio::time::sleep(past.to_std().unwrap_or_default()).await;
     let after = server.visit(&code).await.status();
     let head_after = server.head(&code).await.status();
 
-    assert_eq!(before, StatusCode::FOUND, "before expires_at");
+    assert_eq!(
+        before,
+        StatusCode::FOUND,
+        "before expires_at ({} ms left then)",
+        before_left.num_milliseconds()
+    );
     assert_eq!(after, StatusCode::GONE, "after expires_at");
     assert_eq!(head_after, StatusCode::GONE, "HEAD after expires_at");
 }

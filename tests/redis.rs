@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestServer, code_of, eventually, header};
+use common::{TestServer, code_of, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -36,33 +39,22 @@ impl Redis {
         )
     }
 
+    /// `scripts/redis.sh stop`: returns once the server is gone.
     fn stop(&self) {
         Self::run("stop", &self.dir);
     }
 
-    /// Starts it again on the same port.
+    /// `scripts/redis.sh start` again: on the same port, answering when it returns.
     fn restart(&self) {
-        let port = self.url.rsplit(':').next().expect("a port").to_string();
-        let out = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--daemonize", "yes", "--pidfile"])
-            .arg(self.dir.path().join("redis.pid"))
-            .output()
-            .expect("run redis-server");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let url = Self::run("start", &self.dir);
+        assert_eq!(url, self.url, "restarted on the same port");
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("redis://")
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: not redis://HOST:PORT: {e}", self.url))
     }
 }
 
@@ -87,6 +79,27 @@ async fn check_all(server: &TestServer, links: &[(String, String)], round: usize
 async fn health(server: &TestServer) -> (StatusCode, Value) {
     let resp = server.api(Method::GET, "/health").send().await.unwrap();
     (resp.status(), resp.json().await.unwrap())
+}
+
+/// `scripts/redis.sh stop` returns only once Redis is gone: tests (and the deploy scripts) that
+/// stop it assert what follows at once. Checked right after the script returns, without
+/// waiting: the old script sent SIGTERM and returned while Redis still answered.
+#[test]
+fn the_stop_script_returns_only_once_redis_refuses_connections() {
+    for round in 0..3 {
+        let redis = Redis::start();
+        let addr = redis.addr();
+        // A client connected, as the server's cache would be: Redis closes it as it goes.
+        let client = TcpStream::connect(addr).expect("connect to the fresh Redis");
+        redis.stop();
+        let after = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+        assert!(
+            matches!(&after, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "round {round}: {addr} right after `scripts/redis.sh stop` returned: {after:?} \
+             (expected connection refused)"
+        );
+        drop(client);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -119,11 +132,12 @@ async fn redirects_never_fail_or_go_wrong_when_redis_dies_and_comes_back() {
     check_all(&server, &links, 2).await;
 
     // Redis goes away in the middle of traffic.
+    let answered = Arc::new(AtomicUsize::new(0));
     let traffic = {
         let (server_base, links) = (server.base.clone(), links.clone());
+        let answered = Arc::clone(&answered);
         tokio::spawn(async move {
             let client = common::http_client();
-            let mut answered = 0;
             for round in 0..30 {
                 for (code, dest) in &links {
                     let r = client
@@ -133,22 +147,40 @@ async fn redirects_never_fail_or_go_wrong_when_redis_dies_and_comes_back() {
                         .unwrap();
                     assert_eq!(r.status(), StatusCode::FOUND, "round {round}: {code}");
                     assert_eq!(header(&r, "location"), *dest, "round {round}: {code}");
-                    answered += 1;
+                    answered.fetch_add(1, Ordering::SeqCst);
                 }
             }
-            answered
+            answered.load(Ordering::SeqCst)
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stopped once the traffic is under way (a few rounds of 30 answered).
+    let under_way = 3 * links.len();
+    poll_for(
+        "the traffic before stopping Redis",
+        Duration::from_secs(10),
+        || async { answered.load(Ordering::SeqCst) },
+        |n| *n >= under_way,
+    )
+    .await;
     redis.stop();
     assert_eq!(traffic.await.unwrap(), 30 * links.len());
     check_all(&server, &links, 3).await;
-    let (status, body) = health(&server).await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "Redis down is not a reason to fail: {body}"
-    );
+    // /health pings Redis each time: degraded once it is gone, and never a failure meanwhile.
+    let (status, body) = poll_for(
+        "/health degraded with Redis stopped",
+        Duration::from_secs(10),
+        || health(&server),
+        |(status, body)| {
+            assert_eq!(
+                *status,
+                StatusCode::OK,
+                "Redis down is not a reason to fail: {body}"
+            );
+            body["checks"]["redis"]["healthy"] == false
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["checks"]["redis"]["healthy"], false, "{body}");
 
@@ -159,16 +191,14 @@ async fn redirects_never_fail_or_go_wrong_when_redis_dies_and_comes_back() {
     assert_eq!(patched.status(), StatusCode::OK);
     links[0].1 = "https://example.com/r/newer".into();
     redis.restart();
-    let (_, body) = eventually(
+    // The server reconnects on its own: polled.
+    poll_for(
+        "Redis used again after its restart (/health)",
         Duration::from_secs(10),
         || health(&server),
         |(_, b)| b["checks"]["redis"]["healthy"] == true,
     )
     .await;
-    assert_eq!(
-        body["checks"]["redis"]["healthy"], true,
-        "Redis is used again: {body}"
-    );
     check_all(&server, &links, 4).await;
     check_all(&server, &links, 5).await;
 }

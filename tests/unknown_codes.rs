@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, XorShift, code_of, wait_until};
+use common::{TestServer, XorShift, code_of, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -51,12 +51,14 @@ async fn after_a_restart_the_filter_holds_every_stored_code_and_new_ones() {
     server.sigterm();
 
     let server = server.restart(&[]);
-    let ready = wait_until(
-        || async { gauge(&server, "snip_code_filter_codes").await == Some(40.0) },
+    // Built in the background after the start: polled.
+    poll_for(
+        "the filter built from the 40 stored codes (snip_code_filter_codes)",
         Duration::from_secs(10),
+        || gauge(&server, "snip_code_filter_codes"),
+        |codes| *codes == Some(40.0),
     )
     .await;
-    assert!(ready, "the filter should be built from the 40 stored codes");
 
     for code in &codes {
         let r = server.visit(code).await;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
+use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -23,6 +24,8 @@ use tempfile::TempDir;
 /// How long a server may take to print its listening line, and to exit after SIGTERM.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the reader of an exited server's stderr may take to reach the end of the pipe.
+const STDERR_EOF_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A browser-like User-Agent, so that clicks made by tests are counted as human clicks.
 pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
@@ -119,6 +122,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// Every line the server wrote to stderr so far.
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr: finished once the pipe is closed (the server has exited).
+    stderr_reader: Option<JoinHandle<()>>,
 }
 
 /// Options for starting a server; `TestServer::spawn` and friends cover the usual cases.
@@ -204,7 +209,7 @@ impl ServerBuilder {
         let mut child = cmd.spawn().expect("spawn the snip binary");
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        drain_lines(child.stderr.take().expect("stderr is piped"), {
+        let stderr_reader = drain_lines(child.stderr.take().expect("stderr is piped"), {
             let stderr = Arc::clone(&stderr);
             move |line| stderr.lock().unwrap().push(line)
         });
@@ -218,8 +223,8 @@ impl ServerBuilder {
             Err(why) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
-                // Give the stderr thread a moment to pick up the last lines after exit.
-                thread::sleep(Duration::from_millis(100));
+                // The stderr thread picks up the last lines once the process has exited.
+                wait_for_thread(&stderr_reader, STDERR_EOF_TIMEOUT);
                 let log = stderr.lock().unwrap().join("\n");
                 panic!(
                     "snip did not report its listening address: {why}; exit status {status:?}; \
@@ -238,13 +243,17 @@ impl ServerBuilder {
             database,
             client: http_client(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 }
 
 /// Read `reader` line by line on a background thread until EOF, handing each line to `sink`,
-/// so that the child never blocks on a full pipe.
-fn drain_lines<R: Read + Send + 'static>(reader: R, mut sink: impl FnMut(String) + Send + 'static) {
+/// so that the child never blocks on a full pipe. The thread finishes at EOF.
+fn drain_lines<R: Read + Send + 'static>(
+    reader: R,
+    mut sink: impl FnMut(String) + Send + 'static,
+) -> JoinHandle<()> {
     thread::spawn(move || {
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
@@ -255,7 +264,19 @@ fn drain_lines<R: Read + Send + 'static>(reader: R, mut sink: impl FnMut(String)
                 Ok(_) => sink(String::from_utf8_lossy(&buf).trim_end().to_owned()),
             }
         }
-    });
+    })
+}
+
+/// Wait (polling, at most `timeout`) until `thread` has finished; returns whether it did.
+fn wait_for_thread(thread: &JoinHandle<()>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 fn wait_for_listening_line(rx: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
@@ -371,9 +392,48 @@ impl TestServer {
         }
     }
 
-    /// Everything the server has written to stderr so far.
+    /// Everything the server has written to stderr so far (as far as the thread reading the
+    /// pipe has got: a line written just now may not be here yet; see `wait_for_stderr` and
+    /// `stderr_after_exit`).
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Poll the server's stderr until a line contains `needle` and return that line; panics
+    /// after `timeout` showing every line seen.
+    pub async fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let lines = eventually(
+            timeout,
+            || async { self.stderr_lines() },
+            |lines| lines.iter().any(|l| l.contains(needle)),
+        )
+        .await;
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no stderr line with {needle:?} within {timeout:?}; stderr:\n{}",
+                    lines.join("\n")
+                )
+            })
+    }
+
+    /// Everything the server wrote to stderr, complete: only after it has been stopped
+    /// (`sigterm`, `sigint`, `kill9`), once the reader has reached the end of the pipe. For
+    /// assertions that a line was never written.
+    pub fn stderr_after_exit(&self) -> Vec<String> {
+        assert!(
+            self.child.is_none(),
+            "stop the server before reading all of its stderr"
+        );
+        let reader = self.stderr_reader.as_ref().expect("stderr is read");
+        assert!(
+            wait_for_thread(reader, STDERR_EOF_TIMEOUT),
+            "the server's stderr was not closed within {STDERR_EOF_TIMEOUT:?} of its exit"
+        );
+        self.stderr_lines()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -588,6 +648,27 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Poll `probe` every 20 ms until `done` accepts its value and return that value; panics after
+/// `timeout` with `what` (the fact waited for) and the last value seen.
+pub async fn poll_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    probe: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    T: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let value = eventually(timeout, probe, &done).await;
+    assert!(
+        done(&value),
+        "{what}: not within {timeout:?}; last seen: {value:?}"
+    );
+    value
 }
 
 /// Poll `probe` every 20 ms until `done` accepts its value or `timeout` passes; returns the last
