@@ -210,7 +210,9 @@ impl Application {
         let mut drain_rx = drain_rx;
         let served = tokio::select! {
             r = &mut server => r.context("HTTP server failed"),
-            _ = drain_rx.wait_for(|d| *d) => {
+            // The watch guard is dropped inside the block, so the whole future stays `Send`
+            // (an embedder can spawn it).
+            _ = async { drop(drain_rx.wait_for(|d| *d).await) } => {
                 match tokio::time::timeout(settings.shutdown_timeout, &mut server).await {
                     Ok(r) => r.context("HTTP server failed"),
                     Err(_) => {

@@ -1,4 +1,5 @@
-//! API keys, roles, ownership and rate limiting. API.md §3.
+//! API keys, roles, ownership and rate limiting. docs/api.md, "Authentication and roles",
+//! "Rate limiting" and "API keys".
 
 mod common;
 
@@ -229,15 +230,27 @@ async fn a_deleted_key_answers_401_from_then_on() {
 async fn deleting_an_unknown_key_returns_404() {
     let server = TestServer::spawn(&[]);
 
-    let resp = server.call(Method::DELETE, "/api/v1/keys/999999").await;
-
-    expect_problem(
-        resp,
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "DELETE unknown key",
-    )
-    .await;
+    // An id of the right shape that was never issued, and ids no key can have (a NUL made
+    // PostgreSQL fail the query: a 500 before ids were checked).
+    for id in [
+        "key_AAAAAAAAAAAA",
+        "999999",
+        "key_%00",
+        "%00",
+        "key_a%20b",
+        "key_",
+    ] {
+        let resp = server
+            .call(Method::DELETE, &format!("/api/v1/keys/{id}"))
+            .await;
+        expect_problem(
+            resp,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("DELETE /api/v1/keys/{id}"),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

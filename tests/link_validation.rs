@@ -1,5 +1,5 @@
 //! Validation of link bodies: destinations, custom codes, other fields, malformed and oversized
-//! bodies, content types. API.md §3 ("Errors").
+//! bodies, content types. docs/api.md, "Errors" and "Validation rules".
 
 mod common;
 

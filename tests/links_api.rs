@@ -1,5 +1,5 @@
 //! The links API (`/api/v1/links…`): creating, reading, PATCH/DELETE, listing, idempotent
-//! retries, random codes. API.md §3. Input validation lives in `link_validation.rs`.
+//! retries, random codes. docs/api.md, "Links". Input validation lives in `link_validation.rs`.
 
 mod common;
 

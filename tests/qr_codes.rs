@@ -1,4 +1,4 @@
-//! QR codes of short links (`GET /api/v1/links/{code}/qr`). API.md §3.
+//! QR codes of short links (`GET /api/v1/links/{code}/qr`). docs/api.md, "QR codes".
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Odd and hostile input: no request may make the server answer 500 or drop the connection
-//! (API.md §3, "Errors").
+//! (docs/api.md, "Errors").
 
 mod common;
 

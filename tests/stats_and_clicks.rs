@@ -1,4 +1,5 @@
-//! Click counting and the stats endpoint. API.md §2 (clicks) and §3 (stats object).
+//! Click counting and the stats endpoint. docs/api.md, "Redirects" (clicks) and
+//! "Statistics".
 
 mod common;
 

@@ -1,0 +1,176 @@
+//! How long the stats of a link with a year of clicks take to answer: a link gets 365 days of
+//! dimension rows and visitor sketches (20 values per dimension, 200 visitors a day), hourly
+//! rows for the retention (35 days) and daily rows before that, written through the store's own
+//! API; then `GET /api/v1/links/{code}/stats?from=<a year ago>&interval=day` is asked ROUNDS
+//! times in a row and the latencies printed. The target is 50 ms (docs/benchmarks.md).
+//!
+//! Usage: `cargo run --release --example stats_year [DATABASE] [ROUNDS]`: DATABASE defaults to a
+//! new SQLite file in a temporary directory (`postgres://…/db` for an empty PostgreSQL
+//! database), ROUNDS to 50.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use snip::config::{Cli, Command};
+use snip::startup::{Application, StoreOptions, open_store};
+use snip::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, Visitors};
+
+const KEY: &str = "snip_statsyearbenchmarkkey000000000000";
+
+async fn start(
+    database: &str,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let cli = Cli::try_parse_from([
+        "snip",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        database,
+        "--admin-key",
+        KEY,
+        "--log-format",
+        "json",
+    ])
+    .expect("valid flags");
+    let Command::Serve(args) = cli.command else {
+        unreachable!("serve was parsed")
+    };
+    let app = Application::build(args.load().expect("valid settings"))
+        .await
+        .expect("the server starts");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server runs");
+    });
+    (base, stop, task)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}/snip.db", dir.path().display()));
+    let rounds: usize = args
+        .get(1)
+        .map_or(50, |r| r.parse().expect("ROUNDS is a number"));
+    let client = reqwest::Client::new();
+
+    let (base, stop, task) = start(&database).await;
+    let link: serde_json::Value = client
+        .post(format!("{base}/api/v1/links"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"url": "https://example.com/year"}))
+        .send()
+        .await
+        .expect("create a link")
+        .json()
+        .await
+        .expect("a link");
+    let code = link["code"].as_str().expect("a code").to_string();
+    let _ = stop.send(());
+    task.await.expect("the server stops");
+
+    let store = open_store(
+        &snip::config::Database::parse(&database).expect("a database URL"),
+        &StoreOptions {
+            timeout: Duration::from_secs(60),
+            replicas: Vec::new(),
+            pool_size: 2,
+            click_durability: snip::config::ClickDurability::Local,
+        },
+    )
+    .await
+    .expect("open the store");
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400);
+    let mut batch = ClickBatch::default();
+    for day in today - 364..=today {
+        let mut humans = Visitors::default();
+        for v in 0..200u64 {
+            humans.insert(v.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ day as u64);
+        }
+        let dims = Dim::ALL
+            .iter()
+            .flat_map(|d| {
+                (0..20).map(|k| DimCount {
+                    dim: *d,
+                    key: format!("k{k}"),
+                    human: 10,
+                    bot: 1,
+                })
+            })
+            .collect();
+        batch.days.push(DayDetail {
+            link_id: 1,
+            day,
+            dims,
+            humans,
+            bots: Visitors::default(),
+        });
+        for h in 0..24 {
+            batch.hourly.push(HourCount {
+                link_id: 1,
+                hour: day * 24 + h,
+                clicks: 11,
+                bots: 1,
+            });
+        }
+    }
+    store
+        .add_clicks(Arc::new(batch), true)
+        .await
+        .expect("write a year of clicks");
+    store
+        .roll_up_hours((today - 35) * 24)
+        .await
+        .expect("roll up");
+    drop(store);
+
+    let (base, stop, task) = start(&database).await;
+    let from = (chrono::Utc::now() - chrono::Duration::days(365)).format("%Y-%m-%dT%H:%M:%SZ");
+    let url = format!("{base}/api/v1/links/{code}/stats?from={from}&interval=day");
+    let mut took = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let stats: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        took.push(started.elapsed());
+        assert_eq!(
+            stats["total_clicks"],
+            365 * 24 * 11,
+            "the year is all there"
+        );
+    }
+    let _ = stop.send(());
+    task.await.expect("the server stops");
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "stats of a year ({rounds} rounds, {}): min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        database.split(':').next().unwrap_or("?"),
+        ms(took[0]),
+        ms(took[rounds / 2]),
+        ms(took[rounds * 9 / 10]),
+        ms(took[rounds - 1]),
+    );
+}
