@@ -27,6 +27,9 @@ usage="usage: $0 start DIR | stop DIR [fast|immediate] | replica PRIMARY_DIR DIR
 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 
+# shellcheck source=lib/process.sh
+. "$(dirname "$0")/lib/process.sh"
+
 # The directory of initdb/pg_ctl/pg_isready: PATH first, then Debian's versioned directories.
 find_bin() {
   local initdb
@@ -48,45 +51,21 @@ as_owner() {
   fi
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 url() { echo "postgres://postgres@127.0.0.1:$1/postgres"; }
 
 # Seconds a stop may take until the server is gone.
 STOP_TIMEOUT=30
 
-# Whether something accepts TCP connections on 127.0.0.1:PORT (a connect that hangs counts).
-port_open() {
-  local rc=0
-  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null || rc=$?
-  [ "$rc" = 0 ] || [ "$rc" = 124 ]
-}
-
-# Whether process PID runs (a zombie holds no socket any more: it counts as gone).
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
 # Waits until the postmaster PID has exited and PORT refuses connections; fails after
 # STOP_TIMEOUT seconds.
-wait_gone() {
-  local pid=$1 port=$2 deadline=$((SECONDS + STOP_TIMEOUT))
-  while alive "$pid"; do
-    [ "$SECONDS" -lt "$deadline" ] || die "the postmaster (pid $pid) is still running ${STOP_TIMEOUT}s after the stop"
-    sleep 0.02
-  done
-  if [ -n "$port" ]; then
-    while port_open "$port"; do
-      [ "$SECONDS" -lt "$deadline" ] \
-        || die "port $port still accepts connections ${STOP_TIMEOUT}s after the postmaster (pid $pid) exited"
-      sleep 0.02
-    done
-  fi
+wait_stopped() {
+  local rc=0
+  wait_gone "$1" "$2" "$STOP_TIMEOUT" || rc=$?
+  case $rc in
+    0) ;;
+    1) die "the postmaster (pid $1) is still running ${STOP_TIMEOUT}s after the stop" ;;
+    *) die "port $2 still accepts connections ${STOP_TIMEOUT}s after the postmaster (pid $1) was stopped" ;;
+  esac
 }
 
 bin=$(find_bin || true)
@@ -177,10 +156,10 @@ case $cmd in
       port=$(sed -n 4p "$dir/data/postmaster.pid")
       # A pid file left by a crash may name a process that is not PostgreSQL at all.
       if [ -n "$pid" ] && alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
-        # pg_ctl -w returns once the pid file is gone; wait_gone checks the process and port.
+        # pg_ctl -w returns once the pid file is gone; wait_stopped checks the process and port.
         as_owner "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w -t "$STOP_TIMEOUT" stop >&2 \
           || die "could not stop the cluster in $dir/data"
-        wait_gone "$pid" "$port"
+        wait_stopped "$pid" "$port"
       fi
     fi
     rm -f "$dir/port"

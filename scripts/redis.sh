@@ -22,9 +22,8 @@ STOP_TIMEOUT=30
 
 die() { echo "redis.sh: $*" >&2; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=lib/process.sh
+. "$(dirname "$0")/lib/process.sh"
 
 # Whether a server could listen on 127.0.0.1:PORT. SO_REUSEADDR as redis-server sets it: the
 # connections a stopped server closed (TIME_WAIT) do not keep a restart off its old port.
@@ -33,21 +32,6 @@ port_free() {
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
-}
-
-# Whether something accepts TCP connections on 127.0.0.1:PORT (a connect that hangs counts).
-port_open() {
-  local rc=0
-  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null || rc=$?
-  [ "$rc" = 0 ] || [ "$rc" = 124 ]
-}
-
-# Whether process PID runs (a zombie holds no socket any more: it counts as gone).
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
 }
 
 # Whether PID is a running redis-server (a stale pid file may name an unrelated process).
@@ -120,23 +104,14 @@ case $cmd in
       port=$(cat "$dir/port" 2>/dev/null || cat "$dir/last-port" 2>/dev/null || true)
       if [ -n "$pid" ] && is_redis "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + STOP_TIMEOUT))
-        while alive "$pid"; do
-          if [ "$SECONDS" -ge "$deadline" ]; then
-            kill -KILL "$pid" 2>/dev/null || true
-            die "redis (pid $pid) still running ${STOP_TIMEOUT}s after SIGTERM: killed it with SIGKILL"
-          fi
-          sleep 0.02
-        done
-        # Its process is gone; its port refuses connections too (nothing else kept it open).
-        if [ -n "$port" ]; then
-          deadline=$((SECONDS + STOP_TIMEOUT))
-          while port_open "$port"; do
-            [ "$SECONDS" -lt "$deadline" ] \
-              || die "port $port still accepts connections ${STOP_TIMEOUT}s after redis (pid $pid) exited"
-            sleep 0.02
-          done
-        fi
+        rc=0
+        wait_gone "$pid" "$port" "$STOP_TIMEOUT" || rc=$?
+        case $rc in
+          0) ;;
+          1) kill -KILL "$pid" 2>/dev/null || true
+             die "redis (pid $pid) still running ${STOP_TIMEOUT}s after SIGTERM: killed it with SIGKILL" ;;
+          *) die "port $port still accepts connections ${STOP_TIMEOUT}s after redis (pid $pid) exited" ;;
+        esac
       fi
       rm -f "$dir/redis.pid" "$dir/port"
     fi

@@ -229,3 +229,40 @@ fn anchors_follow_github_rules() {
     }
     assert!(!a.contains("not-a-heading"));
 }
+
+#[test]
+fn every_config_file_example_in_the_docs_is_accepted_by_serve() {
+    let mut examples = 0;
+    for doc in files(&["md"]) {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            match &mut block {
+                Some(b) if line.starts_with("```") => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().join("snip.toml");
+                    std::fs::write(&path, &b).unwrap();
+                    let args = snip::config::ServeArgs {
+                        config: Some(path),
+                        ..Default::default()
+                    };
+                    if let Err(e) = args.load() {
+                        panic!(
+                            "{}: this config file is refused: {e:#}\n{b}",
+                            relative(&doc)
+                        );
+                    }
+                    examples += 1;
+                    block = None;
+                }
+                Some(b) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                None if line.trim() == "```toml" => block = Some(String::new()),
+                None => {}
+            }
+        }
+    }
+    assert!(examples >= 2, "only {examples} config file examples found");
+}

@@ -62,6 +62,27 @@ fn entries(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The admin key a server printed at its first start (polled: stderr is read by a thread).
+fn generated_key(server: &common::TestServer) -> String {
+    let found = common::eventually(
+        Duration::from_secs(10),
+        || {
+            let lines = server.stderr_lines();
+            async move {
+                lines.iter().find_map(|l| {
+                    l.strip_prefix("snip: created admin API key: ")
+                        .map(str::to_string)
+                })
+            }
+        },
+        |k| k.is_some(),
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(found)
+        .unwrap_or_else(|| panic!("no admin key printed: {:?}", server.stderr_lines()))
+}
+
 #[test]
 fn a_first_start_on_a_busy_port_fails_without_creating_the_store_and_the_next_prints_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,23 +112,7 @@ fn a_first_start_on_a_busy_port_fails_without_creating_the_store_and_the_next_pr
         .database("sqlite://snip-data/snip.db")
         .current_dir(dir.path().to_path_buf())
         .start();
-    let key = common::eventually(
-        Duration::from_secs(10),
-        || {
-            let lines = server.stderr_lines();
-            async move {
-                lines.iter().find_map(|l| {
-                    l.strip_prefix("snip: created admin API key: ")
-                        .map(str::to_string)
-                })
-            }
-        },
-        |k| k.is_some(),
-    );
-    let key = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(key)
-        .unwrap();
+    let key = generated_key(&server);
     assert!(key.starts_with("snip_"), "{key}");
     assert!(dir.path().join("snip-data/snip.db").exists());
     server.sigterm();
@@ -206,22 +211,8 @@ fn import_works_on_a_fresh_directory_reports_rejected_lines_and_strict_refuses_t
         .database("sqlite://snip-data/snip.db")
         .current_dir(dir.path().to_path_buf())
         .start();
+    let key = generated_key(&server);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let key = rt
-        .block_on(common::eventually(
-            Duration::from_secs(10),
-            || {
-                let lines = server.stderr_lines();
-                async move {
-                    lines.iter().find_map(|l| {
-                        l.strip_prefix("snip: created admin API key: ")
-                            .map(str::to_string)
-                    })
-                }
-            },
-            |k| k.is_some(),
-        ))
-        .expect("an admin key is generated after an import into a new store");
     rt.block_on(async {
         let link = server
             .api_as(&key, reqwest::Method::GET, "/api/v1/links/blog")

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use snip::config::{Cli, Command};
 use snip::startup::{Application, StoreOptions, open_store};
-use snip::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, Visitors};
+
+mod year;
 
 const KEY: &str = "snip_statsyearbenchmarkkey000000000000";
 
@@ -96,39 +97,7 @@ async fn main() {
     .await
     .expect("open the store");
     let today = chrono::Utc::now().timestamp().div_euclid(86_400);
-    let mut batch = ClickBatch::default();
-    for day in today - 364..=today {
-        let mut humans = Visitors::default();
-        for v in 0..200u64 {
-            humans.insert(v.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ day as u64);
-        }
-        let dims = Dim::ALL
-            .iter()
-            .flat_map(|d| {
-                (0..20).map(|k| DimCount {
-                    dim: *d,
-                    key: format!("k{k}"),
-                    human: 10,
-                    bot: 1,
-                })
-            })
-            .collect();
-        batch.days.push(DayDetail {
-            link_id: 1,
-            day,
-            dims,
-            humans,
-            bots: Visitors::default(),
-        });
-        for h in 0..24 {
-            batch.hourly.push(HourCount {
-                link_id: 1,
-                hour: day * 24 + h,
-                clicks: 11,
-                bots: 1,
-            });
-        }
-    }
+    let batch = year::year_of_clicks(1, today);
     store
         .add_clicks(Arc::new(batch), true)
         .await
