@@ -63,9 +63,11 @@ pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Fields drop in declaration order: the readers close before the writer, whose connection is
+/// the last and checkpoints the WAL (a read-only reader closing last could not).
 pub struct SqliteStore {
-    writer: Writer,
     readers: readers::Readers,
+    writer: Writer,
     timeout: Duration,
     path: PathBuf,
     /// Every code in the store, once built ([`Self::start_code_filter`]).
@@ -476,8 +478,14 @@ mod tests {
             .await
             .unwrap();
         assert!(dir.path().join("snip.db-wal").exists());
+        // Readers used before the stop (every running server's are): a reader that closes last
+        // cannot checkpoint (it is read-only), which once left `snip.db` alone incomplete.
+        for _ in 0..8 {
+            assert_eq!(store.count_keys().await.unwrap(), 1);
+            assert!(store.get_link("nope").await.unwrap().is_none());
+        }
         drop(store);
-        // The last connection to close checkpoints the WAL into the database and removes it,
+        // The writer closes last and checkpoints the WAL into the database and removes it,
         // so the database file alone is complete (safe to copy or back up).
         assert!(!dir.path().join("snip.db-wal").exists());
         let copy = dir.path().join("copy.db");

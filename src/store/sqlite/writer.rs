@@ -153,6 +153,14 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         }
         run_batch(&conn, batch);
     }
+    // The queue is closed: the store is being dropped, after its readers (see `SqliteStore`'s
+    // field order). Fold the WAL into the database so that `snip.db` alone is complete; closing
+    // this last connection then removes the WAL file.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        tracing::warn!(error = %e, "checkpointing the WAL at close failed");
+    }
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
