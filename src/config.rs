@@ -74,8 +74,8 @@ pub struct ServeArgs {
     /// http://<bound address>]
     #[arg(long, env = "SNIP_BASE_URL")]
     pub base_url: Option<String>,
-    /// An API key ensured to exist with the admin role at start-up. Without it, a store with
-    /// no active key gets one generated and printed once on stderr.
+    /// An API key (at least 32 characters) ensured to exist with the admin role at start-up.
+    /// Without it, a store with no active key gets one generated and printed once on stderr.
     #[arg(long, env = "SNIP_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
     /// How often buffered click counts are written (`250ms`, `5s`). [default: 1s]
@@ -394,6 +394,15 @@ impl ServeArgs {
         if store_timeout.is_zero() {
             bail!("--store-timeout must be greater than zero");
         }
+        if let Some(key) = &self.admin_key
+            && key.chars().count() < MIN_ADMIN_KEY_CHARS
+        {
+            bail!(
+                "--admin-key must be at least {MIN_ADMIN_KEY_CHARS} characters long (an admin key \
+                 is guessable otherwise); generate one with: echo \
+                 snip_$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)"
+            );
+        }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
         let trusted_proxies = self.trusted_proxies.unwrap_or_default().join(",");
@@ -430,6 +439,10 @@ impl ServeArgs {
         })
     }
 }
+
+/// The shortest `--admin-key` accepted: generated keys have 32 random base62 characters after
+/// `snip_`; a chosen one must not be much weaker.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 /// `--listen` must be `HOST:PORT` (an IP address or a name, and a port number): anything else
 /// is refused before the store is touched, rather than failing at bind time.

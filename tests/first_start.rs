@@ -132,6 +132,8 @@ fn bad_flags_exit_2_before_anything_is_written() {
         &["serve", "--redis", "http://127.0.0.1:6379"],
         &["serve", "--base-url", "https://sn.ip/path"],
         &["serve", "--store-timeout", "0s"],
+        &["serve", "--admin-key", "a"],
+        &["serve", "--admin-key", "snip_only31charactersxxxxxxxxxx"],
         &["serve", "--no-such-flag"],
         &["import", "--database", "mysql://x", "-"],
     ] {
