@@ -47,6 +47,11 @@ async fn requests_without_a_valid_bearer_key_return_401() {
             }
             let resp = req.send().await.unwrap();
 
+            assert_eq!(
+                common::header(&resp, "www-authenticate"),
+                "Bearer realm=\"snip\"",
+                "{method} {path}: a 401 names the scheme it wants (RFC 6750)"
+            );
             expect_problem(
                 resp,
                 StatusCode::UNAUTHORIZED,
@@ -58,6 +63,21 @@ async fn requests_without_a_valid_bearer_key_return_401() {
     }
     let still_there = server.visit(&code).await;
     assert_eq!(still_there.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let server = TestServer::spawn(&[]);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let resp = server
+            .client
+            .get(server.url("/api/v1/links"))
+            .header("authorization", format!("{scheme} {}", server.admin_key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "scheme {scheme:?}");
+    }
 }
 
 #[tokio::test]

@@ -117,6 +117,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(self, ApiError::Unauthorized) {
+            // RFC 6750 §3: a 401 says which scheme would be accepted.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"snip\""),
+            );
+        }
         response
     }
 }

@@ -45,11 +45,7 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(ApiError::Unauthorized)?;
         let hash = ApiKeySecret::from_presented(presented).hash();
@@ -183,5 +179,34 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
             .await
             .map(|p| PathParam(p.0))
             .map_err(|_| ApiError::NotFound("resource"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110 §11.1), and spaces around the token are ignored.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_not_keys() {
+        for (value, token) in [
+            ("Bearer snip_x", Some("snip_x")),
+            ("bearer snip_x", Some("snip_x")),
+            ("BEARER snip_x", Some("snip_x")),
+            ("bEaReR   snip_x  ", Some("snip_x")),
+            ("Basic c25pcDp4", None),
+            ("Bearersnip_x", None),
+            ("snip_x", None),
+        ] {
+            assert_eq!(bearer_token(value), token, "{value:?}");
+        }
     }
 }
