@@ -98,15 +98,9 @@ impl Application {
         let addr = listener.local_addr()?;
         let bound = base_url_for(addr);
         let base_url = settings.base_url.clone().unwrap_or_else(|| bound.clone());
-        let mut own_origins = vec![base_url.clone(), bound];
-        if addr.ip().is_loopback() || addr.ip().is_unspecified() {
-            for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "[::]"] {
-                own_origins.push(
-                    url::Url::parse(&format!("http://{host}:{}", addr.port()))
-                        .context("building a loopback origin")?,
-                );
-            }
-        }
+        // A loopback or unspecified bound address stands for every loopback spelling on its
+        // port (see `domain::destination`).
+        let own_origins = vec![base_url.clone(), bound];
         if settings.country_header.is_some() && trusted.is_empty() {
             tracing::warn!(
                 "--country-header is believed from every client because --trusted-proxies is \

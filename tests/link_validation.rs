@@ -61,6 +61,54 @@ async fn invalid_destinations_return_422_invalid_url() {
     }
 }
 
+/// Every spelling of this service is a redirect loop: the base URL's host with a trailing dot,
+/// in upper case, percent-encoded, over the other scheme; the bound address as IPv4-mapped IPv6,
+/// another loopback address, `localhost.`.
+#[tokio::test]
+async fn every_spelling_of_this_service_is_refused_as_a_loop() {
+    let server = TestServer::spawn(&["--base-url", "https://sn.ip"]);
+    let port = server.addr.port();
+    let spellings = [
+        "https://sn.ip/x".to_owned(),
+        "https://sn.ip./x".to_owned(),
+        "https://SN.IP/x".to_owned(),
+        "http://sn.ip/x".to_owned(),
+        "https://sn%2Eip/x".to_owned(),
+        "https://sn%2eip./x".to_owned(),
+        format!("http://[::ffff:127.0.0.1]:{port}/x"),
+        format!("http://localhost.:{port}/x"),
+        format!("http://127.0.0.2:{port}/x"),
+        format!("http://[::1]:{port}/x"),
+        format!("https://127.0.0.1:{port}/x"),
+    ];
+    for url in &spellings {
+        let resp = server.create_link(json!({ "url": url })).await;
+        let problem = expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            &format!("url {url:?}"),
+        )
+        .await;
+        assert_eq!(
+            problem["detail"], "url: points at this service itself",
+            "{url}"
+        );
+    }
+    // Neighbours are not this service.
+    for url in [
+        "https://sn.ip.example/x".to_owned(),
+        "https://sn.ip:8443/x".to_owned(),
+        format!(
+            "http://127.0.0.1:{}/x",
+            if port == 1 { 2 } else { port - 1 }
+        ),
+    ] {
+        let resp = server.create_link(json!({ "url": url })).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{url}");
+    }
+}
+
 #[tokio::test]
 async fn a_destination_of_exactly_8_kib_is_accepted() {
     let server = TestServer::spawn(&[]);

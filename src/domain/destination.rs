@@ -80,11 +80,42 @@ impl Destination {
     }
 }
 
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.host_str()
-        .zip(b.host_str())
-        .is_some_and(|(x, y)| x.eq_ignore_ascii_case(y))
-        && a.port_or_known_default() == b.port_or_known_default()
+/// Whether `dst` names the service at `own`: the same host after normalisation (case, a
+/// trailing dot, IPv4-mapped IPv6, percent-decoding: the URL parser does the first and the
+/// last), or any loopback spelling when `own` is a loopback or unspecified address, on the same
+/// port, either scheme counting with its default port (`http://sn.ip` is `https://sn.ip` one
+/// redirect away).
+fn same_origin(own: &Url, dst: &Url) -> bool {
+    let (Some(own_host), Some(dst_host)) = (canonical_host(own), canonical_host(dst)) else {
+        return false;
+    };
+    let same_port = own.port_or_known_default() == dst.port_or_known_default()
+        || (own.port().is_none() && dst.port().is_none());
+    same_port && (own_host == dst_host || (is_local(&own_host) && is_local(&dst_host)))
+}
+
+/// The host of `url` as compared for loops: lower case, no trailing dot, an IPv4-mapped IPv6
+/// address as the IPv4 address it means.
+fn canonical_host(url: &Url) -> Option<String> {
+    let host = match url.host()? {
+        url::Host::Ipv6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        url::Host::Ipv4(v4) => v4.to_string(),
+        url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+    };
+    Some(host)
+}
+
+/// A name or address that reaches this machine itself: `localhost` (and its subdomains,
+/// RFC 6761), the whole loopback range, and the unspecified addresses.
+fn is_local(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
 #[cfg(test)]
@@ -159,6 +190,38 @@ mod tests {
             );
         }
         assert_eq!(parse("https://SN.IP/abc"), Err(DestinationError::Loop));
+        for spelling in [
+            "https://sn.ip./abc",
+            "https://SN.IP./abc",
+            "http://sn.ip/abc",
+            "http://sn.ip:80/abc",
+            "https://sn%2Eip/abc",
+            "https://sn%2eip./abc",
+        ] {
+            assert_eq!(parse(spelling), Err(DestinationError::Loop), "{spelling}");
+        }
+        let local = vec![Url::parse("http://127.0.0.1:8080").unwrap()];
+        for spelling in [
+            "http://127.0.0.1:8080/x",
+            "http://[::ffff:127.0.0.1]:8080/x",
+            "http://[::1]:8080/x",
+            "http://127.0.0.2:8080/x",
+            "http://localhost:8080/x",
+            "http://localhost.:8080/x",
+            "http://LOCALHOST:8080/x",
+            "http://app.localhost:8080/x",
+            "http://0.0.0.0:8080/x",
+            "https://127.0.0.1:8080/x",
+            "http://2130706433:8080/x",
+        ] {
+            assert_eq!(
+                Destination::parse(spelling, &local),
+                Err(DestinationError::Loop),
+                "{spelling}"
+            );
+        }
+        assert!(Destination::parse("http://127.0.0.1:8081/x", &local).is_ok());
+        assert!(Destination::parse("http://example.com:8080/x", &local).is_ok());
         assert_eq!(parse("https://sn.ip:443/abc"), Err(DestinationError::Loop));
         assert!(parse("https://sn.ip:8443/abc").is_ok());
     }
