@@ -416,6 +416,45 @@ async fn an_idempotent_retry_returns_the_first_result_without_a_second_link() {
 }
 
 #[tokio::test]
+async fn an_idempotent_retry_after_the_link_was_deleted_answers_like_a_read_404() {
+    let server = TestServer::spawn(&[]);
+    let body = json!({"url": "https://example.com/idem-deleted"});
+    let send = || {
+        server
+            .api(Method::POST, "/api/v1/links")
+            .header("idempotency-key", "retry-after-delete")
+            .json(&body)
+            .send()
+    };
+    let first = expect_json(send().await.unwrap(), StatusCode::CREATED, "create").await;
+    let code = code_of(&first);
+    let deleted = server
+        .call(Method::DELETE, &format!("/api/v1/links/{code}"))
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    let retry = send().await.unwrap();
+    let read = server
+        .call(Method::GET, &format!("/api/v1/links/{code}"))
+        .await;
+
+    expect_problem(
+        retry,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "retry after delete",
+    )
+    .await;
+    expect_problem(
+        read,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "read after delete",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_reused_with_a_different_body_returns_422() {
     let server = TestServer::spawn(&[]);
     let first = server

@@ -182,6 +182,9 @@ async fn create(
             app.cache.invalidate(link.code.as_str());
             Ok(created(&app, &link))
         }
+        // The link this request created was deleted since: answer as a read of it would,
+        // rather than replay a link that no longer exists.
+        CreateOutcome::Replayed(link) if link.deleted => Err(ApiError::NotFound("link")),
         CreateOutcome::Replayed(link) => Ok(created(&app, &link)),
         CreateOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyMismatch),
     }
