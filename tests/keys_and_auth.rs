@@ -48,6 +48,11 @@ async fn requests_without_a_valid_bearer_key_return_401() {
             let resp = req.send().await.unwrap();
 
             assert_eq!(
+                common::header(&resp, "x-content-type-options"),
+                "nosniff",
+                "{method} {path}"
+            );
+            assert_eq!(
                 common::header(&resp, "www-authenticate"),
                 "Bearer realm=\"snip\"",
                 "{method} {path}: a 401 names the scheme it wants (RFC 6750)"

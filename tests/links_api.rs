@@ -526,3 +526,34 @@ async fn idempotency_keys_are_scoped_to_the_api_key() {
         "two links: {list}"
     );
 }
+
+#[tokio::test]
+async fn every_api_health_and_metrics_answer_says_nosniff() {
+    let server = TestServer::spawn(&[]);
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/sniff"}))
+            .await,
+    );
+    let paths = [
+        "/api/v1/links".to_owned(),
+        format!("/api/v1/links/{code}"),
+        format!("/api/v1/links/{code}/qr"),
+        format!("/api/v1/links/{code}/stats.csv"),
+        "/api/v1/nope".to_owned(),
+        "/api/v2/links".to_owned(),
+        "/health".to_owned(),
+        "/health/live".to_owned(),
+        "/health/ready".to_owned(),
+        "/metrics".to_owned(),
+    ];
+    for path in &paths {
+        let resp = server.call(Method::GET, path).await;
+        assert_eq!(
+            header(&resp, "x-content-type-options"),
+            "nosniff",
+            "GET {path} answered {}",
+            resp.status()
+        );
+    }
+}

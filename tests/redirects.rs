@@ -306,6 +306,15 @@ async fn the_preview_page_shows_the_destination_html_escaped() {
         content_type.starts_with("text/html"),
         "preview content-type: {content_type:?}"
     );
+    // A strict CSP that also forbids framing, the same in X-Frame-Options for old browsers, no
+    // sniffing, no referrer leaked to the destination.
+    assert_eq!(
+        header(&resp, "content-security-policy"),
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(header(&resp, "x-frame-options"), "DENY");
+    assert_eq!(header(&resp, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&resp, "referrer-policy"), "no-referrer");
     let body = resp.text().await.unwrap();
     assert!(
         body.contains("example.com/p"),

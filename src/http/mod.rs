@@ -213,7 +213,7 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    Router::new()
+    let api_and_health = Router::new()
         .nest("/api/v1", api)
         .route(
             "/api",
@@ -224,10 +224,24 @@ pub fn router(state: AppState) -> Router {
             axum::routing::any(|| async { ApiError::NotFound("route") }),
         )
         .merge(health::router())
+        .layer(middleware::map_response(nosniff));
+    Router::new()
+        .merge(api_and_health)
         .merge(redirect::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// `X-Content-Type-Options: nosniff` on every API, health and metrics answer: a browser never
+/// reads JSON, CSV or an SVG as something else. (The preview page sets it itself; redirects, the
+/// hot path, carry no body to sniff.)
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Counts and times every request by route and status; logs API requests.
