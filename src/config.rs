@@ -26,6 +26,36 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Bulk-load links from a tab-separated file (`CODE<TAB>URL` per line) into the store.
     Import(ImportArgs),
+    /// Copy the embedded store to a new file, consistently, while the server may run.
+    Backup(BackupArgs),
+}
+
+/// Flags of `snip backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The store to copy (same syntax as `serve --database`; SQLite only: on PostgreSQL use
+    /// `pg_dump` or `pg_basebackup`).
+    #[arg(
+        long,
+        env = "SNIP_DATABASE",
+        default_value = "sqlite://snip-data/snip.db"
+    )]
+    pub database: String,
+    /// The file to write; it must not exist yet.
+    pub dest: PathBuf,
+}
+
+impl BackupArgs {
+    /// The SQLite file to copy; anything else is a bad flag.
+    pub fn source(&self) -> anyhow::Result<PathBuf> {
+        match Database::parse(&self.database)? {
+            Database::Sqlite(path) => Ok(path),
+            Database::Postgres(_) => bail!(
+                "snip backup copies the embedded store; back up PostgreSQL with pg_dump or \
+                 pg_basebackup (see docs/operations.md)"
+            ),
+        }
+    }
 }
 
 /// Flags of `snip import`.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+pub mod backup;
 pub mod cache;
 pub mod clicks;
 pub mod coherence;

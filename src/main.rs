@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let args = match command {
         Command::Serve(args) => args,
         Command::Import(args) => return import(args),
+        Command::Backup(args) => return backup(args),
     };
     let settings = match args.load() {
         Ok(s) => s,
@@ -73,6 +74,32 @@ fn import(args: snip::config::ImportArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("snip import: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backup(args: snip::config::BackupArgs) -> ExitCode {
+    let source = match args.source() {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("snip backup: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match snip::backup::run(&source, &args.dest) {
+        Ok(r) => {
+            println!(
+                "backed up {} to {} ({} links, {} bytes)",
+                source.display(),
+                r.dest.display(),
+                r.links,
+                r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("snip backup: {e:#}");
             ExitCode::FAILURE
         }
     }
