@@ -59,22 +59,29 @@ async fn after_a_graceful_stop_the_database_file_alone_holds_every_link_even_aft
         "the WAL still holds {} bytes after a graceful stop",
         std::fs::metadata(&wal).map_or(0, |m| m.len())
     );
+    assert_a_server_on_a_copy_finds(&db, &server.admin_key, &codes).await;
+}
+
+/// Copies the database file `db` alone into a new directory, starts a server on the copy and
+/// asserts that every one of `codes` is there.
+async fn assert_a_server_on_a_copy_finds(db: &std::path::Path, admin_key: &str, codes: &[String]) {
     let copy_dir = Arc::new(tempfile::tempdir().unwrap());
     let copy = copy_dir.path().join("snip.db");
-    std::fs::copy(&db, &copy).unwrap();
+    std::fs::copy(db, &copy).unwrap();
     let restored = TestServer::builder()
         .dir(Arc::clone(&copy_dir))
         .database(&format!("sqlite://{}", copy.display()))
-        .admin_key(&server.admin_key)
+        .admin_key(admin_key)
         .start();
-    for code in &codes {
+    for code in codes {
         let resp = restored
             .call(Method::GET, &format!("/api/v1/links/{code}"))
             .await;
         assert_eq!(
             resp.status(),
             StatusCode::OK,
-            "{code} is missing from the copy of snip.db"
+            "{code} is missing from the copy of {}",
+            db.display()
         );
     }
 }
@@ -164,24 +171,7 @@ async fn snip_backup_copies_a_running_store_while_it_is_written() {
     assert_eq!(server.visit(&before[1]).await.status(), StatusCode::FOUND);
 
     // The copy, opened by a server of its own, holds every link created before the backup.
-    let copy_dir = Arc::new(tempfile::tempdir().unwrap());
-    let copy = copy_dir.path().join("snip.db");
-    std::fs::copy(&dest, &copy).unwrap();
-    let restored = TestServer::builder()
-        .dir(Arc::clone(&copy_dir))
-        .database(&format!("sqlite://{}", copy.display()))
-        .admin_key(&server.admin_key)
-        .start();
-    for code in &before {
-        let resp = restored
-            .call(Method::GET, &format!("/api/v1/links/{code}"))
-            .await;
-        assert_eq!(
-            resp.status(),
-            StatusCode::OK,
-            "{code} missing from the backup"
-        );
-    }
+    assert_a_server_on_a_copy_finds(&dest, &server.admin_key, &before).await;
 
     // It never overwrites a file, and it is for the embedded store only.
     let dest_str = dest.display().to_string();
