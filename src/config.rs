@@ -271,8 +271,8 @@ pub struct Settings {
     pub click_durability: ClickDurability,
     /// Staleness bound of cached redirects when change notifications may have been missed.
     pub cache_ttl: Duration,
-    /// Comma-separated CIDRs (validated when the server starts).
-    pub trusted_proxies: String,
+    /// Proxies whose forwarding headers are believed (parsed once, here).
+    pub trusted_proxies: crate::analytics::client::TrustedProxies,
     pub country_header: Option<String>,
     pub geoip_db: Option<PathBuf>,
     pub hourly_stats_retention: Duration,
@@ -435,12 +435,15 @@ impl ServeArgs {
         }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
-        let trusted_proxies = self.trusted_proxies.unwrap_or_default().join(",");
-        crate::analytics::client::TrustedProxies::parse(&trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let trusted_proxies = crate::analytics::client::TrustedProxies::parse(
+            &self.trusted_proxies.unwrap_or_default().join(","),
+        )
+        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         let country_header = self.country_header.filter(|h| !h.is_empty());
-        // Reads the GeoIP file (if any) once here, so that a bad path or header name is a bad
-        // flag (exit 2, nothing written) rather than a failure after the store was opened.
+        // Loads the GeoIP file (if any) here, so that a bad path or header name is a bad flag
+        // (exit 2, nothing written) rather than a failure after the store was opened. The
+        // server loads it again for its own use: a few MB read twice at start-up, where keeping
+        // the loaded reader in (cloneable) settings would put an `Arc` on the click path.
         crate::analytics::geo::Geo::new(country_header.as_deref(), self.geoip_db.as_deref())?;
         Ok(Settings {
             listen,

@@ -10,7 +10,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::analytics::client::TrustedProxies;
 use crate::analytics::geo::Geo;
 use crate::analytics::sketch::VisitorKey;
 use crate::analytics::visit::Analytics;
@@ -80,8 +79,7 @@ impl Application {
     /// in that order: whatever can fail without touching the disk fails first, so a busy port
     /// or a bad flag never leaves a new store behind with a generated key nobody saw.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let trusted = TrustedProxies::parse(&settings.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let trusted = settings.trusted_proxies.clone();
         let geo = Geo::new(
             settings.country_header.as_deref(),
             settings.geoip_db.as_deref(),
