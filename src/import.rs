@@ -90,11 +90,12 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let mut batch = Vec::with_capacity(BATCH);
     for line in BufReader::new(spool).lines() {
         let line = line.context("reading the spool file")?;
-        let pair = parse_line(&line)
-            .ok()
-            .flatten()
-            .context("the spool file holds an invalid line")?;
-        batch.push(pair);
+        // Validated on the way in; the spool holds the normalised `CODE<TAB>URL` only.
+        let (code, url) = line
+            .split_once('\t')
+            .and_then(|(code, url)| Some((code, Destination::from_trusted(url)?)))
+            .context("the spool file holds an unreadable line")?;
+        batch.push((ShortCode::from_trusted(code.to_string()), url));
         if batch.len() == BATCH {
             flush(store.as_ref(), &mut batch, owner, &mut report).await?;
         }
