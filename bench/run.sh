@@ -9,7 +9,9 @@
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
-# PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
+# PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
+# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenario (a) then also
+# measures it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,6 +132,7 @@ else
   cp "$db" "$work/nocache.db"
   cp "$db" "$work/off.db"
   cp "$db" "$work/exact.db"
+  cp "$db" "$work/before.db"
   db_main="sqlite://$db" db_nocache="sqlite://$work/nocache.db"
   db_off="sqlite://$work/off.db" db_exact="sqlite://$work/exact.db"
 fi
@@ -139,6 +142,12 @@ start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$P
 # The cache holds the whole working set (the scenario is "the cache absorbs the load").
 start snip "$bin/snip" serve "${common[@]}" --database "$db_main" --cache-capacity $((LINKS * 2))
 snip_addr=$ADDR snip_pid=$PID
+if [ -n "${BEFORE_BIN:-}" ]; then
+  [ "$BACKEND" = sqlite ] || { echo "BEFORE_BIN needs BACKEND=sqlite" >&2; exit 2; }
+  start before "$BEFORE_BIN" serve "${common[@]}" --database "sqlite://$work/before.db" \
+    --cache-capacity $((LINKS * 2))
+  before_addr=$ADDR before_pid=$PID
+fi
 if [[ $SCENARIOS == *c* ]]; then
   start nocache "$bin/snip" serve "${common[@]}" --database "$db_nocache" --cache-capacity 0
   nocache_addr=$ADDR nocache_pid=$PID
@@ -156,7 +165,7 @@ fi
 # Warm-up, not measured: every link once (fills the cache and SQLite's page cache).
 warm=$(( LINKS / 20000 + 2 ))s
 [ $smoke = 1 ] && warm=1s
-for target in "$snip_addr" ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_addr"} ${exact_addr:+"$exact_addr"}; do
+for target in "$snip_addr" ${before_addr:+"$before_addr"} ${nocache_addr:+"$nocache_addr"} ${off_addr:+"$off_addr"} ${exact_addr:+"$exact_addr"}; do
   BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$warm" -s "$root/bench/lua/warm.lua" "$target" >/dev/null
 done
 
@@ -169,7 +178,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for s in "${list[@]}"; do
     case $s in
       a) measure "a:baseline" "$base_pid" "$base_addr" hot.lua
-         measure "a:snip" "$snip_pid" "$snip_addr" hot.lua ;;
+         measure "a:snip" "$snip_pid" "$snip_addr" hot.lua
+         if [ -n "${before_addr:-}" ]; then measure "a:before" "$before_pid" "$before_addr" hot.lua; fi ;;
       b) measure "b:baseline" "$base_pid" "$base_addr" zipf.lua
          measure "b:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
       c) measure "c:baseline" "$base_pid" "$base_addr" zipf.lua

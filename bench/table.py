@@ -47,12 +47,12 @@ def main():
           f"{'p99.9 ms':>9} {'CPU µs/req':>11} {'× base req/s':>13} {'× base CPU':>11} {'errors':>7}")
     for s in sorted({k.split(":")[0] for k in runs}):
         base = next((runs[f"{s}:{b}"] for b in BASES if f"{s}:{b}" in runs), None)
-        for subject in (*BASES, "snip", "exact"):
+        for subject in (*BASES, "snip", "before", "exact"):
             r = runs.get(f"{s}:{subject}")
             if not r:
                 continue
             ratio = cpu_ratio = "-"
-            if subject in ("snip", "exact") and base:
+            if subject in ("snip", "before", "exact") and base:
                 ratio = f"{med(r, 'rps') / med(base, 'rps'):.2f}"
                 cpu_ratio = f"{med(r, 'cpu_us') / med(base, 'cpu_us'):.2f}"
             print(f"{NAMES.get(s, s):<28} {subject:<9} {med(r, 'rps'):>10.0f} "

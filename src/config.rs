@@ -172,6 +172,27 @@ pub struct ServeArgs {
     /// How long graceful shutdown waits for in-flight requests. [default: 10s]
     #[arg(long, env = "SNIP_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<String>,
+    /// Time a client has to send a request's headers, from the connection's start or the end
+    /// of its previous response (so also the keep-alive idle timeout); then the connection is
+    /// closed. [default: 10s]
+    #[arg(long, env = "SNIP_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Time a client has to send a whole request body (API requests); then 408.
+    /// [default: 10s]
+    #[arg(long, env = "SNIP_REQUEST_BODY_TIMEOUT")]
+    pub request_body_timeout: Option<String>,
+    /// Largest request line plus headers, in bytes (at least 8192); more is answered 431.
+    /// [default: 16384]
+    #[arg(long, env = "SNIP_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// QR images rendered at once, on threads that never serve redirects; more requests wait
+    /// (up to 5 s, then 503). [default: half the CPU cores, at least 1]
+    #[arg(long, env = "SNIP_QR_CONCURRENCY")]
+    pub qr_concurrency: Option<usize>,
+    /// Client connections served at once; more are answered 503 and closed. Lowered at start
+    /// to what the open-file limit allows (with a warning). [default: 10000]
+    #[arg(long, env = "SNIP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// How clicks reach the store.
@@ -289,6 +310,10 @@ pub struct Settings {
     pub rate_limit: u32,
     pub store_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Header-read (and keep-alive idle) timeout, header cap and connection cap.
+    pub connections: crate::http::server::ConnectionLimits,
+    pub request_body_timeout: Duration,
+    pub qr_concurrency: usize,
 }
 
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
@@ -339,6 +364,11 @@ impl ServeArgs {
             rate_limit: self.rate_limit.or(other.rate_limit),
             store_timeout: self.store_timeout.or(other.store_timeout),
             shutdown_timeout: self.shutdown_timeout.or(other.shutdown_timeout),
+            header_read_timeout: self.header_read_timeout.or(other.header_read_timeout),
+            request_body_timeout: self.request_body_timeout.or(other.request_body_timeout),
+            max_header_bytes: self.max_header_bytes.or(other.max_header_bytes),
+            max_connections: self.max_connections.or(other.max_connections),
+            qr_concurrency: self.qr_concurrency.or(other.qr_concurrency),
         }
     }
 
@@ -433,6 +463,33 @@ impl ServeArgs {
                  snip_$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)"
             );
         }
+        let header_read_timeout = duration("header-read-timeout", self.header_read_timeout, "10s")?;
+        if header_read_timeout.is_zero() {
+            bail!("--header-read-timeout must be greater than zero");
+        }
+        let request_body_timeout =
+            duration("request-body-timeout", self.request_body_timeout, "10s")?;
+        if request_body_timeout.is_zero() {
+            bail!("--request-body-timeout must be greater than zero");
+        }
+        let max_header_bytes = self.max_header_bytes.unwrap_or(16 * 1024);
+        let min_header_bytes = crate::http::server::MIN_HEADER_BYTES;
+        if !(min_header_bytes..=1024 * 1024).contains(&max_header_bytes) {
+            bail!(
+                "--max-header-bytes must be between {min_header_bytes} and 1048576, not \
+                 {max_header_bytes}"
+            );
+        }
+        let qr_concurrency = self.qr_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        });
+        if !(1..=1024).contains(&qr_concurrency) {
+            bail!("--qr-concurrency must be between 1 and 1024, not {qr_concurrency}");
+        }
+        let max_connections = self.max_connections.unwrap_or(10_000);
+        if max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
         let trusted_proxies = crate::analytics::client::TrustedProxies::parse(
@@ -465,6 +522,13 @@ impl ServeArgs {
             rate_limit: self.rate_limit.unwrap_or(1000),
             store_timeout,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
+            connections: crate::http::server::ConnectionLimits {
+                header_read_timeout,
+                max_header_bytes,
+                max_connections,
+            },
+            request_body_timeout,
+            qr_concurrency,
             trusted_proxies,
             country_header,
             geoip_db: self.geoip_db,

@@ -187,26 +187,22 @@ impl Application {
             let _ = drain_tx.send(true);
         };
         let router = http::router(state.clone());
-        let per_connection = {
-            let state = state.clone();
-            tower::service_fn(
-                move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
-                    let peer = incoming.remote_addr().ip();
-                    let service = http::service(state.clone(), router.clone(), peer);
-                    std::future::ready(Ok::<_, std::convert::Infallible>(service))
-                },
-            )
+        let limits = http::server::ConnectionLimits {
+            max_connections: http::server::connection_capacity(
+                settings.connections.max_connections,
+            ),
+            ..settings.connections
         };
-        let server = axum::serve(self.listener, per_connection).with_graceful_shutdown(graceful);
-        let mut server = std::pin::pin!(server.into_future());
+        let server = http::server::serve(self.listener, state.clone(), router, limits, graceful);
+        let mut server = std::pin::pin!(server);
         let mut drain_rx = drain_rx;
         let served = tokio::select! {
-            r = &mut server => r.context("HTTP server failed"),
+            () = &mut server => Ok(()),
             // The watch guard is dropped inside the block, so the whole future stays `Send`
             // (an embedder can spawn it).
             _ = async { drop(drain_rx.wait_for(|d| *d).await) } => {
                 match tokio::time::timeout(settings.shutdown_timeout, &mut server).await {
-                    Ok(r) => r.context("HTTP server failed"),
+                    Ok(()) => Ok(()),
                     Err(_) => {
                         tracing::warn!("in-flight requests did not finish within the shutdown timeout");
                         Ok(())

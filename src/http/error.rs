@@ -29,6 +29,8 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("request body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -57,6 +59,7 @@ impl ApiError {
             CodeTaken(_) => (StatusCode::CONFLICT, "code_taken"),
             IdempotencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             InvalidUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
             InvalidCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code"),

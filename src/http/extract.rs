@@ -100,12 +100,15 @@ fn is_json(parts: &Parts) -> bool {
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         if !is_json(&parts) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let raw = read_limited(body).await?;
+        let allowed = state.settings.request_body_timeout;
+        let raw = tokio::time::timeout(allowed, read_limited(body))
+            .await
+            .map_err(|_| ApiError::RequestTimeout(allowed.as_secs_f64().ceil() as u64))??;
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody { value, raw })

@@ -9,8 +9,9 @@ pub mod extract;
 mod health;
 mod keys;
 mod links;
-mod qr;
+pub mod qr;
 mod redirect;
+pub mod server;
 mod stats;
 mod views;
 
@@ -69,6 +70,8 @@ pub struct App {
     pub analytics: Analytics,
     /// Whether change announcements from other instances are heard (PostgreSQL).
     pub change_feed: crate::coherence::FeedState,
+    /// QR codes, rendered off the request threads.
+    pub qr: qr::QrRenderer,
 }
 
 /// How long an authenticated key is trusted without asking the store again.
@@ -111,6 +114,7 @@ impl App {
             key_generation: AtomicU64::new(0),
             analytics,
             change_feed: Default::default(),
+            qr: qr::QrRenderer::new(settings.qr_concurrency),
             store,
             settings,
         }

@@ -1,8 +1,18 @@
 //! `GET /api/v1/links/{code}/qr?format=svg|png&size=N`: a QR code of the link's `short_url`,
 //! rendered by the `qrcode` crate (PNG encoded with the `png` crate). Size is bounded so a
 //! request cannot ask for a huge image.
+//!
+//! Rendering is heavy (a 2048×2048 PNG takes tens of milliseconds of CPU), so it never runs on
+//! the async worker threads that serve redirects: renders run on tokio's blocking pool, at most
+//! `--qr-concurrency` at once (a request waits up to [`QUEUE_WAIT`] for its turn, then gets
+//! 503), and rendered images are kept in a cache bounded in bytes, keyed by what the image
+//! depends on (short URL, format, size).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +29,90 @@ const MAX_SIZE: u32 = 2048;
 const DEFAULT_SIZE: u32 = 256;
 /// Modules of white border around the code, as the QR specification asks.
 const QUIET_ZONE: u32 = 4;
+
+/// How long a request waits for a free renderer before answering 503.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// Bytes of rendered images kept (a 2048-pixel PNG is ~30–100 KB).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Format {
+    Svg,
+    Png,
+}
+
+#[derive(Clone)]
+struct ByLength;
+
+impl quick_cache::Weighter<(Box<str>, Format, u32), Bytes> for ByLength {
+    fn weight(&self, key: &(Box<str>, Format, u32), image: &Bytes) -> u64 {
+        (key.0.len() + image.len() + 64) as u64
+    }
+}
+
+/// Renders QR codes off the request threads, a bounded number at a time, with a cache.
+pub struct QrRenderer {
+    permits: Arc<tokio::sync::Semaphore>,
+    cache: quick_cache::sync::Cache<(Box<str>, Format, u32), Bytes, ByLength>,
+}
+
+impl QrRenderer {
+    pub fn new(concurrency: usize) -> Self {
+        QrRenderer {
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+            cache: quick_cache::sync::Cache::with_weighter(1024, CACHE_BYTES, ByLength),
+        }
+    }
+
+    async fn render(&self, url: String, format: Format, size: u32) -> Result<Bytes> {
+        let key = (url.into_boxed_str(), format, size);
+        if let Some(image) = self.cache.get(&key) {
+            return Ok(image);
+        }
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::Unavailable("every QR renderer stayed busy".into()))?
+            .map_err(|_| ApiError::Internal("the QR renderer is closed".into()))?;
+        let url = key.0.clone();
+        let image = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let in_flight = metrics::gauge!("snip_qr_renders_in_flight");
+            in_flight.increment(1);
+            let image = render(&url, format, size);
+            in_flight.decrement(1);
+            image
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("QR rendering stopped: {e}")))??;
+        metrics::counter!("snip_qr_renders_total").increment(1);
+        self.cache.insert(key, image.clone());
+        Ok(image)
+    }
+}
+
+/// The image itself (runs on a blocking thread).
+fn render(url: &str, format: Format, size: u32) -> Result<Bytes> {
+    let qr = QrCode::with_error_correction_level(url, EcLevel::M)
+        .map_err(|e| ApiError::Internal(format!("QR encoding failed: {e}")))?;
+    Ok(match format {
+        Format::Png => png(&qr, size)?.into(),
+        Format::Svg => {
+            // One unit per module in the viewBox, displayed at exactly size × size.
+            let svg = qr
+                .render::<qrcode::render::svg::Color<'_>>()
+                .module_dimensions(1, 1)
+                .quiet_zone(true)
+                .build();
+            let total = qr.width() + 2 * QUIET_ZONE as usize;
+            svg.replacen(
+                &format!(r#"width="{total}" height="{total}""#),
+                &format!(r#"width="{size}" height="{size}""#),
+                1,
+            )
+            .into()
+        }
+    })
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/links/{code}/qr", get(qr))
@@ -84,10 +178,11 @@ async fn qr(
     PathParam(code): PathParam,
     query: QueryMap,
 ) -> Result<Response> {
-    let format = query.get("format").unwrap_or("svg");
-    if !matches!(format, "svg" | "png") {
-        return Err(ApiError::InvalidField("format: must be svg or png".into()));
-    }
+    let format = match query.get("format").unwrap_or("svg") {
+        "svg" => Format::Svg,
+        "png" => Format::Png,
+        _ => return Err(ApiError::InvalidField("format: must be svg or png".into())),
+    };
     let size = match query.get("size") {
         None => DEFAULT_SIZE,
         Some(raw) => raw
@@ -99,26 +194,15 @@ async fn qr(
             })?,
     };
     let link = find_visible_link(&app, &caller, &code).await?;
-    let qr = QrCode::with_error_correction_level(app.short_url(link.code.as_str()), EcLevel::M)
-        .map_err(|e| ApiError::Internal(format!("QR encoding failed: {e}")))?;
-    let (content_type, body) = if format == "png" {
-        ("image/png", png(&qr, size)?)
-    } else {
-        // One unit per module in the viewBox, displayed at exactly size × size.
-        let svg = qr
-            .render::<qrcode::render::svg::Color<'_>>()
-            .module_dimensions(1, 1)
-            .quiet_zone(true)
-            .build();
-        let total = qr.width() + 2 * QUIET_ZONE as usize;
-        let svg = svg.replacen(
-            &format!(r#"width="{total}" height="{total}""#),
-            &format!(r#"width="{size}" height="{size}""#),
-            1,
-        );
-        ("image/svg+xml", svg.into_bytes())
+    let image = app
+        .qr
+        .render(app.short_url(link.code.as_str()), format, size)
+        .await?;
+    let content_type = match format {
+        Format::Png => "image/png",
+        Format::Svg => "image/svg+xml",
     };
-    let mut response = body.into_response();
+    let mut response = image.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

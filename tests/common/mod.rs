@@ -134,6 +134,7 @@ pub struct ServerBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     current_dir: Option<PathBuf>,
+    open_file_limit: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -176,6 +177,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Run the server with this soft and hard limit on open files (through `prlimit`, which
+    /// execs it: the process id stays the server's).
+    pub fn open_file_limit(mut self, limit: u64) -> Self {
+        self.open_file_limit = Some(limit);
+        self
+    }
+
     /// Spawn the binary and wait until it reports its listening address.
     pub fn start(self) -> TestServer {
         let dir = self
@@ -187,7 +195,16 @@ impl ServerBuilder {
             Backend::Postgres(server) => postgres_database(&server, &dir),
         });
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snip"));
+        let mut cmd = match self.open_file_limit {
+            None => Command::new(env!("CARGO_BIN_EXE_snip")),
+            Some(limit) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_snip"));
+                cmd
+            }
+        };
         for (key, _) in std::env::vars() {
             if key.starts_with("SNIP_") {
                 cmd.env_remove(key);
@@ -315,6 +332,7 @@ impl TestServer {
             args: Vec::new(),
             envs: Vec::new(),
             current_dir: None,
+            open_file_limit: None,
         }
     }
 
@@ -648,6 +666,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The value of an unlabelled series on the server's `/metrics` (0 when it is not there yet).
+pub async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
 /// Poll `probe` every 20 ms until `done` accepts its value and return that value; panics after

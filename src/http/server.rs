@@ -1,0 +1,220 @@
+//! The accept loop: every connection is served by hyper with a header-read timeout (which is
+//! also the keep-alive idle timeout), a cap on header bytes (431 beyond it), and a cap on open
+//! connections. A connection over the cap is answered `503` at once and closed, so a new client
+//! always gets a slot or an answer, never a hang, even while idle or slowloris connections are
+//! held open (they are closed by the header-read timeout).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use super::AppState;
+
+/// Limits on what one client connection can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time allowed to send a request's headers, counted from the connection's start or from
+    /// the end of the previous response (so it is also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; more is answered 431.
+    pub max_header_bytes: usize,
+    /// Open connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+/// The smallest header cap hyper can work with (its read buffer's minimum).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// File descriptors kept free for everything that is not a client connection: the store's
+/// files and pools, Redis, logs, and connections being shed.
+const RESERVED_FDS: u64 = 128;
+
+/// Connections being answered 503 at once; beyond that, extra ones are closed unanswered.
+const MAX_SHEDDING: usize = 64;
+
+/// The answer to a connection over the cap (problem+json like every API error; `Connection:
+/// close`: there is no slot to keep).
+static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "too many open connections; retry shortly",
+        "code": "overloaded",
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
+
+/// Raises the soft limit on open files to the hard limit, and returns the number of
+/// connections that fit under it (at most `wanted`), warning when that is fewer.
+pub fn connection_capacity(wanted: usize) -> usize {
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-file limit");
+            return wanted;
+        }
+    };
+    let fits = soft.saturating_sub(RESERVED_FDS).max(1);
+    if (fits as usize) < wanted {
+        tracing::warn!(
+            open_file_limit = soft,
+            max_connections = fits,
+            wanted,
+            "the open-file limit (RLIMIT_NOFILE) is low: serving at most {fits} connections at \
+             once; raise it (LimitNOFILE= in systemd, ulimit -n) to serve {wanted}"
+        );
+        fits as usize
+    } else {
+        wanted
+    }
+}
+
+/// Serves `listener` until `stop` resolves, then stops accepting and returns once every open
+/// connection has finished its in-flight request and closed.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+    limits: ConnectionLimits,
+    stop: impl Future<Output = ()>,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    // (configured below, then shared by every connection)
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        // Out of file descriptors or memory: wait for connections to close.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("snip_connections_shed_total").increment(1);
+            shed(stream, &shedding);
+            continue;
+        };
+        let service = super::service(state.clone(), router.clone(), peer.ip())
+            .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
+        tokio::spawn(async move {
+            // hyper's header-read timer starts once it knows the protocol, which it learns from
+            // the first bytes: a connection that sends none is closed here.
+            let mut probe = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_bytes, stream.peek(&mut probe)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let _ = watcher.watch(connection).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Answers a connection over the cap with 503 and closes it. What the client already sent is
+/// read first, so that closing sends a FIN after the answer rather than a reset that could
+/// destroy it; when a shedding slot is free, the close waits (briefly) for the client to read
+/// the answer and hang up.
+fn shed(stream: TcpStream, shedding: &Arc<Semaphore>) {
+    let mut sink = [0u8; 4096];
+    while let Ok(1..) = stream.try_read(&mut sink) {}
+    let _ = stream.try_write(&OVER_CAPACITY);
+    let Ok(shedder) = shedding.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(Duration::from_millis(250), async {
+            stream.shutdown().await?;
+            let mut read = 0;
+            while read < 64 * 1024 {
+                match stream.read(&mut sink).await? {
+                    0 => break,
+                    n => read += n,
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        drop(shedder);
+    });
+}
+
+/// Errors that concern one connection only (the next accept is fine).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OVER_CAPACITY;
+
+    #[test]
+    fn the_over_capacity_answer_has_the_length_it_announces() {
+        let text = std::str::from_utf8(&OVER_CAPACITY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), length);
+        serde_json::from_str::<serde_json::Value>(body).unwrap();
+    }
+}
