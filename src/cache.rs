@@ -35,6 +35,10 @@ pub struct Target {
     /// Clicks used so far, for links with `max_clicks` (shared with the click counter so that
     /// it survives cache eviction).
     pub used: Option<Arc<AtomicU64>>,
+    /// The destination's host, and whether the deny list refuses it (checked again only when
+    /// the list changes).
+    pub host: Box<str>,
+    pub deny: crate::deny::Checked,
 }
 
 /// A cached answer for a code.
@@ -72,6 +76,8 @@ impl Cached {
                 expires_at,
                 max_clicks,
                 used,
+                host: crate::domain::destination::stored_host(url).into(),
+                deny: Default::default(),
             })),
             Err(_) => {
                 tracing::error!(link_id, "stored destination is not a valid header value");
@@ -271,6 +277,8 @@ mod tests {
             expires_at: None,
             max_clicks: None,
             used: None,
+            host: "example.com".into(),
+            deny: Default::default(),
         }))
     }
 

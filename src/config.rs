@@ -28,6 +28,48 @@ pub enum Command {
     Import(ImportArgs),
     /// Copy the embedded store to a new file, consistently, while the server may run.
     Backup(BackupArgs),
+    /// Manage API keys directly in the store (works while the server runs: the way back in
+    /// when every admin key is lost).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `snip keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (once) on stdout.
+    Create(KeysCreateArgs),
+}
+
+/// Flags of `snip keys create`.
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// The store (same syntax as `serve --database`).
+    #[arg(
+        long,
+        env = "SNIP_DATABASE",
+        default_value = "sqlite://snip-data/snip.db"
+    )]
+    pub database: String,
+    /// `admin` or `user`.
+    #[arg(long, value_parser = ["admin", "user"])]
+    pub role: String,
+    /// A name for the key, 1 to 100 printable characters.
+    #[arg(long, default_value = "created with snip keys create")]
+    pub name: String,
+}
+
+impl KeysCreateArgs {
+    /// The validated role and name; a bad one is a usage error.
+    pub fn role_and_name(&self) -> anyhow::Result<(crate::domain::Role, String)> {
+        let role = crate::domain::Role::parse(&self.role)
+            .with_context(|| format!("--role must be admin or user, not {:?}", self.role))?;
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            bail!("--name must be 1 to 100 printable characters");
+        }
+        Ok((role, name))
+    }
 }
 
 /// Flags of `snip backup`.
@@ -185,6 +227,21 @@ pub struct ServeArgs {
     /// [default: 16384]
     #[arg(long, env = "SNIP_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
+    /// File of destination hosts and domains to refuse (one per line, `#` comments; a domain
+    /// covers its subdomains): new links to them answer 422, existing ones 410. Reloaded on
+    /// SIGHUP and by `POST /api/v1/deny-list/reload`.
+    #[arg(long, env = "SNIP_DENY_LIST")]
+    pub deny_list: Option<PathBuf>,
+    /// `Referrer-Policy` sent with redirects: `no-referrer`, `origin`, `strict-origin`,
+    /// `same-origin`, `strict-origin-when-cross-origin`, … or `none` to send none and let the
+    /// browser's own policy decide. [default: none]
+    #[arg(long, env = "SNIP_REDIRECT_REFERRER_POLICY")]
+    pub redirect_referrer_policy: Option<String>,
+    /// Failed authentications (unknown or revoked API keys) allowed per client address and
+    /// minute; past it, that address gets 429 until the minute is over. 0 turns it off.
+    /// [default: 20]
+    #[arg(long, env = "SNIP_FAILED_AUTH_LIMIT")]
+    pub failed_auth_limit: Option<u32>,
     /// QR images rendered at once, on threads that never serve redirects; more requests wait
     /// (up to 5 s, then 503). [default: half the CPU cores, at least 1]
     #[arg(long, env = "SNIP_QR_CONCURRENCY")]
@@ -314,6 +371,10 @@ pub struct Settings {
     pub connections: crate::http::server::ConnectionLimits,
     pub request_body_timeout: Duration,
     pub qr_concurrency: usize,
+    pub failed_auth_limit: u32,
+    /// `Referrer-Policy` of redirects, when one is sent.
+    pub redirect_referrer_policy: Option<&'static str>,
+    pub deny_list: Option<PathBuf>,
 }
 
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
@@ -369,6 +430,11 @@ impl ServeArgs {
             max_header_bytes: self.max_header_bytes.or(other.max_header_bytes),
             max_connections: self.max_connections.or(other.max_connections),
             qr_concurrency: self.qr_concurrency.or(other.qr_concurrency),
+            failed_auth_limit: self.failed_auth_limit.or(other.failed_auth_limit),
+            redirect_referrer_policy: self
+                .redirect_referrer_policy
+                .or(other.redirect_referrer_policy),
+            deny_list: self.deny_list.or(other.deny_list),
         }
     }
 
@@ -490,6 +556,10 @@ impl ServeArgs {
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        if let Some(file) = &self.deny_list {
+            // A bad deny list is a bad flag: exit 2 before anything is opened.
+            crate::deny::DenyList::load(Some(file)).context("--deny-list")?;
+        }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
         let trusted_proxies = crate::analytics::client::TrustedProxies::parse(
@@ -529,11 +599,42 @@ impl ServeArgs {
             },
             request_body_timeout,
             qr_concurrency,
+            failed_auth_limit: self.failed_auth_limit.unwrap_or(20),
+            redirect_referrer_policy: referrer_policy(self.redirect_referrer_policy.as_deref())?,
+            deny_list: self.deny_list,
             trusted_proxies,
             country_header,
             geoip_db: self.geoip_db,
             hourly_stats_retention,
         })
+    }
+}
+
+/// The policies of the Referrer Policy specification; `none` (the default) sends no header.
+const REFERRER_POLICIES: [&str; 8] = [
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+fn referrer_policy(raw: Option<&str>) -> anyhow::Result<Option<&'static str>> {
+    match raw {
+        None | Some("none") => Ok(None),
+        Some(value) => REFERRER_POLICIES
+            .iter()
+            .find(|p| **p == value)
+            .map(|p| Some(*p))
+            .with_context(|| {
+                format!(
+                    "--redirect-referrer-policy must be none or one of {}, not {value:?}",
+                    REFERRER_POLICIES.join(", ")
+                )
+            }),
     }
 }
 

@@ -132,7 +132,7 @@ async fn owner(store: &dyn Store) -> anyhow::Result<i64> {
         .await
         .context("creating the owner of imported links")?;
     store
-        .revoke_key(&placeholder.id)
+        .revoke_key(&placeholder.id, true)
         .await
         .context("revoking the owner of imported links")?;
     Ok(placeholder.row_id)

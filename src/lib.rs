@@ -9,6 +9,7 @@ pub mod cache;
 pub mod clicks;
 pub mod coherence;
 pub mod config;
+pub mod deny;
 pub mod domain;
 pub mod http;
 pub mod import;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args,
         Command::Import(args) => return import(args),
         Command::Backup(args) => return backup(args),
+        Command::Keys(snip::config::KeysCommand::Create(args)) => return create_key(args),
     };
     let settings = match args.load() {
         Ok(s) => s,
@@ -100,6 +101,61 @@ fn backup(args: snip::config::BackupArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("snip backup: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `snip keys create`: a key written straight into the store, printed once on stdout.
+fn create_key(args: snip::config::KeysCreateArgs) -> ExitCode {
+    let (role, name, database) = match args
+        .role_and_name()
+        .and_then(|(role, name)| Ok((role, name, snip::config::Database::parse(&args.database)?)))
+    {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("snip keys create: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let secret = snip::domain::ApiKeySecret::generate();
+    let created = match &database {
+        snip::config::Database::Sqlite(path) => {
+            snip::store::sqlite::create_key_beside_server(path, &name, role, &secret.hash())
+        }
+        snip::config::Database::Postgres(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    let store = snip::startup::open_store(
+                        &database,
+                        &snip::startup::StoreOptions {
+                            timeout: std::time::Duration::from_secs(10),
+                            replicas: Vec::new(),
+                            pool_size: 1,
+                            click_durability: snip::config::ClickDurability::Local,
+                        },
+                    )
+                    .await?;
+                    Ok(store.create_key(name.clone(), role, secret.hash()).await?)
+                })
+            }),
+    };
+    match created {
+        Ok(key) => {
+            eprintln!(
+                "created {} key {} ({:?}); its secret is printed once, below",
+                role.as_str(),
+                key.id,
+                key.name
+            );
+            println!("{}", secret.expose());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("snip keys create: {e:#}");
             ExitCode::FAILURE
         }
     }

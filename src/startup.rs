@@ -118,7 +118,8 @@ impl Application {
         // The last step that can fail: a key generated here is printed by the caller.
         let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
         let analytics = Analytics::new(geo, trusted);
-        let state = Arc::new(App::new(
+        let deny = crate::deny::DenyList::load(settings.deny_list.as_deref())?;
+        let mut app = App::new(
             settings,
             store,
             base_url,
@@ -126,7 +127,9 @@ impl Application {
             crate::telemetry::metrics_handle(),
             analytics,
             shared,
-        ));
+        );
+        app.deny = deny;
+        let state = Arc::new(app);
         refresh_visitor_key(&state).await;
         Ok(Application {
             listener,
@@ -165,7 +168,10 @@ impl Application {
             ))),
             Database::Sqlite(_) => None,
         };
-        let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx));
+        let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+        if settings.deny_list.is_some() {
+            tokio::spawn(reload_deny_list_on_sighup(state.clone(), stop_rx));
+        }
         if coherence.is_some() {
             // Serve once this instance hears the other instances' changes, so that `/health`
             // does not start out `unhealthy`; bounded: a database that does not answer leaves
@@ -219,6 +225,32 @@ impl Application {
         }
         final_flush(&state).await;
         served
+    }
+}
+
+/// Reloads the deny list on every SIGHUP; a bad file keeps the current list (logged).
+async fn reload_deny_list_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: the deny list reloads over the API only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let deny = state.clone();
+        match tokio::task::spawn_blocking(move || deny.deny.reload()).await {
+            Ok(Ok(entries)) => tracing::info!(entries, "deny list reloaded (SIGHUP)"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "deny list not reloaded: keeping the current one")
+            }
+            Err(e) => tracing::error!(error = %e, "deny list reload stopped"),
+        }
     }
 }
 

@@ -243,11 +243,17 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         .await
         .expect("an idle keep-alive connection");
 
-    // A silent connection (not even a request line) is closed too.
+    // A silent connection (not even a request line) is closed too, and so is one that stops
+    // inside the HTTP/2 preface (before the protocol is known).
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     closed_within(&mut silent, Duration::from_secs(5))
         .await
         .expect("a silent connection");
+    let mut preface = TcpStream::connect(server.addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    closed_within(&mut preface, Duration::from_secs(5))
+        .await
+        .expect("a connection stopped inside the HTTP/2 preface");
     server.assert_alive().await;
 }
 

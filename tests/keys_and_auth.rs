@@ -425,3 +425,202 @@ async fn exceeding_the_rate_limit_returns_429_with_retry_after() {
         "limits are per API key"
     );
 }
+
+/// The admin keys of a server, as listed by `GET /api/v1/keys`.
+async fn admin_key_ids(server: &TestServer) -> Vec<String> {
+    let list = expect_json(
+        server.call(Method::GET, "/api/v1/keys").await,
+        StatusCode::OK,
+        "list keys",
+    )
+    .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["role"] == "admin")
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_authentications_are_throttled_per_client_address() {
+    let server = TestServer::spawn(&["--failed-auth-limit", "5", "--trusted-proxies", "127.0.0.1"]);
+    // The admin key is used once: authenticated keys are cached and keep working.
+    assert_eq!(
+        server.call(Method::GET, "/api/v1/links").await.status(),
+        StatusCode::OK
+    );
+    let guess = |n: u32, client: &str| {
+        server
+            .api_as(&format!("snip_guess{n:027}"), Method::GET, "/api/v1/links")
+            .header("X-Forwarded-For", client)
+            .send()
+    };
+    for n in 0..5 {
+        let resp = guess(n, "198.51.100.1").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    for n in 5..8 {
+        let resp = guess(n, "198.51.100.1").await.unwrap();
+        let retry: u64 = header(&resp, "retry-after").parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        expect_problem(
+            resp,
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth_throttled",
+            "a guess past the limit",
+        )
+        .await;
+    }
+    // Another client address (the trusted proxy's X-Forwarded-For decides) is not throttled,
+    // and a cached valid key from the throttled address still works.
+    let other = guess(100, "198.51.100.2").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    let admin = server
+        .api(Method::GET, "/api/v1/links")
+        .header("X-Forwarded-For", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+
+    assert!(common::metric(&server, "snip_auth_failures_total").await >= 6.0);
+    assert!(common::metric(&server, "snip_auth_throttled_total").await >= 3.0);
+    let log = server
+        .wait_for_stderr("failed authentication", std::time::Duration::from_secs(5))
+        .await;
+    assert!(log.contains("198.51.100.1"), "{log}");
+    let lines = server.stderr_lines().join("\n");
+    assert!(!lines.contains("snip_guess"), "a presented key was logged");
+}
+
+#[tokio::test]
+async fn the_last_active_admin_key_is_revoked_only_when_forced() {
+    let server = TestServer::spawn(&[]);
+    let ids = admin_key_ids(&server).await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let only = &ids[0];
+    let refused = server
+        .call(Method::DELETE, &format!("/api/v1/keys/{only}"))
+        .await;
+    expect_problem(
+        refused,
+        StatusCode::CONFLICT,
+        "last_admin",
+        "revoking the last admin",
+    )
+    .await;
+    assert_eq!(
+        server.call(Method::GET, "/api/v1/links").await.status(),
+        StatusCode::OK
+    );
+
+    // With a second admin, the first can go; the second is then the last.
+    let second = server.create_key_object("second admin", "admin").await;
+    let second_secret = second["key"].as_str().unwrap().to_owned();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server
+            .call(Method::DELETE, &format!("/api/v1/keys/{only}"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let refused = server
+        .api_as(
+            &second_secret,
+            Method::DELETE,
+            &format!("/api/v1/keys/{second_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+
+    // Forced, it goes, and nobody is admin any more.
+    let forced = server
+        .api_as(
+            &second_secret,
+            Method::DELETE,
+            &format!("/api/v1/keys/{second_id}?force=true"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), StatusCode::NO_CONTENT);
+    let after = server
+        .api_as(&second_secret, Method::GET, "/api/v1/links")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_locked_out_operator_creates_an_admin_key_against_the_store_without_a_restart() {
+    let server = TestServer::spawn(&[]);
+    let id = admin_key_ids(&server).await.remove(0);
+    let forced = server
+        .call(Method::DELETE, &format!("/api/v1/keys/{id}?force=true"))
+        .await;
+    assert_eq!(forced.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.call(Method::GET, "/api/v1/keys").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The server keeps running; the operator creates a key in its store.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+        .args(["keys", "create", "--role", "admin", "--name", "recovery"])
+        .args(["--database", &server.database])
+        .env_remove("SNIP_DATABASE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "snip keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = stdout.trim();
+    assert!(
+        secret.starts_with("snip_") && secret.len() >= 37,
+        "{stdout:?}"
+    );
+
+    let keys = server
+        .api_as(secret, Method::GET, "/api/v1/keys")
+        .send()
+        .await
+        .unwrap();
+    let keys = expect_json(keys, StatusCode::OK, "the recovered admin lists keys").await;
+    assert!(
+        keys["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "recovery" && k["role"] == "admin"),
+        "{keys}"
+    );
+
+    // Bad uses are usage errors, and nothing is created.
+    for args in [
+        vec!["keys", "create", "--role", "owner"],
+        vec!["keys", "create", "--role", "admin", "--name", ""],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+            .args(&args)
+            .args(["--database", &server.database])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+        .args(["keys", "create", "--role", "admin"])
+        .args(["--database", "sqlite:///nonexistent-dir/none.db"])
+        .output()
+        .unwrap();
+    assert_ne!(missing.status.code(), Some(0));
+    assert!(!std::path::Path::new("/nonexistent-dir").exists());
+}

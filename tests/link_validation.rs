@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, expect_json, expect_problem, header, rfc3339_from_now};
+use common::{TestServer, code_of, expect_json, expect_problem, header, rfc3339_from_now};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -418,4 +418,128 @@ async fn invalid_patches_are_rejected_like_creates() {
     }
     let unchanged = server.visit("patch-bad").await;
     assert_eq!(header(&unchanged, "location"), "https://example.com/p");
+}
+
+/// `--deny-list FILE`: hosts refused for new and edited links (422), and at redirect time for
+/// links made before an entry was added (410), after a SIGHUP or the admin reload route.
+#[tokio::test]
+async fn the_deny_list_refuses_new_links_and_stops_existing_ones_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deny.txt");
+    std::fs::write(&file, "# spam\nevil.example\n").unwrap();
+    let server = TestServer::spawn(&["--deny-list", file.to_str().unwrap()]);
+
+    for url in [
+        "https://evil.example/x",
+        "https://www.EVIL.example./login",
+        "http://a.b.evil.example:8080/",
+    ] {
+        let resp = server.create_link(json!({ "url": url })).await;
+        expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destination_denied",
+            url,
+        )
+        .await;
+    }
+    let good = code_of(
+        &server
+            .new_link(json!({"url": "https://good.example/a"}))
+            .await,
+    );
+    let later = code_of(
+        &server
+            .new_link(json!({"url": "https://later.example/b"}))
+            .await,
+    );
+    let other = code_of(
+        &server
+            .new_link(json!({"url": "https://notevil.example/"}))
+            .await,
+    );
+    assert_eq!(server.visit(&good).await.status(), StatusCode::FOUND);
+    assert_eq!(server.visit(&later).await.status(), StatusCode::FOUND);
+    let edit = server
+        .patch_link(&other, json!({"url": "https://evil.example/"}))
+        .await;
+    expect_problem(
+        edit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "destination_denied",
+        "editing to a denied host",
+    )
+    .await;
+
+    // SIGHUP reloads the file: the existing link to good.example answers 410 from then on.
+    std::fs::write(&file, "evil.example\ngood.example\n").unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let gone = common::eventually(
+        std::time::Duration::from_secs(10),
+        || server.visit(&good),
+        |resp| resp.status() == StatusCode::GONE,
+    )
+    .await;
+    expect_problem(
+        gone,
+        StatusCode::GONE,
+        "destination_denied",
+        "a denied link",
+    )
+    .await;
+    assert_eq!(server.visit(&later).await.status(), StatusCode::FOUND);
+    assert_eq!(server.visit(&other).await.status(), StatusCode::FOUND);
+
+    // The admin route reloads too, and says how many entries it read.
+    std::fs::write(&file, "evil.example\ngood.example\nlater.example\n").unwrap();
+    let reload = server.call(Method::POST, "/api/v1/deny-list/reload").await;
+    let reload = expect_json(reload, StatusCode::OK, "reload").await;
+    assert_eq!(reload["entries"], 3, "{reload}");
+    assert_eq!(server.visit(&later).await.status(), StatusCode::GONE);
+    let list = expect_json(
+        server.call(Method::GET, "/api/v1/deny-list").await,
+        StatusCode::OK,
+        "list",
+    )
+    .await;
+    assert_eq!(
+        list["entries"],
+        json!(["evil.example", "good.example", "later.example"])
+    );
+
+    // A bad file keeps the current list.
+    std::fs::write(&file, "evil.example\nhttps://not a host/\n").unwrap();
+    let bad = server.call(Method::POST, "/api/v1/deny-list/reload").await;
+    expect_problem(
+        bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        "a bad deny list",
+    )
+    .await;
+    assert_eq!(server.visit(&later).await.status(), StatusCode::GONE);
+
+    // Users can neither read nor reload the list.
+    let user = server.create_key("user").await;
+    for (method, path) in [
+        (Method::GET, "/api/v1/deny-list"),
+        (Method::POST, "/api/v1/deny-list/reload"),
+    ] {
+        let resp = server.api_as(&user, method, path).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+
+    // A bad file at start is a bad flag.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--deny-list"])
+        .arg(&file)
+        .env("SNIP_DATABASE", "sqlite:///nonexistent-dir/never.db")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }

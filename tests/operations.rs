@@ -14,14 +14,9 @@ use serde_json::json;
 async fn health_reports_the_database_and_the_other_checks() {
     let server = TestServer::spawn(&[]);
 
-    let resp = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.call(Method::GET, "/health").await;
 
-    let health = expect_json(resp, StatusCode::OK, "GET /health").await;
+    let health = expect_json(resp, StatusCode::OK, "GET /health with the admin key").await;
     assert!(
         matches!(health["status"].as_str(), Some("healthy" | "degraded")),
         "status: {health}"
@@ -33,6 +28,52 @@ async fn health_reports_the_database_and_the_other_checks() {
     for check in ["disk", "memory", "clicks", "cache"] {
         assert!(checks[check].is_object(), "checks.{check}: {health}");
     }
+}
+
+#[tokio::test]
+async fn anonymous_health_shows_verdicts_only_and_user_keys_see_no_more() {
+    let server = TestServer::spawn(&[]);
+    let user = server.create_key("user").await;
+    let anonymous = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    let as_user = server
+        .api_as(&user, Method::GET, "/health")
+        .send()
+        .await
+        .unwrap();
+    for (who, resp) in [("anonymous", anonymous), ("user key", as_user)] {
+        let health = expect_json(resp, StatusCode::OK, who).await;
+        assert!(health["status"].is_string(), "{who}: {health}");
+        let checks = health["checks"].as_object().unwrap();
+        for check in ["database", "disk", "memory", "clicks", "cache"] {
+            assert_eq!(
+                checks[check]
+                    .as_object()
+                    .map(|c| c.keys().collect::<Vec<_>>()),
+                Some(vec![&"healthy".to_string()]),
+                "{who}: checks.{check} shows more than its verdict: {health}"
+            );
+        }
+        let text = health.to_string();
+        assert!(
+            !text.contains(&server.dir.path().display().to_string()),
+            "{who}: the data directory is shown: {text}"
+        );
+    }
+    let wrong = server
+        .api_as(
+            "snip_wrongwrongwrongwrongwrongwrong",
+            Method::GET,
+            "/health",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -380,3 +380,38 @@ async fn an_encoded_crlf_in_a_destination_never_becomes_a_raw_header_break() {
         "the CRLF stays percent-encoded in Location: {location:?}"
     );
 }
+
+#[tokio::test]
+async fn redirects_carry_the_configured_referrer_policy_and_none_by_default() {
+    let plain = TestServer::spawn(&[]);
+    let code = code_of(
+        &plain
+            .new_link(json!({"url": "https://example.com/rp"}))
+            .await,
+    );
+    let resp = plain.visit(&code).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert!(
+        resp.headers().get("referrer-policy").is_none(),
+        "a Referrer-Policy by default: {:?}",
+        resp.headers()
+    );
+
+    let strict = TestServer::spawn(&["--redirect-referrer-policy", "no-referrer"]);
+    let code = code_of(
+        &strict
+            .new_link(json!({"url": "https://example.com/rp"}))
+            .await,
+    );
+    let resp = strict.visit(&code).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(common::header(&resp, "referrer-policy"), "no-referrer");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--redirect-referrer-policy", "everything"])
+        .env("SNIP_DATABASE", "sqlite:///nonexistent-dir/never.db")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -574,3 +574,46 @@ async fn a_bounded_random_walk_of_paths_and_bodies_never_yields_500() {
     );
     server.assert_alive().await;
 }
+
+#[tokio::test]
+async fn a_deeply_nested_json_body_is_refused_with_or_without_an_idempotency_key() {
+    let server = TestServer::spawn(&[]);
+    let deep = format!(
+        r#"{{"url":"https://example.com/deep","extra":{}1{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    for idempotency_key in [None, Some("deep-1")] {
+        let mut request = server
+            .api(Method::POST, "/api/v1/links")
+            .header("content-type", "application/json")
+            .body(deep.clone());
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let resp = request.send().await.unwrap();
+        let problem = expect_problem(
+            resp,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "10,000-deep body",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("nested deeper"),
+            "{problem}"
+        );
+    }
+    // Moderate nesting in an ignored field is still fine.
+    let shallow = server
+        .api(Method::POST, "/api/v1/links")
+        .header("content-type", "application/json")
+        .body(r#"{"url":"https://example.com/shallow","extra":[[[{"a":[1]}]]]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shallow.status(), StatusCode::CREATED);
+}

@@ -78,6 +78,21 @@ impl Destination {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+/// The host of a destination as stored (normalised ASCII `scheme://host[:port]/…`, without
+/// credentials), found without parsing the whole URL: what the deny list is checked against.
+pub fn stored_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    authority.split(':').next().unwrap_or("")
 }
 
 /// Whether `dst` names the service at `own`: the same host after normalisation (case, a

@@ -25,6 +25,11 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     CodeTaken(String),
+    #[error(
+        "this is the last active admin key: revoking it would lock every admin out; create \
+         another admin key first, or add ?force=true"
+    )]
+    LastAdmin,
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyMismatch,
     #[error("request body is larger than 64 KiB")]
@@ -35,14 +40,21 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     InvalidUrl(String),
+    #[error("url: its host is on this service's deny list (entry {0:?})")]
+    DestinationDenied(String),
     #[error("{0}")]
     InvalidCode(String),
     #[error("{0}")]
     InvalidField(String),
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
+    #[error("too many failed authentications from this address; retry after {retry_after} s")]
+    AuthThrottled { retry_after: u64 },
     #[error("the store could not confirm this request; retry shortly")]
     Unavailable(String),
+    /// A bounded pool of workers (QR rendering) stayed busy.
+    #[error("{0}; retry shortly")]
+    Busy(&'static str),
     #[error("internal error")]
     Internal(String),
 }
@@ -57,15 +69,18 @@ impl ApiError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             CodeTaken(_) => (StatusCode::CONFLICT, "code_taken"),
+            LastAdmin => (StatusCode::CONFLICT, "last_admin"),
             IdempotencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             InvalidUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"),
+            DestinationDenied(_) => (StatusCode::UNPROCESSABLE_ENTITY, "destination_denied"),
             InvalidCode(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_code"),
             InvalidField(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AuthThrottled { .. } => (StatusCode::TOO_MANY_REQUESTS, "auth_throttled"),
+            Unavailable(_) | Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -113,8 +128,10 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         let retry_after = match &self {
-            ApiError::RateLimited { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::RateLimited { retry_after } | ApiError::AuthThrottled { retry_after } => {
+                Some(*retry_after)
+            }
+            ApiError::Unavailable(_) | ApiError::Busy(_) => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -52,12 +52,19 @@ impl FromRequestParts<AppState> for Caller {
         let key = match state.key_cache.get(&hash) {
             Some((key, read_at)) if read_at.elapsed() < KEY_CACHE_TTL => key,
             _ => {
+                let client = client_address(parts, state);
+                if let Some(retry_after) = state.failed_auth.blocked(client) {
+                    metrics::counter!("snip_auth_throttled_total").increment(1);
+                    return Err(ApiError::AuthThrottled { retry_after });
+                }
                 let generation = state.key_generation.load(Ordering::Acquire);
-                let key = state
-                    .store
-                    .find_key(hash.clone())
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
+                let Some(key) = state.store.find_key(hash.clone()).await? else {
+                    tracing::warn!(%client, "failed authentication: unknown or revoked API key");
+                    return Err(match state.failed_auth.failed(client) {
+                        Some(retry_after) => ApiError::AuthThrottled { retry_after },
+                        None => ApiError::Unauthorized,
+                    });
+                };
                 crate::cache::fill_unless_invalidated(
                     &state.key_generation,
                     generation,
@@ -76,6 +83,15 @@ impl FromRequestParts<AppState> for Caller {
         state.check_rate_limit(key.row_id)?;
         Ok(Caller(key))
     }
+}
+
+/// The client address of a request, by the trusted-proxy rule.
+fn client_address(parts: &Parts, state: &AppState) -> std::net::IpAddr {
+    let peer = parts
+        .extensions
+        .get::<super::Peer>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.0);
+    crate::analytics::client::client_ip(peer, &parts.headers, &state.analytics.trusted)
 }
 
 /// A JSON body: `Content-Type` must be JSON (415), at most 64 KiB (413), well-formed and of
@@ -109,10 +125,48 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let raw = tokio::time::timeout(allowed, read_limited(body))
             .await
             .map_err(|_| ApiError::RequestTimeout(allowed.as_secs_f64().ceil() as u64))??;
+        if nesting_exceeds(&raw, MAX_DEPTH) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid JSON body: nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
         let value = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody { value, raw })
     }
+}
+
+/// Deepest nesting of arrays and objects accepted in a JSON body (ours need 3).
+const MAX_DEPTH: usize = 32;
+
+/// Whether `json` nests arrays/objects deeper than `limit` (brackets inside strings do not
+/// count). One pass over the bytes, before any parsing: fields a handler ignores are skipped
+/// by the parser without its depth limit, so a deep body would otherwise be accepted.
+fn nesting_exceeds(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// How much of an oversized body is read and thrown away before answering 413, so that a
@@ -192,6 +246,23 @@ fn bearer_token(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim_matches([' ', '\t']))
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::nesting_exceeds;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(br#"{"a":[{"b":[1]}]}"#, 4));
+        assert!(nesting_exceeds(br#"{"a":[{"b":[[1]]}]}"#, 4));
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[[[[{{{{{{"}"#, 2));
+        assert!(!nesting_exceeds(br#"{"a":"\"[[[[[[[["}"#, 2));
+        assert!(nesting_exceeds(
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).as_bytes(),
+            32
+        ));
+    }
 }
 
 #[cfg(test)]

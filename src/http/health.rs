@@ -3,7 +3,8 @@
 //!
 //! `/health` runs every check: a real database round trip with its latency, free disk space
 //! of the data directory, process memory, the click flusher (last success, backlog, failures)
-//! and the caches (Redis too, with `--redis`). `unhealthy` (503) when the database cannot be
+//! and the caches (Redis too, with `--redis`). Anonymous callers see the status and each
+//! check's verdict; an admin key sees the details (they name paths and sizes). `unhealthy` (503) when the database cannot be
 //! reached (with PostgreSQL: or when this instance does not hear the other instances' link
 //! changes, see `crate::coherence`); `degraded` (200) when anything else is off.
 //! `/health/ready`: 200 while this instance can serve redirects (the cache holds entries to
@@ -15,13 +16,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::error::ApiError;
 use super::{App, AppState};
 use crate::config::Database;
 
@@ -159,7 +162,22 @@ fn cache(app: &App) -> Value {
     })
 }
 
-async fn health(State(app): State<AppState>) -> Response {
+/// `/health`: for anonymous callers, the status and each check's name and verdict only; the
+/// details (paths, sizes, latencies, errors) for admin keys. A presented key that is not valid
+/// answers like on the API (401, or 429 when throttled).
+async fn health(State(app): State<AppState>, mut parts: Parts) -> Response {
+    let detailed = if parts.headers.contains_key(header::AUTHORIZATION) {
+        match super::extract::Caller::from_request_parts(&mut parts, &app).await {
+            Ok(caller) => caller.require_admin().is_ok(),
+            Err(e @ (ApiError::Unauthorized | ApiError::AuthThrottled { .. })) => {
+                return e.into_response();
+            }
+            // The store cannot confirm the key: the anonymous view, which still says why.
+            Err(_) => false,
+        }
+    } else {
+        false
+    };
     let database = database(&app).await;
     let mut checks = json!({
         "database": database,
@@ -183,6 +201,11 @@ async fn health(State(app): State<AppState>) -> Response {
     } else {
         ("healthy", StatusCode::OK)
     };
+    if !detailed && let Some(checks) = checks.as_object_mut() {
+        for check in checks.values_mut() {
+            *check = json!({"healthy": check["healthy"]});
+        }
+    }
     let body = json!({
         "status": status,
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

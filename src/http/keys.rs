@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, Result};
-use super::extract::{Caller, JsonBody, PathParam};
+use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::KeyView;
 use crate::domain::{ApiKeySecret, Role};
 use crate::store::StoreError;
@@ -62,23 +62,35 @@ async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyLis
     }))
 }
 
+/// `DELETE /api/v1/keys/{id}[?force=true]`: the last active admin key only when forced.
 async fn revoke(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam,
+    query: QueryMap,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
     if !crate::domain::key::could_be_key_id(&id) {
         // Not an id snip could have issued: no store round trip (and no NUL for PostgreSQL).
         return Err(ApiError::NotFound("key"));
     }
-    match app.store.revoke_key(&id).await {
+    let force = match query.get("force") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "force: must be true or false".into(),
+            ));
+        }
+    };
+    match app.store.revoke_key(&id, force).await {
         Ok(()) => {
             // The secret is unknown here (only its hash is stored): forget every cached key.
             app.forget_keys();
             Ok(StatusCode::NO_CONTENT)
         }
         Err(StoreError::NotFound) => Err(ApiError::NotFound("key")),
+        Err(StoreError::Conflict(_)) => Err(ApiError::LastAdmin),
         Err(e) => Err(e.into()),
     }
 }

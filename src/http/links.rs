@@ -58,8 +58,15 @@ struct PatchRequest {
     disabled: Option<bool>,
 }
 
+/// A valid destination that the deny list does not refuse.
 fn destination(app: &App, raw: &str) -> Result<Destination> {
-    Destination::parse(raw, &app.own_origins).map_err(|e| ApiError::InvalidUrl(e.to_string()))
+    let destination = Destination::parse(raw, &app.own_origins)
+        .map_err(|e| ApiError::InvalidUrl(e.to_string()))?;
+    if let Some(entry) = app.deny.denies_url(destination.url()) {
+        metrics::counter!("snip_denied_destinations_total", "at" => "write").increment(1);
+        return Err(ApiError::DestinationDenied(entry.into()));
+    }
+    Ok(destination)
 }
 
 fn title(raw: String) -> Result<String> {

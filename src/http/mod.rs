@@ -4,6 +4,8 @@
 //! - `links`, `stats`, `qr`, `keys`: the JSON API under `/api/v1`
 //! - `health`: `/health`, `/health/live`, `/health/ready`, `/metrics`
 
+mod admin;
+mod auth_throttle;
 pub mod error;
 pub mod extract;
 mod health;
@@ -15,7 +17,6 @@ pub mod server;
 mod stats;
 mod views;
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct App {
     /// Origins that are this service: destinations on them would loop.
     pub own_origins: Vec<url::Url>,
     pub redirect_status: StatusCode,
+    /// `Referrer-Policy` of redirects (`--redirect-referrer-policy`); none by default.
+    pub redirect_referrer_policy: Option<axum::http::HeaderValue>,
     pub rate_limiter: Option<DefaultKeyedRateLimiter<i64>>,
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: readiness turns 503 so load balancers drain us.
@@ -72,7 +75,16 @@ pub struct App {
     pub change_feed: crate::coherence::FeedState,
     /// QR codes, rendered off the request threads.
     pub qr: qr::QrRenderer,
+    /// Failed authentications per client address.
+    pub failed_auth: auth_throttle::FailedAuth,
+    /// Destination hosts this service refuses (`--deny-list`).
+    pub deny: crate::deny::DenyList,
 }
+
+/// The socket peer of a request that goes through the router (an extension set by
+/// [`service`]); the client address is derived from it with the trusted-proxy rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
 
 /// How long an authenticated key is trusted without asking the store again.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -105,6 +117,9 @@ impl App {
             own_origins,
             redirect_status: StatusCode::from_u16(settings.redirect_status)
                 .unwrap_or(StatusCode::FOUND),
+            redirect_referrer_policy: settings
+                .redirect_referrer_policy
+                .map(axum::http::HeaderValue::from_static),
             rate_limiter,
             metrics,
             draining: AtomicBool::new(false),
@@ -115,6 +130,8 @@ impl App {
             analytics,
             change_feed: Default::default(),
             qr: qr::QrRenderer::new(settings.qr_concurrency),
+            failed_auth: auth_throttle::FailedAuth::new(settings.failed_auth_limit),
+            deny: crate::deny::DenyList::empty(),
             store,
             settings,
         }
@@ -180,32 +197,22 @@ impl App {
     }
 }
 
-/// What the server runs for one connection from `peer`: redirect-shaped requests
-/// (`GET|HEAD /{code}`) go straight to the redirect handler, skipping routing and middleware
-/// (they record their own metrics); every other request goes through `router` (built once by
-/// [`router`] and shared by every connection).
-pub fn service(
-    state: AppState,
-    router: Router,
-    peer: IpAddr,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(move |req: Request| {
-        let (state, router) = (state.clone(), router.clone());
-        async move {
-            if redirect::is_redirect_request(&req) {
-                return Ok(redirect::serve_observed(&state, req, peer).await);
-            }
-            let mut router = router;
-            tower::Service::call(&mut router, req).await
-        }
-    })
+/// Answers one request from `peer`: redirect-shaped requests (`GET|HEAD /{code}`) go straight
+/// to the redirect handler, skipping routing and middleware (they record their own metrics);
+/// every other request goes through `router` (built once by [`router`] and shared by every
+/// connection). Borrows everything, so that a request clones no shared `Arc` (their counters
+/// are contended between the worker threads).
+pub async fn dispatch(state: &AppState, router: &Router, req: Request, peer: IpAddr) -> Response {
+    if redirect::is_redirect_request(&req) {
+        return redirect::serve_observed(state, req, peer).await;
+    }
+    let mut req = req;
+    req.extensions_mut().insert(Peer(peer));
+    let mut router = router.clone();
+    match tower::Service::call(&mut router, req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// The whole application router.
@@ -215,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::router())
         .merge(qr::router())
         .merge(keys::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let api_and_health = Router::new()

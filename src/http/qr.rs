@@ -71,7 +71,7 @@ impl QrRenderer {
         }
         let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| ApiError::Unavailable("every QR renderer stayed busy".into()))?
+            .map_err(|_| ApiError::Busy("every QR renderer stayed busy for 5 s"))?
             .map_err(|_| ApiError::Internal("the QR renderer is closed".into()))?;
         let url = key.0.clone();
         let image = tokio::task::spawn_blocking(move || {

@@ -161,6 +161,7 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
         return not_found();
     }
     let target = match resolve(app, raw).await {
+        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return denied(),
         Ok(Cached::Redirect(t)) => t,
         Ok(Cached::Gone) => return gone(),
         Ok(Cached::Missing(_)) => {
@@ -219,6 +220,24 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let h = response.headers_mut();
     h.insert(header::LOCATION, target.location.clone());
     h.insert(header::CACHE_CONTROL, CACHE_CONTROL.clone());
+    if let Some(policy) = &app.redirect_referrer_policy {
+        h.insert(header::REFERRER_POLICY, policy.clone());
+    }
+    response
+}
+
+/// A link whose destination is on the deny list: 410, with a problem document saying why.
+fn denied() -> Response {
+    metrics::counter!("snip_denied_destinations_total", "at" => "redirect").increment(1);
+    let mut response = (
+        StatusCode::GONE,
+        r#"{"type":"about:blank","title":"Gone","status":410,"detail":"this link's destination is blocked by the operator of this service","code":"destination_denied"}"#,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     response
 }
 

@@ -1,12 +1,15 @@
 //! The accept loop: every connection is served by hyper with a header-read timeout (which is
-//! also the keep-alive idle timeout), a cap on header bytes (431 beyond it), and a cap on open
-//! connections. A connection over the cap is answered `503` at once and closed, so a new client
+//! also the keep-alive idle timeout, enforced by a watchdog per connection), a cap on header
+//! bytes (431 beyond it), and a cap on open connections. A connection over the cap is answered `503` at once and closed, so a new client
 //! always gets a slot or an answer, never a hang, even while idle or slowloris connections are
 //! held open (they are closed by the header-read timeout).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -18,7 +21,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 use super::AppState;
 
@@ -98,19 +100,20 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
-    // (configured below, then shared by every connection)
+    // (configured here, then shared by every connection). HTTP/1 gets no hyper timer: its
+    // header-read timeout allocates and registers a timer for every request, which cost the
+    // hot redirect ~10 % CPU; the per-connection watchdog below does the same job.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+    // No HTTP/2 keep-alive PINGs: a PING is a write, and writes while no request is in flight
+    // keep a connection from counting as idle; the watchdog closes idle connections instead.
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
         .max_concurrent_streams(256)
-        .keep_alive_interval(limits.header_read_timeout)
-        .keep_alive_timeout(limits.header_read_timeout);
+        .keep_alive_interval(None);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
@@ -136,29 +139,189 @@ pub async fn serve(
             shed(stream, &shedding);
             continue;
         };
-        let service = super::service(state.clone(), router.clone(), peer.ip())
-            .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let first_bytes = limits.header_read_timeout;
-        tokio::spawn(async move {
-            // hyper's header-read timer starts once it knows the protocol, which it learns from
-            // the first bytes: a connection that sends none is closed here.
-            let mut probe = [0u8; 1];
-            if !matches!(
-                tokio::time::timeout(first_bytes, stream.peek(&mut probe)).await,
-                Ok(Ok(1..))
-            ) {
-                return;
+        let activity = Arc::new(Activity::new());
+        // Everything a request needs, behind one per-connection `Arc`: cloning the service
+        // for a request touches no counter shared with other connections.
+        let context = Arc::new(Connection {
+            state: state.clone(),
+            router: router.clone(),
+            peer: peer.ip(),
+            activity: activity.clone(),
+        });
+        let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+            let context = context.clone();
+            async move {
+                let request = InFlight::begin(&context.activity);
+                let response = super::dispatch(
+                    &context.state,
+                    &context.router,
+                    req.map(Body::new),
+                    context.peer,
+                )
+                .await;
+                drop(request);
+                Ok::<_, std::convert::Infallible>(response)
             }
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            let _ = watcher.watch(connection).await;
+        });
+        let io = Tracked {
+            inner: stream,
+            activity: activity.clone(),
+        };
+        let connection = builder
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let served = tokio::spawn(async move {
+            let _ = connection.await;
             drop(slot);
         });
+        tokio::spawn(watchdog(
+            activity,
+            served.abort_handle(),
+            limits.header_read_timeout,
+        ));
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What the requests of one connection share.
+struct Connection {
+    state: AppState,
+    router: Router,
+    peer: std::net::IpAddr,
+    activity: Arc<Activity>,
+}
+
+/// What the watchdog of a connection knows: whether a request is being served, and since when
+/// the connection has been waiting for its next request (the connection's start, the end of
+/// the last request, or the last response bytes written after it).
+struct Activity {
+    in_flight: AtomicU32,
+    /// Milliseconds since [`EPOCH`].
+    waiting_since: AtomicU64,
+}
+
+/// The zero of the coarse clock of [`Activity`].
+static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: AtomicU32::new(0),
+            waiting_since: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// Waiting for a request (idle, or receiving headers) for longer than `limit`.
+    fn expired(&self, limit: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && now_ms().saturating_sub(self.waiting_since.load(Ordering::Acquire))
+                > limit.as_millis() as u64
+    }
+}
+
+/// A request being served (its headers are in); dropped when its response is ready, or when
+/// the connection goes away mid-request.
+struct InFlight<'a>(&'a Activity);
+
+impl<'a> InFlight<'a> {
+    fn begin(activity: &'a Activity) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_since.store(now_ms(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Closes a connection that has been waiting for a request's headers longer than `limit`:
+/// one that never sends anything, one that trickles its headers (slowloris), and an idle
+/// keep-alive connection. Checks a few times per `limit`; ends with the connection.
+async fn watchdog(activity: Arc<Activity>, connection: tokio::task::AbortHandle, limit: Duration) {
+    let period = (limit / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(period).await;
+        if connection.is_finished() {
+            return;
+        }
+        if activity.expired(limit) {
+            connection.abort();
+            return;
+        }
+    }
+}
+
+/// The client's socket, noting when response bytes go out: a response body still being
+/// written (a large export to a slow reader) is not an idle connection.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Tracked {
+    /// Bytes written while no request is in flight are the tail of a response body.
+    fn note_write(&self, written: &Poll<std::io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(1..)))
+            && self.activity.in_flight.load(Ordering::Acquire) == 0
+        {
+            self.activity
+                .waiting_since
+                .store(now_ms(), Ordering::Release);
+        }
+    }
 }
 
 /// Answers a connection over the cap with 503 and closes it. What the client already sent is

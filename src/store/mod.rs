@@ -33,6 +33,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The `Conflict` message of refusing to revoke the last active admin key.
+pub const LAST_ADMIN: &str = "this is the last active admin key";
+
 impl StoreError {
     /// A stable label for metrics.
     pub fn kind(&self) -> &'static str {
@@ -312,7 +315,9 @@ pub trait Store: Send + Sync + 'static {
     /// An active (not revoked) key by the hash of its secret.
     async fn find_key(&self, hash: Vec<u8>) -> StoreResult<Option<ApiKey>>;
     async fn list_keys(&self) -> StoreResult<Vec<ApiKey>>;
-    async fn revoke_key(&self, id: &str) -> StoreResult<()>;
+    /// Revokes an active key. Unless `force`, the last active admin key is kept: that is a
+    /// `Conflict` ([`LAST_ADMIN`]), since revoking it would lock every admin out.
+    async fn revoke_key(&self, id: &str, force: bool) -> StoreResult<()>;
 
     /// Forgets idempotency records created before `before`.
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64>;

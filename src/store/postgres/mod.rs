@@ -531,8 +531,8 @@ impl Store for PgStore {
         on_primary!(self, "read", |c| queries::list_keys(&c))
     }
 
-    async fn revoke_key(&self, id: &str) -> StoreResult<()> {
-        on_primary!(self, "write", |c| queries::revoke_key(&c, id, now()))
+    async fn revoke_key(&self, id: &str, force: bool) -> StoreResult<()> {
+        on_primary!(self, "write", |c| queries::revoke_key(&c, id, force, now()))
     }
 
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64> {

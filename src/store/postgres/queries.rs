@@ -527,15 +527,36 @@ pub async fn list_keys(c: &impl GenericClient) -> QueryResult<Vec<ApiKey>> {
     .collect()
 }
 
-pub async fn revoke_key(c: &impl GenericClient, id: &str, now: UnixSeconds) -> QueryResult<()> {
+pub async fn revoke_key(
+    c: &impl GenericClient,
+    id: &str,
+    force: bool,
+    now: UnixSeconds,
+) -> QueryResult<()> {
+    // One statement: the active admin rows are locked first, so two concurrent revocations of
+    // the last two admins cannot both see the other one still active (the second re-reads the
+    // rows after the first commits).
     let n = c
         .execute(
-            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            &[&id, &now],
+            "WITH admins AS (SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL \
+               FOR UPDATE) \
+             UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+               AND ($3 OR role <> 'admin' OR EXISTS (SELECT 1 FROM admins WHERE id <> $1))",
+            &[&id, &now, &force],
         )
         .await?;
     if n == 0 {
-        return Err(StoreError::NotFound.into());
+        let active = c
+            .query_opt(
+                "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
+            .await?;
+        return Err(match active {
+            Some(_) => StoreError::Conflict(crate::store::LAST_ADMIN.into()),
+            None => StoreError::NotFound,
+        }
+        .into());
     }
     Ok(())
 }

@@ -238,6 +238,46 @@ impl SqliteStore {
     }
 }
 
+/// Creates an API key in the SQLite database at `path` while a server may have it open (the
+/// recovery path of `snip keys create`): one short write transaction on a connection of its
+/// own, waiting for the server's writer if it is committing. The database must exist (and be
+/// migrated: a server has run on it).
+pub fn create_key_beside_server(
+    path: &Path,
+    name: &str,
+    role: Role,
+    hash: &[u8],
+) -> anyhow::Result<ApiKey> {
+    use anyhow::Context;
+    if !path.exists() {
+        anyhow::bail!("{} does not exist", path.display());
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let has_keys: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_keys')",
+            [],
+            |r| r.get(0),
+        )
+        .context("reading the schema")?;
+    if !has_keys {
+        anyhow::bail!(
+            "{} is not a snip store (no api_keys table): start `snip serve` on it once",
+            path.display()
+        );
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let key = queries::insert_key(&conn, &new_key_id(), name, role, hash, now())
+        .map_err(|e| anyhow::anyhow!("creating the key: {e}"))?;
+    conn.execute_batch("COMMIT")?;
+    Ok(key)
+}
+
 /// Takes `<database>.lock`, refusing to open a database another process has open.
 fn lock_database(path: &Path) -> anyhow::Result<std::fs::File> {
     use anyhow::Context;
@@ -439,10 +479,10 @@ impl Store for SqliteStore {
         self.read(queries::list_keys).await
     }
 
-    async fn revoke_key(&self, id: &str) -> StoreResult<()> {
+    async fn revoke_key(&self, id: &str, force: bool) -> StoreResult<()> {
         let (id, at) = (id.to_string(), now());
         self.writer
-            .run(true, move |c| queries::revoke_key(c, &id, at))
+            .run(true, move |c| queries::revoke_key(c, &id, force, at))
             .await
     }
 

@@ -770,7 +770,22 @@ pub fn list_keys(c: &Connection) -> rusqlite::Result<Vec<ApiKey>> {
     rows.collect()
 }
 
-pub fn revoke_key(c: &Connection, id: &str, now: UnixSeconds) -> StoreResult<()> {
+pub fn revoke_key(c: &Connection, id: &str, force: bool, now: UnixSeconds) -> StoreResult<()> {
+    // The writer runs one transaction at a time: the count cannot change under us.
+    let last_admin: bool = c
+        .query_row(
+            "SELECT role = 'admin' AND (SELECT COUNT(*) FROM api_keys \
+               WHERE role = 'admin' AND revoked_at IS NULL) = 1 \
+             FROM api_keys WHERE id = ?1 AND revoked_at IS NULL",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(classify)?
+        .ok_or(StoreError::NotFound)?;
+    if last_admin && !force {
+        return Err(StoreError::Conflict(crate::store::LAST_ADMIN.into()));
+    }
     let n = c
         .execute(
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",

@@ -333,9 +333,9 @@ async fn keys_are_created_found_listed_and_revoked() {
         Some(user.clone())
     );
     assert_eq!(store.list_keys().await.unwrap(), vec![admin, user.clone()]);
-    store.revoke_key(&user.id).await.unwrap();
+    store.revoke_key(&user.id, false).await.unwrap();
     assert!(matches!(
-        store.revoke_key(&user.id).await,
+        store.revoke_key(&user.id, false).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.find_key(vec![5; 32]).await.unwrap(), None);
