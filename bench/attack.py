@@ -7,7 +7,8 @@ and/or hammers its QR endpoint, until killed (SIGTERM) or for --seconds.
 Idle connections send nothing; slowloris ones send a request line, then one more header line
 every 2 s and never finish. Both reconnect as soon as the server closes them, so that N stay
 open (as far as the server lets them). QR clients loop on `GET /api/v1/links/CODE/qr?format=png`
-with sizes cycling from 2048 down, so that most renders miss the cache. On exit it prints one
+with sizes cycling from 2048 down to 1024, one pixel at a time: about 60 MB of distinct images,
+more than the server's 32 MB cache, so that most requests are renders. On exit it prints one
 line: `ATTACK idle_held=.. slowloris_held=.. reconnects=.. qr_ok=.. qr_other=..`.
 """
 import argparse
@@ -61,7 +62,7 @@ async def hammer(host, port, key, code, stop, offset):
             continue
         try:
             while not stop.is_set():
-                size = size - 7 if size > 1100 else 2048 - offset
+                size = size - 1 if size > 1024 else 2048 - offset
                 writer.write(
                     f"GET /api/v1/links/{code}/qr?format=png&size={size} HTTP/1.1\r\n"
                     f"Host: bench\r\nAuthorization: Bearer {key}\r\n\r\n".encode()

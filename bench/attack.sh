@@ -10,9 +10,13 @@
 #   bench/attack.sh            full run (release build)
 #   bench/attack.sh --smoke    a few seconds, debug build: proves the harness works
 #
-# Environment: DURATION (10s), ROUNDS (3), CONNS (16, wrk connections), IDLE (1000), SLOW (200),
-# QR (4 QR clients), PROFILE (release|debug). The server is pinned to CPU 0, wrk and the
-# attacker to CPU 1 when taskset exists.
+# The redirect load is a fixed RATE (oha, coordinated omission corrected) when oha is installed
+# (`cargo install --locked oha`; the full run installs it), so that the latency is that of a
+# server with room to spare and not of its queue; without oha (the smoke run), wrk's closed loop.
+#
+# Environment: DURATION (10s), ROUNDS (3), RATE (5000 req/s), CONNS (16 load connections),
+# IDLE (1000), SLOW (200), QR (4 QR clients), PROFILE (release|debug). The server is pinned to
+# CPU 0, the load generator and the attacker to CPU 1 when taskset exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,12 +33,22 @@ CONNS=${CONNS:-16}
 IDLE=${IDLE:-1000}
 SLOW=${SLOW:-200}
 QR=${QR:-4}
+RATE=${RATE:-5000}
 PROFILE=${PROFILE:-release}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk; then
   echo "installing wrk (Debian package)" >&2
   { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || { echo "could not install wrk" >&2; exit 1; }
+fi
+oha=""
+if [ $smoke = 0 ]; then
+  oha=$(command -v oha || true)
+  [ -z "$oha" ] && [ -x "$HOME/.cargo/bin/oha" ] && oha="$HOME/.cargo/bin/oha"
+  if [ -z "$oha" ]; then
+    echo "installing oha (cargo install oha)" >&2
+    cargo install oha --locked >&2 && oha="$HOME/.cargo/bin/oha"
+  fi
 fi
 pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
@@ -75,12 +89,30 @@ code=$(curl -sf -X POST "$addr/api/v1/links" -H "Authorization: Bearer $key" \
   -H 'Content-Type: application/json' -d '{"url":"https://example.com/attacked"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
 
-# measure LABEL: one wrk run on the hot link; appends a row to $work/rows.
+# measure LABEL: one load run on the hot link; appends a row to $work/rows.
 measure() {
   local out line
-  out=$(BENCH_LUA_DIR="$root/bench/lua" BENCH_HOT_CODE="$code" "${pin_load[@]}" wrk -t1 \
-        -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/hot.lua" "$addr" 2>&1) || { echo "$out" >&2; exit 1; }
-  line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
+  if [ -n "$oha" ]; then
+    "${pin_load[@]}" "$oha" --no-tui --output-format json -q "$RATE" -z "$DURATION" \
+      --latency-correction -c "$CONNS" --redirect 0 "$addr/$code" >"$work/oha.json"
+    line=$(python3 - "$work/oha.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution") or {}
+other = sum(v for k, v in codes.items() if k != "302")
+errors = sum((d.get("errorDistribution") or {}).values()) + other
+n = sum(codes.values())
+print(f"RESULT requests={n} duration_us={d['summary']['total'] * 1e6:.0f} "
+      f"p50_us={p['p50'] * 1e6:.0f} p99_us={p['p99'] * 1e6:.0f} p999_us={p['p99.9'] * 1e6:.0f} "
+      f"connect_errors=0 read_errors={errors} write_errors=0 timeouts=0")
+PY
+)
+  else
+    out=$(BENCH_LUA_DIR="$root/bench/lua" BENCH_HOT_CODE="$code" "${pin_load[@]}" wrk -t1 \
+          -c"$CONNS" -d"$DURATION" -s "$root/bench/lua/hot.lua" "$addr" 2>&1) || { echo "$out" >&2; exit 1; }
+    line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
+  fi
   echo "$1 $line" >>"$work/rows"
 }
 
@@ -98,7 +130,7 @@ under() {
 
 curl -s -o /dev/null "$addr/$code" # warm
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
-echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS IDLE=$IDLE SLOW=$SLOW QR=$QR" >&2
+echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS IDLE=$IDLE SLOW=$SLOW QR=$QR load=${oha:+oha at $RATE req/s}${oha:-wrk closed loop}" >&2
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   measure quiet

@@ -47,6 +47,8 @@ pub enum Cached {
     Redirect(Arc<Target>),
     /// Disabled or deleted: 410 until a PATCH on this instance invalidates it.
     Gone,
+    /// Taken down by an admin, with the reason: 410 saying so.
+    TakenDown(Arc<str>),
     /// Unknown code, remembered until the instant given.
     Missing(Instant),
 }
@@ -54,7 +56,13 @@ pub enum Cached {
 impl Cached {
     /// The redirect answer for a stored link; `used` is its `max_clicks` counter, if it has one.
     pub fn for_link(link: &Link, used: Option<Arc<AtomicU64>>) -> Cached {
-        if link.deleted || link.disabled {
+        if link.deleted {
+            return Cached::Gone;
+        }
+        if let Some(reason) = &link.takedown {
+            return Cached::TakenDown(reason.as_str().into());
+        }
+        if link.disabled {
             return Cached::Gone;
         }
         Cached::redirect(link.id, &link.url, link.expires_at, link.max_clicks, used)

@@ -4,7 +4,8 @@
 //! The file has one entry per line: a domain (`evil.example` also covers every subdomain,
 //! `a.b.evil.example`), or an IP address; blank lines and `#` comments are skipped. Entries are
 //! compared after the normalisation destinations get (lower case, IDN to punycode, no trailing
-//! dot), so `EVIL.example.`, `évil.example` and `xn--vil-dma.example` are one entry each way.
+//! dot; IP addresses in their canonical form, IPv4-mapped IPv6 as IPv4), so `EVIL.example.`,
+//! `évil.example` and `xn--vil-9la.example` are one entry each way.
 //!
 //! The list is checked when a link is created or edited (422 `destination_denied`) and at
 //! redirect time (410 `destination_denied`), for links made before an entry was added: each
@@ -83,6 +84,9 @@ impl DenyList {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return entries.get(canonical_ip(ip).as_str()).cloned();
+        }
         let mut rest = host;
         loop {
             if let Some(entry) = entries.get(rest) {
@@ -144,16 +148,23 @@ fn normalise(entry: &str) -> anyhow::Result<Box<str>> {
         .trim_end_matches(']')
         .parse::<std::net::IpAddr>()
     {
-        return Ok(match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => v6.to_string(),
-        }
-        .into());
+        return Ok(canonical_ip(ip).into());
     }
     match url::Host::parse(trimmed) {
         Ok(url::Host::Domain(d)) => Ok(d.trim_end_matches('.').into()),
         Ok(other) => Ok(other.to_string().into()),
         Err(e) => anyhow::bail!("{entry:?} is not a host name: {e}"),
+    }
+}
+
+/// An address as entries hold it: IPv4-mapped IPv6 as the IPv4 address, IPv6 compressed.
+fn canonical_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        std::net::IpAddr::V4(v4) => v4.to_string(),
     }
 }
 
@@ -174,6 +185,21 @@ fn parse(text: &str) -> anyhow::Result<HashSet<Box<str>>> {
         entries.insert(normalise(line).with_context(|| format!("line {}", n + 1))?);
     }
     Ok(entries)
+}
+
+/// Fuzz target (see `crate::fuzzing`): any file text parses or is refused without panicking,
+/// and a list denies each of its own entries.
+pub(crate) fn fuzz_parse(text: &str) {
+    if let Ok(entries) = parse(text) {
+        let list = DenyList {
+            file: None,
+            entries: RwLock::new(Arc::new(entries.clone())),
+            generation: AtomicU64::new(1),
+        };
+        for entry in &entries {
+            assert!(list.denies(entry).is_some(), "{entry:?} from {text:?}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,7 +227,9 @@ mod tests {
             "worse.example",
             "xn--vil-9la.test",
             "192.0.2.9",
+            "::ffff:c000:209",
             "[2001:db8::1]",
+            "2001:0db8:0:0::1",
         ] {
             assert!(list.denies(host).is_some(), "{host}");
         }

@@ -11,6 +11,8 @@ pub mod coherence;
 pub mod config;
 pub mod deny;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod import;
 pub mod shared_cache;

@@ -38,6 +38,8 @@ enum Stored {
         expires_at: Option<i64>,
     },
     Gone,
+    /// Taken down by an admin (appended: older entries still decode).
+    TakenDown(String),
 }
 
 pub struct SharedCache {
@@ -141,6 +143,7 @@ impl SharedCache {
                 Some(Cached::redirect(link_id, &url, expires_at, None, None))
             }
             Ok(Stored::Gone) => Some(Cached::Gone),
+            Ok(Stored::TakenDown(reason)) => Some(Cached::TakenDown(reason.into())),
             Err(_) => None,
         }
     }
@@ -150,7 +153,9 @@ impl SharedCache {
         if self.resting() {
             return;
         }
-        let stored = if link.deleted || link.disabled {
+        let stored = if let (false, Some(reason)) = (link.deleted, &link.takedown) {
+            Stored::TakenDown(reason.clone())
+        } else if link.deleted || link.disabled {
             Stored::Gone
         } else if link.max_clicks.is_some() {
             return;

@@ -169,9 +169,8 @@ impl Application {
             Database::Sqlite(_) => None,
         };
         let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
-        if settings.deny_list.is_some() {
-            tokio::spawn(reload_deny_list_on_sighup(state.clone(), stop_rx));
-        }
+        // Always: without a handler, SIGHUP would end the process without a graceful stop.
+        tokio::spawn(reload_deny_list_on_sighup(state.clone(), stop_rx));
         if coherence.is_some() {
             // Serve once this instance hears the other instances' changes, so that `/health`
             // does not start out `unhealthy`; bounded: a database that does not answer leaves
@@ -242,6 +241,10 @@ async fn reload_deny_list_on_sighup(state: AppState, mut stop: watch::Receiver<b
         tokio::select! {
             _ = hangups.recv() => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+        if state.settings.deny_list.is_none() {
+            tracing::info!("SIGHUP: nothing to reload (no --deny-list)");
+            continue;
         }
         let deny = state.clone();
         match tokio::task::spawn_blocking(move || deny.deny.reload()).await {

@@ -557,3 +557,97 @@ async fn every_api_health_and_metrics_answer_says_nosniff() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_admin_takes_a_link_down_with_a_reason_and_only_an_admin_lifts_it() {
+    let server = TestServer::spawn(&[]);
+    let user = server.create_key("user").await;
+    let link = server
+        .create_link_as(&user, json!({"url": "https://example.com/reported"}))
+        .await;
+    let code = code_of(&expect_json(link, StatusCode::CREATED, "create").await);
+    assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+    let takedown = format!("/api/v1/links/{code}/takedown");
+
+    // Users cannot take links down, even their own; a reason is required.
+    let by_user = server
+        .api_as(&user, Method::POST, &takedown)
+        .json(&json!({"reason": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_user.status(), StatusCode::FORBIDDEN);
+    for body in [json!({"reason": ""}), json!({"reason": "x".repeat(501)})] {
+        let resp = server
+            .api(Method::POST, &takedown)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "reason",
+        )
+        .await;
+    }
+
+    let down = server
+        .api(Method::POST, &takedown)
+        .json(&json!({"reason": "phishing, report #12"}))
+        .send()
+        .await
+        .unwrap();
+    let down = expect_json(down, StatusCode::OK, "take down").await;
+    assert_eq!(down["disabled"], true, "{down}");
+    assert_eq!(down["takedown_reason"], "phishing, report #12", "{down}");
+    let visit = server.visit(&code).await;
+    assert_eq!(
+        common::header(&visit, "content-type"),
+        "application/problem+json"
+    );
+    let gone = expect_problem(visit, StatusCode::GONE, "taken_down", "visit").await;
+    assert!(
+        gone["detail"].as_str().unwrap().contains("report #12"),
+        "{gone}"
+    );
+
+    // The owner sees why, and cannot simply enable it again.
+    let seen = server
+        .api_as(&user, Method::GET, &format!("/api/v1/links/{code}"))
+        .send()
+        .await
+        .unwrap();
+    let seen = expect_json(seen, StatusCode::OK, "owner reads").await;
+    assert_eq!(seen["takedown_reason"], "phishing, report #12");
+    let enable = server
+        .api_as(&user, Method::PATCH, &format!("/api/v1/links/{code}"))
+        .json(&json!({"disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(
+        enable,
+        StatusCode::CONFLICT,
+        "taken_down",
+        "owner re-enables",
+    )
+    .await;
+    assert_eq!(server.visit(&code).await.status(), StatusCode::GONE);
+
+    // An admin lifts it: enabled, no reason, redirecting again.
+    let lifted = server.call(Method::DELETE, &takedown).await;
+    let lifted = expect_json(lifted, StatusCode::OK, "lift").await;
+    assert_eq!(lifted["disabled"], false, "{lifted}");
+    assert!(lifted.get("takedown_reason").is_none(), "{lifted}");
+    assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+
+    let unknown = server
+        .api(Method::POST, "/api/v1/links/NoSuchCode/takedown")
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}

@@ -625,3 +625,26 @@ async fn an_instance_cut_off_from_the_database_leaves_rotation_and_catches_up_wh
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_takedown_on_one_instance_reaches_the_cache_of_another_within_a_second() {
+    let Some((a, b)) = two_instances(&[]) else {
+        return;
+    };
+    let code = code_of(&a.new_link(json!({"url": "https://example.com/td"})).await);
+    assert_eq!(b.visit(&code).await.status(), StatusCode::FOUND); // cached on B
+    let down = a
+        .api(Method::POST, &format!("/api/v1/links/{code}/takedown"))
+        .json(&json!({"reason": "phishing"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), StatusCode::OK);
+    let took = seen_within(&b, &code, StatusCode::GONE, "").await;
+    assert!(
+        took < Duration::from_secs(1),
+        "a takedown took {took:?} to reach B"
+    );
+    let body: serde_json::Value = b.visit(&code).await.json().await.unwrap();
+    assert_eq!(body["code"], "taken_down", "{body}");
+}

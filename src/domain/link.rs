@@ -19,6 +19,8 @@ pub struct Link {
     pub max_clicks: Option<u64>,
     pub disabled: bool,
     pub deleted: bool,
+    /// Set when an admin took the link down: the reason (the link is disabled too).
+    pub takedown: Option<String>,
 }
 
 /// How a code is chosen for a new link.
@@ -52,6 +54,8 @@ pub struct LinkPatch {
     pub expires_at: Option<Option<UnixSeconds>>,
     pub max_clicks: Option<Option<u64>>,
     pub disabled: Option<bool>,
+    /// `Some(Some(reason))` takes the link down, `Some(None)` lifts a takedown.
+    pub takedown: Option<Option<String>>,
 }
 
 /// Limits of the free-text fields.

@@ -30,6 +30,11 @@ pub enum ApiError {
          another admin key first, or add ?force=true"
     )]
     LastAdmin,
+    #[error(
+        "this link was taken down by an admin; only an admin can lift that (DELETE \
+         /api/v1/links/{{code}}/takedown)"
+    )]
+    TakenDown,
     #[error("this Idempotency-Key was used with a different request body")]
     IdempotencyMismatch,
     #[error("request body is larger than 64 KiB")]
@@ -70,6 +75,7 @@ impl ApiError {
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             CodeTaken(_) => (StatusCode::CONFLICT, "code_taken"),
             LastAdmin => (StatusCode::CONFLICT, "last_admin"),
+            TakenDown => (StatusCode::CONFLICT, "taken_down"),
             IdempotencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),

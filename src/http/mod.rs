@@ -10,11 +10,11 @@ pub mod error;
 pub mod extract;
 mod health;
 mod keys;
-mod links;
+pub(crate) mod links;
 pub mod qr;
 mod redirect;
 pub mod server;
-mod stats;
+pub(crate) mod stats;
 mod views;
 
 use std::net::IpAddr;

@@ -164,6 +164,7 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
         Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return denied(),
         Ok(Cached::Redirect(t)) => t,
         Ok(Cached::Gone) => return gone(),
+        Ok(Cached::TakenDown(reason)) => return taken_down(&reason),
         Ok(Cached::Missing(_)) => {
             if app.click_mode() != ClickMode::Off {
                 app.clicks.buffer.record_unknown(raw);
@@ -229,14 +230,37 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
 /// A link whose destination is on the deny list: 410, with a problem document saying why.
 fn denied() -> Response {
     metrics::counter!("snip_denied_destinations_total", "at" => "redirect").increment(1);
-    let mut response = (
-        StatusCode::GONE,
-        r#"{"type":"about:blank","title":"Gone","status":410,"detail":"this link's destination is blocked by the operator of this service","code":"destination_denied"}"#,
+    gone_because(
+        "this link's destination is blocked by the operator of this service",
+        "destination_denied",
     )
-        .into_response();
-    response.headers_mut().insert(
+}
+
+/// A link an admin took down: 410, with the reason.
+fn taken_down(reason: &str) -> Response {
+    gone_because(
+        &format!("this link was taken down by the operator of this service: {reason}"),
+        "taken_down",
+    )
+}
+
+fn gone_because(detail: &str, code: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Gone",
+        "status": 410,
+        "detail": detail,
+        "code": code,
+    });
+    let mut response = (StatusCode::GONE, body.to_string()).into_response();
+    let h = response.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }
@@ -249,8 +273,10 @@ async fn preview(app: &AppState, code: &str) -> Response {
     }
     // The same answer as the redirect (cache first, so it works while the store is down)...
     let target = match resolve(app, code).await {
+        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return denied(),
         Ok(Cached::Redirect(t)) => t,
         Ok(Cached::Gone) => return gone(),
+        Ok(Cached::TakenDown(reason)) => return taken_down(&reason),
         Ok(Cached::Missing(_)) => return not_found(),
         Err(e) => return unavailable(e),
     };

@@ -166,6 +166,7 @@ pub async fn serve(
         let io = Tracked {
             inner: stream,
             activity: activity.clone(),
+            http2: None,
         };
         let connection = builder
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
@@ -260,11 +261,15 @@ async fn watchdog(activity: Arc<Activity>, connection: tokio::task::AbortHandle,
     }
 }
 
-/// The client's socket, noting when response bytes go out: a response body still being
-/// written (a large export to a slow reader) is not an idle connection.
+/// The client's socket, noting when response bytes go out: an HTTP/1 response body still
+/// being written (a large export to a slow reader) is not an idle connection. On HTTP/2 the
+/// writes after a response are as likely the answers to a client's PINGs, which must not keep
+/// an idle connection open: there only requests count.
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Set by the first read: whether the connection opened with the HTTP/2 preface.
+    http2: Option<bool>,
 }
 
 impl tokio::io::AsyncRead for Tracked {
@@ -273,7 +278,15 @@ impl tokio::io::AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.http2.is_none() && buf.filled().len() > before {
+            // A first read shorter than the preface's start that could begin it ("P", "PR")
+            // counts as HTTP/2: the safe side (writes then keep nothing open).
+            let first = &buf.filled()[before..];
+            self.http2 = Some(first.starts_with(b"PRI ") || b"PRI ".starts_with(first));
+        }
+        read
     }
 }
 
@@ -315,6 +328,7 @@ impl Tracked {
     /// Bytes written while no request is in flight are the tail of a response body.
     fn note_write(&self, written: &Poll<std::io::Result<usize>>) {
         if matches!(written, Poll::Ready(Ok(1..)))
+            && self.http2 == Some(false)
             && self.activity.in_flight.load(Ordering::Acquire) == 0
         {
             self.activity

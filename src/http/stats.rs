@@ -199,6 +199,58 @@ async fn stats(
     Ok(Json(compute(&app, &caller, &code, &query).await?))
 }
 
+/// Fuzz target (see `crate::fuzzing`): a stats query string never panics, and an accepted one
+/// describes a non-empty range of at most [`MAX_BUCKETS`] buckets that covers `from..to`.
+pub(crate) fn fuzz_query(raw: &str) {
+    let query = QueryMap(
+        url::form_urlencoded::parse(raw.as_bytes())
+            .into_owned()
+            .collect(),
+    );
+    if let Ok(q) = parse_query(&query) {
+        assert!(q.from < q.to, "{raw:?}");
+        assert!(q.first <= q.from && q.range.from == q.first, "{raw:?}");
+        assert!((1..=MAX_BUCKETS).contains(&q.buckets), "{raw:?}");
+        assert!(
+            q.first + q.buckets * q.range.interval.seconds() >= q.to,
+            "{raw:?}"
+        );
+    }
+}
+
+/// Fuzz target: a CSV cell is one cell (quoted when it holds a separator, quote or line break,
+/// with quotes doubled) and never starts a formula.
+pub(crate) fn fuzz_csv_cell(value: &str) {
+    let cell = csv_cell(value);
+    let inner = match cell.strip_prefix('"') {
+        Some(rest) => {
+            let inner = rest
+                .strip_suffix('"')
+                .expect("a quoted cell ends with a quote");
+            assert!(
+                !inner.replace("\"\"", "").contains('"'),
+                "{value:?} → {cell:?}"
+            );
+            inner.replace("\"\"", "\"")
+        }
+        None => {
+            assert!(
+                !cell.contains([',', '"', '\n', '\r']),
+                "{value:?} → {cell:?}"
+            );
+            cell.clone()
+        }
+    };
+    assert!(
+        !inner.starts_with(['=', '+', '-', '@', '\t', '\r']),
+        "{value:?} → {cell:?} starts a formula"
+    );
+    assert!(
+        inner == value || inner.strip_prefix('\'') == Some(value),
+        "{value:?} → {cell:?}"
+    );
+}
+
 /// A CSV cell: quoted when needed, and neutralised when a spreadsheet would read it as a
 /// formula (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` in front).
 fn csv_cell(value: &str) -> String {

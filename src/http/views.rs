@@ -19,6 +19,9 @@ pub struct LinkView {
     pub expires_at: Option<String>,
     pub max_clicks: Option<u64>,
     pub disabled: bool,
+    /// Only on links an admin took down: the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub takedown_reason: Option<String>,
 }
 
 impl LinkView {
@@ -34,6 +37,7 @@ impl LinkView {
             expires_at: link.expires_at.map(to_rfc3339),
             max_clicks: link.max_clicks,
             disabled: link.disabled,
+            takedown_reason: link.takedown.clone(),
         }
     }
 }

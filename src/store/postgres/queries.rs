@@ -26,7 +26,7 @@ const SMALL_CODE_SPACE: u64 = 250_000;
 macro_rules! link_columns {
     () => {
         "id, code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks, \
-         disabled, deleted_at"
+         disabled, deleted_at, takedown_reason"
     };
 }
 
@@ -59,6 +59,7 @@ fn link_from_row(r: &Row) -> Result<Link, tokio_postgres::Error> {
         max_clicks: r.try_get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
         disabled: r.try_get(10)?,
         deleted: r.try_get::<_, Option<i64>>(11)?.is_some(),
+        takedown: r.try_get(12)?,
     })
 }
 
@@ -321,7 +322,8 @@ pub async fn update_link(
              tags = COALESCE($6::text, tags), \
              expires_at = CASE WHEN $7::bool THEN $8::int8 ELSE expires_at END, \
              max_clicks = CASE WHEN $9::bool THEN $10::int8 ELSE max_clicks END, \
-             disabled = COALESCE($11::bool, disabled), updated_at = $12 \
+             disabled = COALESCE($11::bool, disabled), updated_at = $12, \
+             takedown_reason = CASE WHEN $13::bool THEN $14::text ELSE takedown_reason END \
              WHERE code = $1 AND deleted_at IS NULL AND ($2::int8 IS NULL OR owner = $2) \
              RETURNING ",
             link_columns!(),
@@ -353,6 +355,8 @@ pub async fn update_link(
                 &max_clicks.flatten(),
                 &patch.disabled,
                 &now,
+                &patch.takedown.is_some(),
+                &patch.takedown.clone().flatten(),
             ],
         )
         .await?;

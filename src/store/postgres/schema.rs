@@ -14,7 +14,10 @@ use tokio_postgres::{Client, NoTls};
 use crate::domain::time::now;
 
 /// `(version, SQL)`, in order; each runs in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_takedown.sql")),
+];
 
 /// The advisory lock key of migrations (ASCII "snipmigr").
 const LOCK_KEY: i64 = 0x736e_6970_6d69_6772;

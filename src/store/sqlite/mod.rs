@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_analytics.sql"),
     include_str!("migrations/0003_click_journal.sql"),
+    include_str!("migrations/0004_takedown.sql"),
 ];
 /// Reader threads (each with its own connection). Two keep a core busy while the other waits
 /// on I/O; more mostly add context switches on small machines.

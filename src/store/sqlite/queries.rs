@@ -21,7 +21,7 @@ use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge
 const RANDOM_CODE_ATTEMPTS: usize = 16;
 
 const LINK_COLUMNS: &str = "id, code, url, title, tags, owner, created_at, updated_at, \
-     expires_at, max_clicks, disabled, deleted_at";
+     expires_at, max_clicks, disabled, deleted_at, takedown_reason";
 
 fn link_from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
     let tags: String = r.get(4)?;
@@ -38,6 +38,7 @@ fn link_from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
         max_clicks: r.get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
         disabled: r.get(10)?,
         deleted: r.get::<_, Option<i64>>(11)?.is_some(),
+        takedown: r.get(12)?,
     })
 }
 
@@ -257,11 +258,14 @@ pub fn update_link(
     if let Some(disabled) = patch.disabled {
         link.disabled = disabled;
     }
+    if let Some(takedown) = &patch.takedown {
+        link.takedown = takedown.clone();
+    }
     link.updated_at = now;
     let tags = serde_json::to_string(&link.tags).map_err(|e| StoreError::Other(e.to_string()))?;
     c.prepare_cached(
         "UPDATE links SET url = ?2, title = ?3, tags = ?4, expires_at = ?5, max_clicks = ?6, \
-         disabled = ?7, updated_at = ?8 WHERE id = ?1",
+         disabled = ?7, updated_at = ?8, takedown_reason = ?9 WHERE id = ?1",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -272,7 +276,8 @@ pub fn update_link(
             link.expires_at,
             link.max_clicks.map(|m| m as i64),
             link.disabled,
-            link.updated_at
+            link.updated_at,
+            link.takedown
         ])
     })
     .map_err(classify)?;
