@@ -3,10 +3,12 @@
 //! request cannot ask for a huge image.
 //!
 //! Rendering is heavy (a 2048×2048 PNG takes tens of milliseconds of CPU), so it never runs on
-//! the async worker threads that serve redirects: renders run on tokio's blocking pool, at most
-//! `--qr-concurrency` at once (a request waits up to [`QUEUE_WAIT`] for its turn, then gets
-//! 503), and rendered images are kept in a cache bounded in bytes, keyed by what the image
-//! depends on (short URL, format, size).
+//! the async worker threads that serve redirects: `--qr-concurrency` threads of their own render,
+//! at the lowest normal scheduling priority (nice 19: a redirect worker that wakes up preempts
+//! a render at once, so even on one core a render does not delay redirects by its time slices,
+//! while renders still progress on a busy machine). A request waits up to [`QUEUE_WAIT`] for a free renderer, then gets 503; rendered
+//! images are kept in a cache bounded in bytes, keyed by what the image depends on (short URL,
+//! format, size).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,24 @@ const QUIET_ZONE: u32 = 4;
 
 /// How long a request waits for a free renderer before answering 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// How long a request waits for its render once a renderer took it.
+const RENDER_WAIT: Duration = Duration::from_secs(30);
+
+/// Puts the calling thread at the lowest normal scheduling priority (nice 19). Failing to
+/// (another platform, a sandbox) is logged, not fatal.
+fn lowest_priority() {
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    if let Err(e) = set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    ) {
+        tracing::warn!(error = ?e, "QR render thread keeps its normal priority");
+    }
+}
 /// Bytes of rendered images kept (a 2048-pixel PNG is ~30–100 KB).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -50,16 +70,45 @@ impl quick_cache::Weighter<(Box<str>, Format, u32), Bytes> for ByLength {
     }
 }
 
+/// A render for one of the render threads.
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Renders QR codes off the request threads, a bounded number at a time, with a cache.
 pub struct QrRenderer {
     permits: Arc<tokio::sync::Semaphore>,
+    /// To the render threads; at most one job per permit is ever queued.
+    jobs: std::sync::mpsc::SyncSender<Job>,
     cache: quick_cache::sync::Cache<(Box<str>, Format, u32), Bytes, ByLength>,
 }
 
 impl QrRenderer {
+    /// Starts `concurrency` render threads (they end when the renderer is dropped).
     pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(concurrency);
+        let queue = Arc::new(parking_lot::Mutex::new(queue));
+        for i in 0..concurrency {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("snip-qr-{i}"))
+                .spawn(move || {
+                    lowest_priority();
+                    loop {
+                        // One thread waits on the queue at a time; the others on the lock.
+                        let job = queue.lock().recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a QR render thread");
+            }
+        }
         QrRenderer {
-            permits: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            jobs,
             cache: quick_cache::sync::Cache::with_weighter(1024, CACHE_BYTES, ByLength),
         }
     }
@@ -74,16 +123,23 @@ impl QrRenderer {
             .map_err(|_| ApiError::Busy("every QR renderer stayed busy for 5 s"))?
             .map_err(|_| ApiError::Internal("the QR renderer is closed".into()))?;
         let url = key.0.clone();
-        let image = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let in_flight = metrics::gauge!("snip_qr_renders_in_flight");
-            in_flight.increment(1);
-            let image = render(&url, format, size);
-            in_flight.decrement(1);
-            image
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("QR rendering stopped: {e}")))??;
+        let (done, image) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send(Box::new(move || {
+                let _permit = permit;
+                let in_flight = metrics::gauge!("snip_qr_renders_in_flight");
+                in_flight.increment(1);
+                let image = render(&url, format, size);
+                in_flight.decrement(1);
+                let _ = done.send(image);
+            }))
+            .map_err(|_| ApiError::Busy("every QR renderer stayed busy for 5 s"))?;
+        // Bounded too: a renderer that cannot run (starved by redirects at the lowest priority,
+        // or never started) must not hold the request forever.
+        let image = tokio::time::timeout(RENDER_WAIT, image)
+            .await
+            .map_err(|_| ApiError::Busy("the QR renderer did not finish within 30 s"))?
+            .map_err(|_| ApiError::Internal("the QR renderer stopped".into()))??;
         metrics::counter!("snip_qr_renders_total").increment(1);
         self.cache.insert(key, image.clone());
         Ok(image)
