@@ -101,7 +101,8 @@ d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution") or {}
 other = sum(v for k, v in codes.items() if k != "302")
-errors = sum((d.get("errorDistribution") or {}).values()) + other
+# Requests still in flight when the run ends are "aborted due to deadline": not failures.
+errors = sum(v for k, v in (d.get("errorDistribution") or {}).items() if "deadline" not in k) + other
 n = sum(codes.values())
 print(f"RESULT requests={n} duration_us={d['summary']['total'] * 1e6:.0f} "
       f"p50_us={p['p50'] * 1e6:.0f} p99_us={p['p99'] * 1e6:.0f} p999_us={p['p99.9'] * 1e6:.0f} "
@@ -126,11 +127,12 @@ under() {
   measure "$label"
   kill -TERM "$attacker"; wait "$attacker" || true
   grep '^ATTACK' "$work/attack.out" | sed "s/^/$label /" >>"$work/attacks"
+  sleep 2 # let the server close the attacker's connections and finish its renders
 }
 
 curl -s -o /dev/null "$addr/$code" # warm
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
-echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS IDLE=$IDLE SLOW=$SLOW QR=$QR load=${oha:+oha at $RATE req/s}${oha:-wrk closed loop}" >&2
+echo "run: PROFILE=$PROFILE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS IDLE=$IDLE SLOW=$SLOW QR=$QR load=$([ -n "$oha" ] && echo "oha at $RATE req/s" || echo "wrk closed loop")" >&2
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   measure quiet
@@ -140,6 +142,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$addr/$code")" = 302 ] || { echo "the link stopped redirecting" >&2; exit 1; }
 cat "$work/attacks" >&2
+cp "$work/rows" "${ROWS_OUT:-/dev/null}"
 python3 - "$work/rows" <<'PY'
 import statistics, sys
 from collections import defaultdict

@@ -246,9 +246,12 @@ impl Drop for InFlight<'_> {
 
 /// Closes a connection that has been waiting for a request's headers longer than `limit`:
 /// one that never sends anything, one that trickles its headers (slowloris), and an idle
-/// keep-alive connection. Checks a few times per `limit`; ends with the connection.
+/// keep-alive connection. Checks a few times per `limit`, at a phase of its own: connections
+/// opened together (a client's reconnect storm) are closed spread over a period rather than in
+/// one burst that would delay everyone's redirects. Ends with the connection.
 async fn watchdog(activity: Arc<Activity>, connection: tokio::task::AbortHandle, limit: Duration) {
     let period = (limit / 4).max(Duration::from_millis(50));
+    tokio::time::sleep(period.mul_f64(rand::random::<f64>())).await;
     loop {
         tokio::time::sleep(period).await;
         if connection.is_finished() {
