@@ -227,6 +227,11 @@ pub struct ServeArgs {
     /// [default: 16384]
     #[arg(long, env = "SNIP_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
+    /// A second address (`HOST:PORT`, meant for a private network) serving `/health` with its
+    /// details to anyone, `/health/live`, `/health/ready` and `/metrics`; `/metrics` then leaves
+    /// the public listener. [default: none]
+    #[arg(long, env = "SNIP_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
     /// File of destination hosts and domains to refuse (one per line, `#` comments; a domain
     /// covers its subdomains): new links to them answer 422, existing ones 410. Reloaded on
     /// SIGHUP and by `POST /api/v1/deny-list/reload`.
@@ -375,6 +380,8 @@ pub struct Settings {
     /// `Referrer-Policy` of redirects, when one is sent.
     pub redirect_referrer_policy: Option<&'static str>,
     pub deny_list: Option<PathBuf>,
+    /// The operators' listener (`--admin-listen`), if any.
+    pub admin_listen: Option<String>,
 }
 
 fn duration(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
@@ -435,6 +442,7 @@ impl ServeArgs {
                 .redirect_referrer_policy
                 .or(other.redirect_referrer_policy),
             deny_list: self.deny_list.or(other.deny_list),
+            admin_listen: self.admin_listen.or(other.admin_listen),
         }
     }
 
@@ -560,6 +568,10 @@ impl ServeArgs {
             // A bad deny list is a bad flag: exit 2 before anything is opened.
             crate::deny::DenyList::load(Some(file)).context("--deny-list")?;
         }
+        let admin_listen = self.admin_listen.filter(|a| !a.is_empty());
+        if let Some(admin) = &admin_listen {
+            check_listen(admin).context("--admin-listen")?;
+        }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
         let trusted_proxies = crate::analytics::client::TrustedProxies::parse(
@@ -602,6 +614,7 @@ impl ServeArgs {
             failed_auth_limit: self.failed_auth_limit.unwrap_or(20),
             redirect_referrer_policy: referrer_policy(self.redirect_referrer_policy.as_deref())?,
             deny_list: self.deny_list,
+            admin_listen,
             trusted_proxies,
             country_header,
             geoip_db: self.geoip_db,

@@ -169,6 +169,9 @@ async fn serve(settings: snip::config::Settings) -> anyhow::Result<()> {
              snip: use it as 'Authorization: Bearer {key}'. It is shown only this once."
         );
     }
+    if let Some(admin) = app.admin_addr() {
+        println!("admin listener on http://{admin} (health details, metrics)");
+    }
     let addr = app.local_addr();
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;

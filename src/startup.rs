@@ -69,6 +69,8 @@ const IDEMPOTENCY_TTL_SECS: i64 = 48 * 3600;
 
 pub struct Application {
     listener: TcpListener,
+    /// The operators' listener (`--admin-listen`).
+    admin_listener: Option<TcpListener>,
     state: AppState,
     /// A generated admin key, when the store had none and `--admin-key` was not given.
     pub generated_admin_key: Option<String>,
@@ -93,6 +95,14 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let admin_listener = match &settings.admin_listen {
+            Some(admin) => Some(
+                TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("binding --admin-listen {admin}"))?,
+            ),
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let bound = base_url_for(addr);
         let base_url = settings.base_url.clone().unwrap_or_else(|| bound.clone());
@@ -133,9 +143,17 @@ impl Application {
         refresh_visitor_key(&state).await;
         Ok(Application {
             listener,
+            admin_listener,
             state,
             generated_admin_key,
         })
+    }
+
+    /// The address of the admin listener, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -191,6 +209,21 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight requests");
             let _ = drain_tx.send(true);
         };
+        let admin = self.admin_listener.map(|listener| {
+            let router = http::admin_router(state.clone());
+            let mut drained = drain_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = drained.wait_for(|d| *d).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "the admin listener failed");
+                }
+            })
+        });
         let router = http::router(state.clone());
         let limits = http::server::ConnectionLimits {
             max_connections: http::server::connection_capacity(
@@ -216,6 +249,9 @@ impl Application {
             }
         };
 
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         let _ = stop_tx.send(true);
         let _ = flusher.await;
         let _ = janitor.await;

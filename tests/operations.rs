@@ -340,3 +340,78 @@ async fn a_config_file_sets_values_that_environment_variables_override() {
         format!("http://from-env.example/{}", code_of(&env_link))
     );
 }
+
+#[tokio::test]
+async fn an_admin_listener_serves_health_details_and_metrics_which_leave_the_public_one() {
+    let server = TestServer::spawn(&["--admin-listen", "127.0.0.1:0"]);
+    let admin = server.admin_addr.expect("an admin listener line");
+    assert_ne!(admin, server.addr);
+    let client = &server.client;
+
+    // On the admin listener: details without a key, metrics, probes.
+    let health = client
+        .get(format!("http://{admin}/health"))
+        .send()
+        .await
+        .unwrap();
+    let health = expect_json(health, StatusCode::OK, "admin /health").await;
+    assert!(
+        health["checks"]["database"]["latency_ms"].is_number(),
+        "{health}"
+    );
+    assert!(health["checks"]["disk"]["path"].is_string(), "{health}");
+    let metrics = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.text().await.unwrap().contains("snip_"));
+    for probe in ["/health/live", "/health/ready"] {
+        let resp = client
+            .get(format!("http://{admin}{probe}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{probe}");
+    }
+    // The admin listener serves nothing else: no API, no redirects.
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/adm"}))
+            .await,
+    );
+    for path in [format!("/{code}"), "/api/v1/links".to_string()] {
+        let resp = client
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+
+    // On the public listener: /metrics is gone, /health shows verdicts only.
+    let public_metrics = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(public_metrics.status(), StatusCode::NOT_FOUND);
+    let public = client.get(server.url("/health")).send().await.unwrap();
+    let public = expect_json(public, StatusCode::OK, "public /health").await;
+    assert!(
+        public["checks"]["database"].get("latency_ms").is_none(),
+        "{public}"
+    );
+    assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+
+    // A bad address is a bad flag.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "nowhere",
+        ])
+        .env("SNIP_DATABASE", "sqlite:///nonexistent-dir/never.db")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -37,9 +37,27 @@ const MAX_MEMORY_SHARE: f64 = 0.9;
 /// Consecutive failed click flushes that make the instance `degraded`.
 const MAX_FLUSH_FAILURES: u64 = 3;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The health routes of the public listener; `/metrics` too unless an admin listener serves it.
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(|| async { "ok\n" }))
+        .route("/health/ready", get(ready));
+    if with_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    }
+}
+
+/// The routes of the admin listener (`--admin-listen`): `/health` with its details for anyone
+/// who can reach it, the probes, and `/metrics`.
+pub fn admin_router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/health",
+            get(|State(app): State<AppState>| async move { report(&app, true).await }),
+        )
         .route("/health/live", get(|| async { "ok\n" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -178,13 +196,18 @@ async fn health(State(app): State<AppState>, mut parts: Parts) -> Response {
     } else {
         false
     };
-    let database = database(&app).await;
+    report(&app, detailed).await
+}
+
+/// Runs every check; `detailed` keeps what each check found, otherwise only its verdict.
+async fn report(app: &App, detailed: bool) -> Response {
+    let database = database(app).await;
     let mut checks = json!({
         "database": database,
-        "cache": cache(&app),
-        "disk": disk(&app),
+        "cache": cache(app),
+        "disk": disk(app),
         "memory": memory(),
-        "clicks": clicks(&app),
+        "clicks": clicks(app),
     });
     // Redis down makes the instance degraded, never unhealthy: redirects bypass it.
     if let Some(shared) = &app.shared {

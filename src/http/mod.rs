@@ -235,13 +235,21 @@ pub fn router(state: AppState) -> Router {
             "/api/{*rest}",
             axum::routing::any(|| async { ApiError::NotFound("route") }),
         )
-        .merge(health::router())
+        .merge(health::router(state.settings.admin_listen.is_none()))
         .layer(middleware::map_response(nosniff));
     Router::new()
         .merge(api_and_health)
         .merge(redirect::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// The router of the admin listener (`--admin-listen`).
+pub fn admin_router(state: AppState) -> Router {
+    health::admin_router()
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(middleware::map_response(nosniff))
         .with_state(state)
 }
 

@@ -111,6 +111,8 @@ pub fn psql_try(url: &str, sql: &str) -> Result<String, String> {
 pub struct TestServer {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The `--admin-listen` address, when the server has one.
+    pub admin_addr: Option<SocketAddr>,
     /// `http://ADDR`, without a trailing slash.
     pub base: String,
     pub admin_key: String,
@@ -235,8 +237,8 @@ impl ServerBuilder {
             let _ = tx.send(line);
         });
 
-        let addr = match wait_for_listening_line(&rx) {
-            Ok(addr) => addr,
+        let (addr, admin_addr) = match wait_for_listening_line(&rx) {
+            Ok(addrs) => addrs,
             Err(why) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
@@ -253,6 +255,7 @@ impl ServerBuilder {
         TestServer {
             child: Some(child),
             addr,
+            admin_addr,
             base: format!("http://{addr}"),
             admin_key: self.admin_key.unwrap_or_default(),
             dir,
@@ -296,8 +299,14 @@ fn wait_for_thread(thread: &JoinHandle<()>, timeout: Duration) -> bool {
     true
 }
 
-fn wait_for_listening_line(rx: &mpsc::Receiver<String>) -> Result<SocketAddr, String> {
+/// The address of the `listening on` line, and of the `admin listener on` line printed before it
+/// (with `--admin-listen`).
+fn wait_for_listening_line(
+    rx: &mpsc::Receiver<String>,
+) -> Result<(SocketAddr, Option<SocketAddr>), String> {
     const MARKER: &str = "listening on http://";
+    const ADMIN: &str = "admin listener on http://";
+    let mut admin = None;
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -310,15 +319,18 @@ fn wait_for_listening_line(rx: &mpsc::Receiver<String>) -> Result<SocketAddr, St
                 return Err("stdout closed before the listening line".into());
             }
         };
-        if let Some(pos) = line.find(MARKER) {
-            let rest = &line[pos + MARKER.len()..];
-            let addr: String = rest
+        let address = |at: usize| -> Result<SocketAddr, String> {
+            let addr: String = line[at..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
                 .collect();
-            return addr
-                .parse()
-                .map_err(|e| format!("cannot parse address {addr:?} in {line:?}: {e}"));
+            addr.parse()
+                .map_err(|e| format!("cannot parse address {addr:?} in {line:?}: {e}"))
+        };
+        if let Some(pos) = line.find(ADMIN) {
+            admin = Some(address(pos + ADMIN.len())?);
+        } else if let Some(pos) = line.find(MARKER) {
+            return Ok((address(pos + MARKER.len())?, admin));
         }
     }
 }
