@@ -229,7 +229,7 @@ pub struct ServeArgs {
     pub max_header_bytes: Option<usize>,
     /// A second address (`HOST:PORT`, meant for a private network) serving `/health` with its
     /// details to anyone, `/health/live`, `/health/ready` and `/metrics`; `/metrics` then leaves
-    /// the public listener. [default: none]
+    /// the public listener.
     #[arg(long, env = "SNIP_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// File of destination hosts and domains to refuse (one per line, `#` comments; a domain

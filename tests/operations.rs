@@ -359,7 +359,11 @@ async fn an_admin_listener_serves_health_details_and_metrics_which_leave_the_pub
         health["checks"]["database"]["latency_ms"].is_number(),
         "{health}"
     );
-    assert!(health["checks"]["disk"]["path"].is_string(), "{health}");
+    // The disk check's details: its path on SQLite, a note on PostgreSQL.
+    assert!(
+        health["checks"]["disk"].as_object().unwrap().len() > 1,
+        "{health}"
+    );
     let metrics = client
         .get(format!("http://{admin}/metrics"))
         .send()
