@@ -134,6 +134,8 @@ fn bad_flags_exit_2_before_anything_is_written() {
         &["serve", "--store-timeout", "0s"],
         &["serve", "--admin-key", "a"],
         &["serve", "--admin-key", "snip_only31charactersxxxxxxxxxx"],
+        &["serve", "--redirect-referrer-policy", "everything"],
+        &["serve", "--admin-listen", "nowhere"],
         &["serve", "--no-such-flag"],
         &["import", "--database", "mysql://x", "-"],
     ] {

@@ -405,17 +405,5 @@ async fn an_admin_listener_serves_health_details_and_metrics_which_leave_the_pub
     );
     assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
 
-    // A bad address is a bad flag.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snip"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "nowhere",
-        ])
-        .env("SNIP_DATABASE", "sqlite:///nonexistent-dir/never.db")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    // (A bad address is a bad flag: tests/first_start.rs.)
 }
