@@ -36,24 +36,10 @@ QR=${QR:-4}
 RATE=${RATE:-5000}
 PROFILE=${PROFILE:-release}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk; then
-  echo "installing wrk (Debian package)" >&2
-  { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null 2>&1 || { echo "could not install wrk" >&2; exit 1; }
-fi
+source "$root/bench/lib.sh"
+ensure_wrk
 oha=""
-if [ $smoke = 0 ]; then
-  oha=$(command -v oha || true)
-  [ -z "$oha" ] && [ -x "$HOME/.cargo/bin/oha" ] && oha="$HOME/.cargo/bin/oha"
-  if [ -z "$oha" ]; then
-    echo "installing oha (cargo install oha)" >&2
-    cargo install oha --locked >&2 && oha="$HOME/.cargo/bin/oha"
-  fi
-fi
-pin_server=() pin_load=()
-if need taskset && [ "$(nproc)" -ge 2 ]; then
-  pin_server=(taskset -c 0) pin_load=(taskset -c 1)
-fi
+if [ $smoke = 0 ]; then find_oha; fi
 if [ "$PROFILE" = release ]; then
   cargo build --release --locked --bin snip >&2
   bin=target/release/snip
