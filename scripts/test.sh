@@ -10,19 +10,19 @@
 #
 # If PostgreSQL or Redis cannot be installed or started, this fails: the tests that need them
 # are never skipped here. The command-line tools the tests and the README's examples use (curl,
-# jq, file, python3) are installed from Debian's packages when missing. Extra arguments go to
+# jq, file, python3, promtool) are installed from Debian's packages when missing. Extra arguments go to
 # every `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Command-line tools the tests, the scripts and the README's examples call: command → package.
 missing=()
-for tool in curl:curl jq:jq file:file python3:python3; do
+for tool in curl:curl jq:jq file:file python3:python3 promtool:prometheus; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages)" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 \
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2 \
     || { echo "test.sh: could not install ${missing[*]}: install them and run again" >&2; exit 1; }
 fi
 

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, code_of, expect_json, header};
+use common::{TestServer, code_of, expect_json, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -123,8 +123,90 @@ async fn metrics_expose_snip_series_in_prometheus_text() {
         "content-type {content_type:?}"
     );
     let text = resp.text().await.unwrap();
-    for name in ["snip_http_requests_total", "snip_cache_hits_total"] {
+    for name in [
+        "snip_http_requests_total",
+        "snip_cache_hits_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "snip_build_info{version=",
+    ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+    }
+}
+
+/// Every series has its `# HELP` and passes the Prometheus linter (`promtool check metrics`,
+/// from Debian's `prometheus` package, which scripts/test.sh installs).
+#[tokio::test]
+async fn metrics_pass_the_prometheus_linter() {
+    let Some(promtool) = common::required_tool("promtool", "prometheus") else {
+        return;
+    };
+    let server = TestServer::spawn(&[]);
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/lint"}))
+            .await,
+    );
+    assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        server.visit("nosuchcode").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let bad_key = server
+        .client
+        .get(server.url("/api/v1/links"))
+        .bearer_auth("snip_not_a_key_of_this_server_0000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), StatusCode::UNAUTHORIZED);
+    // After a click flush, so that the flush series are there too.
+    let text = poll_for(
+        "a click flush in /metrics",
+        Duration::from_secs(10),
+        || async {
+            let resp = server.client.get(server.url("/metrics")).send().await;
+            resp.unwrap().text().await.unwrap()
+        },
+        |text| text.contains("snip_clicks_flushed_total 1"),
+    )
+    .await;
+
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}\nfor:\n{text}"
+    );
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+            })
+            .unwrap_or(name);
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no # HELP:\n{text}"
+        );
     }
 }
 

@@ -272,6 +272,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
     if let Ok(latency) = app.store.ping().await {
         metrics::gauge!("snip_store_ping_seconds").set(latency.as_secs_f64());
     }
+    crate::telemetry::collect_process_metrics();
     let mut text = app.metrics.render();
     text.push_str(&crate::telemetry::latency::render());
     let mut response = text.into_response();

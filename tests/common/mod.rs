@@ -696,6 +696,25 @@ pub async fn metric(server: &TestServer, name: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
+/// The path of command-line tool `name` (from Debian package `package`), which scripts/test.sh
+/// installs. When it is missing, a run of scripts/test.sh (`SNIP_TEST_REQUIRE_SERVICES`) fails
+/// here; a bare `cargo test` prints a note and the caller returns.
+pub fn required_tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SNIP_TEST_REQUIRE_SERVICES").is_none(),
+            "{name} is missing (Debian package {package}; scripts/test.sh installs it)"
+        );
+        eprintln!("{name} is missing (Debian package {package}): run through scripts/test.sh");
+    }
+    found
+}
+
 /// Poll `probe` every 20 ms until `done` accepts its value and return that value; panics after
 /// `timeout` with `what` (the fact waited for) and the last value seen.
 pub async fn poll_for<T, F, Fut>(
