@@ -153,25 +153,22 @@ pub struct ServeArgs {
     /// How often buffered click counts are written (`250ms`, `5s`). [default: 1s]
     #[arg(long, env = "SNIP_CLICK_FLUSH_INTERVAL")]
     pub click_flush_interval: Option<String>,
-    /// Log format, `pretty` or `json`. [default: pretty on a terminal, else json]
+    /// Log format. [default: pretty on a terminal, else json]
     #[arg(long, env = "SNIP_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// Click counting: `buffered` (in memory, flushed in batches), `exact` (each click
-    /// committed before its redirect) or `off`. [default: buffered]
+    pub log_format: Option<LogFormat>,
+    /// How clicks are counted. [default: buffered]
     #[arg(long, env = "SNIP_CLICK_MODE")]
-    pub click_mode: Option<String>,
+    pub click_mode: Option<ClickMode>,
     /// PostgreSQL read replicas for the redirect path (repeatable, or comma-separated).
     #[arg(long, env = "SNIP_DATABASE_REPLICAS", value_delimiter = ',')]
     pub database_replica: Option<Vec<String>>,
     /// Redis shared second-level cache between instances (`redis://…`).
     #[arg(long, env = "SNIP_REDIS")]
     pub redis: Option<String>,
-    /// PostgreSQL only: how click flushes commit, `local` (flushed to the primary's disk, not
-    /// waiting for standbys) or `off` (asynchronous commit: may lose the last flushes if the
-    /// primary crashes). Link and key writes always wait for synchronous standbys.
-    /// [default: local]
+    /// PostgreSQL only: how click flushes commit. Link and key writes always wait for
+    /// synchronous standbys. [default: local]
     #[arg(long, env = "SNIP_CLICK_DURABILITY")]
-    pub click_durability: Option<String>,
+    pub click_durability: Option<ClickDurability>,
     /// How long an instance may serve a cached redirect without re-reading it while change
     /// notifications from other instances flow (the backstop when they do not).
     /// [default: 60s]
@@ -192,8 +189,11 @@ pub struct ServeArgs {
     /// Age after which hourly click counts are rolled up into daily ones. [default: 35d]
     #[arg(long, env = "SNIP_HOURLY_STATS_RETENTION")]
     pub hourly_stats_retention: Option<String>,
-    /// Status of a redirect: 301, 302, 307 or 308. [default: 302]
-    #[arg(long, env = "SNIP_REDIRECT_STATUS")]
+    /// Status of a redirect. [default: 302]
+    #[arg(long, env = "SNIP_REDIRECT_STATUS",
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::builder::PossibleValuesParser::new(["301", "302", "307", "308"]),
+              |s| s.parse::<u16>().expect("one of the possible values")))]
     pub redirect_status: Option<u16>,
     /// Length of random codes, 1–32. [default: 7]
     #[arg(long, env = "SNIP_CODE_LENGTH")]
@@ -258,7 +258,8 @@ pub struct ServeArgs {
 }
 
 /// How clicks reach the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClickMode {
     /// Counted in memory, written in batches every flush interval (the buffered view counter).
     Buffered,
@@ -310,15 +311,21 @@ fn is_postgres_url(raw: &str) -> bool {
 }
 
 /// How click writes commit on PostgreSQL (`synchronous_commit` of their transactions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClickDurability {
+    /// Flushed to the primary's disk, not waiting for standbys.
     Local,
+    /// Asynchronous commit: the last flushes may be lost if the primary crashes.
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines.
     Pretty,
+    /// One JSON object a line.
     Json,
 }
 
@@ -474,11 +481,7 @@ impl ServeArgs {
         {
             bail!("--redis must be a redis:// URL, not {r:?}");
         }
-        let click_durability = match self.click_durability.as_deref() {
-            None | Some("local") => ClickDurability::Local,
-            Some("off") => ClickDurability::Off,
-            Some(other) => bail!("--click-durability must be local or off, not {other:?}"),
-        };
+        let click_durability = self.click_durability.unwrap_or(ClickDurability::Local);
         let cache_ttl = duration("cache-ttl", self.cache_ttl, "60s")?;
         if cache_ttl.is_zero() {
             bail!("--cache-ttl must be greater than zero");
@@ -488,24 +491,14 @@ impl ServeArgs {
             bail!("--database-pool-size must be between 1 and 1000, not {database_pool_size}");
         }
         let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
-        let log_format = match self.log_format.as_deref() {
-            None => {
-                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                    LogFormat::Pretty
-                } else {
-                    LogFormat::Json
-                }
+        let log_format = self.log_format.unwrap_or_else(|| {
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                LogFormat::Pretty
+            } else {
+                LogFormat::Json
             }
-            Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => bail!("--log-format must be pretty or json, not {other:?}"),
-        };
-        let click_mode = match self.click_mode.as_deref() {
-            None | Some("buffered") => ClickMode::Buffered,
-            Some("exact") => ClickMode::Exact,
-            Some("off") => ClickMode::Off,
-            Some(other) => bail!("--click-mode must be buffered, exact or off, not {other:?}"),
-        };
+        });
+        let click_mode = self.click_mode.unwrap_or(ClickMode::Buffered);
         let redirect_status = self.redirect_status.unwrap_or(302);
         if ![301, 302, 307, 308].contains(&redirect_status) {
             bail!("--redirect-status must be 301, 302, 307 or 308, not {redirect_status}");
@@ -751,7 +744,7 @@ mod tests {
             database: Some("postgres://p/db".into()),
             database_replica: Some(vec!["postgres://r/db".into()]),
             redis: Some("redis://127.0.0.1:6379".into()),
-            click_durability: Some("off".into()),
+            click_durability: Some(ClickDurability::Off),
             ..Default::default()
         };
         let s = args.resolve().unwrap();

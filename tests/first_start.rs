@@ -176,8 +176,28 @@ fn serve_help_shows_every_default() {
         "[default: 35d]",
         "[default: local]",
         "[env: SNIP_LISTEN=]",
+        // Allowed values of the flags that take one of a list.
+        "[possible values: 301, 302, 307, 308]",
+        "- buffered:",
+        "- exact:",
+        "- pretty:",
+        "- json:",
     ] {
         assert!(help.contains(shown), "serve --help lacks {shown}:\n{help}");
+    }
+    // Each option's help that names a list of values shows them.
+    for flag in [
+        "--click-mode",
+        "--log-format",
+        "--click-durability",
+        "--redirect-status",
+    ] {
+        let section = help.split(&format!("{flag} <")).nth(1).expect(flag);
+        let section = section.split("\n      --").next().unwrap();
+        assert!(
+            section.to_lowercase().contains("possible values"),
+            "{flag} shows no allowed values:\n{section}"
+        );
     }
 }
 
