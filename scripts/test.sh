@@ -4,14 +4,17 @@
 # throwaway PostgreSQL cluster and Redis server that this script starts on loopback (installing
 # Debian's packages when they are missing) and removes afterwards.
 #
-# Both passes always run, each to the end (`cargo test --no-fail-fast`): a failure in one test
+# Then the contract check: Schemathesis against a live server and the OpenAPI document it
+# publishes (scripts/schemathesis.sh).
+#
+# Every pass always runs, each to the end (`cargo test --no-fail-fast`): a failure in one test
 # binary or in the SQLite pass hides nothing else. At the end a summary names the passes and
 # tests that failed, and the exit status is non-zero if any did.
 #
 # If PostgreSQL or Redis cannot be installed or started, this fails: the tests that need them
 # are never skipped here. The command-line tools the tests and the README's examples use (curl,
-# jq, file, python3, promtool) are installed from Debian's packages when missing. Extra arguments go to
-# every `cargo test` (e.g. a test name filter).
+# jq, file, python3, promtool) are installed from Debian's packages when missing. Extra
+# arguments go to every `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,13 +77,21 @@ echo "== all tests, embedded SQLite store" >&2
 SNIP_TEST_BACKEND=sqlite pass sqlite "$@"
 echo "== black-box suite, PostgreSQL store" >&2
 SNIP_TEST_BACKEND=postgres pass postgres --test '*' "$@"
+echo "== contract: a live server against its OpenAPI document (scripts/schemathesis.sh)" >&2
+if ! bash scripts/schemathesis.sh 2>&1 | tee "$work/contract.log"; then
+  failed+=(contract)
+fi
 
 if [ "${#failed[@]}" -eq 0 ]; then
-  echo "== test.sh: both passes (SQLite, PostgreSQL) passed" >&2
+  echo "== test.sh: both passes (SQLite, PostgreSQL) and the contract check passed" >&2
   exit 0
 fi
 echo "== test.sh: FAILED: ${failed[*]}" >&2
 for name in "${failed[@]}"; do
+  if [ "$name" = contract ]; then
+    echo "the contract check failed: Schemathesis's failures are above (reproduce with scripts/schemathesis.sh)" >&2
+    continue
+  fi
   tests=$(failed_tests "$work/$name.log")
   if [ -n "$tests" ]; then
     echo "the $name pass failed; failing tests:" >&2

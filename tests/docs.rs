@@ -266,3 +266,46 @@ fn every_config_file_example_in_the_docs_is_accepted_by_serve() {
     }
     assert!(examples >= 2, "only {examples} config file examples found");
 }
+
+/// `METHOD /path` of every operation docs/api.md gives a section (`### \`GET /x\``).
+fn documented_operations() -> std::collections::BTreeSet<String> {
+    let api = std::fs::read_to_string(root().join("docs/api.md")).expect("read docs/api.md");
+    let mut found = std::collections::BTreeSet::new();
+    for heading in api.lines().filter(|l| l.starts_with("### ")) {
+        for span in heading.split('`').skip(1).step_by(2) {
+            if let Some((method, path)) = span.split_once(' ')
+                && matches!(method, "GET" | "HEAD" | "POST" | "PATCH" | "PUT" | "DELETE")
+                && path.starts_with('/')
+            {
+                found.insert(format!("{method} {path}"));
+            }
+        }
+    }
+    found
+}
+
+/// The prose contract and the OpenAPI document generated from the code list the same
+/// operations.
+#[test]
+fn api_md_and_the_openapi_document_list_the_same_operations() {
+    let spec: serde_json::Value =
+        serde_json::from_str(snip::http::openapi::spec_json()).expect("the spec is JSON");
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut in_spec = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            in_spec.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let in_docs = documented_operations();
+    assert!(
+        in_docs.len() >= 20,
+        "too few operations found in docs/api.md: {in_docs:?}"
+    );
+    let only_docs: Vec<_> = in_docs.difference(&in_spec).collect();
+    let only_spec: Vec<_> = in_spec.difference(&in_docs).collect();
+    assert!(
+        only_docs.is_empty() && only_spec.is_empty(),
+        "docs/api.md only: {only_docs:?}\nOpenAPI only: {only_spec:?}"
+    );
+}

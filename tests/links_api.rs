@@ -643,6 +643,12 @@ async fn an_admin_takes_a_link_down_with_a_reason_and_only_an_admin_lifts_it() {
     assert!(lifted.get("takedown_reason").is_none(), "{lifted}");
     assert_eq!(server.visit(&code).await.status(), StatusCode::FOUND);
 
+    // Lifting again changes nothing and answers the link as it is.
+    let again = server.call(Method::DELETE, &takedown).await;
+    let again = expect_json(again, StatusCode::OK, "lift again").await;
+    assert_eq!(again["updated_at"], lifted["updated_at"], "{again}");
+    assert_eq!(again["disabled"], false, "{again}");
+
     let unknown = server
         .api(Method::POST, "/api/v1/links/NoSuchCode/takedown")
         .json(&json!({"reason": "x"}))

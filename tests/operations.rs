@@ -489,3 +489,72 @@ async fn an_admin_listener_serves_health_details_and_metrics_which_leave_the_pub
 
     // (A bad address is a bad flag: tests/first_start.rs.)
 }
+
+/// The OpenAPI document and its reference page are served, without a key, and the page loads
+/// nothing from anywhere else.
+#[tokio::test]
+async fn the_openapi_document_and_its_reference_page_are_served() {
+    let server = TestServer::spawn(&[]);
+    let resp = server
+        .client
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-type"), "application/json");
+    let spec: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = spec["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/api/v1/links/{code}"), "{paths:?}");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // The problem answers are declared on every API operation.
+    let create = &spec["paths"]["/api/v1/links"]["post"]["responses"];
+    for status in ["201", "401", "409", "413", "422", "503"] {
+        assert!(
+            create.get(status).is_some(),
+            "POST /api/v1/links lacks {status}: {create}"
+        );
+    }
+
+    let page = server
+        .client
+        .get(server.url("/api/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("http") && !csp.contains('*'), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script"), "the page runs a script");
+    for attr in ["src=\"", "href=\""] {
+        for value in html.split(attr).skip(1) {
+            let value = value.split('"').next().unwrap();
+            assert!(
+                value.starts_with('/') || value.starts_with('#'),
+                "{attr}{value}\" leaves this origin"
+            );
+        }
+    }
+    for path in paths.keys() {
+        let shown = path.replace('&', "&amp;");
+        assert!(
+            html.contains(&format!("<code>{shown}</code>")),
+            "{path} not on the page"
+        );
+    }
+    let css = server
+        .client
+        .get(server.url("/api/docs.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert_eq!(header(&css, "content-type"), "text/css");
+}

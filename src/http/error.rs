@@ -5,11 +5,29 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// An error answer (RFC 9457 problem details, `application/problem+json`). Its members are
+/// written in this order (alphabetical).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable machine-readable code, e.g. `invalid_url` (docs/api.md, "Errors").
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub detail: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The status's reason phrase.
+    pub title: &'static str,
+    /// Always `about:blank`: `code` says which problem it is.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -120,14 +138,15 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => tracing::error!(cause, "answering 500"),
             _ => {}
         }
-        let body = json!({
-            "type": "about:blank",
-            "title": title(status),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "code": code,
-        });
-        let mut response = (status, body.to_string()).into_response();
+        let body = Problem {
+            kind: "about:blank",
+            title: title(status),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+        };
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

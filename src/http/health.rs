@@ -183,7 +183,42 @@ fn cache(app: &App) -> Value {
 /// `/health`: for anonymous callers, the status and each check's name and verdict only; the
 /// details (paths, sizes, latencies, errors) for admin keys. A presented key that is not valid
 /// answers like on the API (401, or 429 when throttled).
-async fn health(State(app): State<AppState>, mut parts: Parts) -> Response {
+/// `/health`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct HealthReport {
+    /// `healthy`, `degraded` (200) or `unhealthy` (503).
+    #[schema(pattern = "^(healthy|degraded|unhealthy)$")]
+    status: String,
+    #[schema(format = DateTime)]
+    timestamp: String,
+    /// Each check (`database`, `cache`, `disk`, `memory`, `clicks`, `redis`) by name.
+    checks: std::collections::BTreeMap<String, HealthCheck>,
+}
+
+/// One check: its verdict, and for an admin key (or on the admin listener) what it found.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct HealthCheck {
+    healthy: bool,
+}
+
+/// Every check; anonymous callers see the verdicts, admin keys the details.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = HealthReport),
+        (status = 503, description = "Unhealthy: the store is unreachable", body = HealthReport),
+        (status = 401, description = "An API key was sent and is not valid (`unauthorized`)",
+         body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed authentications (`auth_throttled`)",
+         body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(super) async fn health(State(app): State<AppState>, mut parts: Parts) -> Response {
     let detailed = if parts.headers.contains_key(header::AUTHORIZATION) {
         match super::extract::Caller::from_request_parts(&mut parts, &app).await {
             Ok(caller) => caller.require_admin().is_ok(),
@@ -241,7 +276,28 @@ async fn report(app: &App, detailed: bool) -> Response {
     response
 }
 
-async fn ready(State(app): State<AppState>) -> Response {
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
+#[allow(dead_code)]
+pub(super) fn live_doc() {}
+
+/// Readiness: this instance can serve redirects and is not draining.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "Draining, or the store unreachable with an empty cache",
+         body = String, content_type = "text/plain"),
+    ),
+)]
+pub(super) async fn ready(State(app): State<AppState>) -> Response {
     if app.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
@@ -258,7 +314,15 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+/// Prometheus metrics (on the admin listener instead when `--admin-listen` is set).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String,
+               content_type = "text/plain; version=0.0.4")),
+)]
+pub(super) async fn metrics(State(app): State<AppState>) -> Response {
     metrics::gauge!("snip_clicks_buffered").set(app.clicks.buffer.pending() as f64);
     if let Some(lag) = app.clicks.flush_lag() {
         metrics::gauge!("snip_click_flush_lag_seconds").set(lag);

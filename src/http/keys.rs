@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Result};
+use super::error::{ApiError, Problem, Result};
 use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::KeyView;
 use crate::domain::{ApiKeySecret, Role};
@@ -20,13 +21,32 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}", delete(revoke))
 }
 
-#[derive(Deserialize)]
-struct CreateKey {
+/// A key to create.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewApiKey)]
+pub(super) struct CreateKey {
+    /// 1 to 100 printable characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
+    /// `admin` (everything) or `user` (its own links).
+    #[schema(pattern = "^(admin|user)$")]
     role: String,
 }
 
-async fn create(
+/// Creates an API key; the answer is the only place its secret appears.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    request_body = CreateKey,
+    responses((status = 201, description = "The key, with its secret in `key`", body = KeyView)),
+    security(("bearer" = []))
+)]
+pub(super) async fn create(
     State(app): State<AppState>,
     caller: Caller,
     body: JsonBody<CreateKey>,
@@ -49,12 +69,21 @@ async fn create(
     ))
 }
 
-#[derive(Serialize)]
-struct KeyList {
+/// Every key (without secrets).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKeyList)]
+pub(super) struct KeyList {
     items: Vec<KeyView>,
 }
 
-async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyList>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    responses((status = 200, description = "Every key", body = KeyList)),
+    security(("bearer" = []))
+)]
+pub(super) async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyList>> {
     caller.require_admin()?;
     let keys = app.store.list_keys().await?;
     Ok(Json(KeyList {
@@ -63,7 +92,22 @@ async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyLis
 }
 
 /// `DELETE /api/v1/keys/{id}[?force=true]`: the last active admin key only when forced.
-async fn revoke(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("force" = Option<bool>, Query, description = "Revoke even the last active admin key"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 409, description = "The last active admin key (`last_admin`)", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn revoke(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam,

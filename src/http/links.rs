@@ -12,8 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
-use super::error::{ApiError, Result};
+use super::error::{ApiError, Problem, Result};
 use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::LinkView;
 use super::{App, AppState};
@@ -32,14 +33,58 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
-struct CreateRequest {
+/// A link to create. Fields not listed here are ignored.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewLink)]
+pub(super) struct CreateRequest {
+    /// The destination: an absolute `http` or `https` URL (docs/api.md, "Destinations").
+    #[schema(format = "uri", pattern = "^https?://", max_length = 8192)]
     url: String,
+    /// A custom code; a random one when absent.
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
     code: Option<String>,
+    #[schema(max_length = 512, pattern = "^[^\\x00]*$")]
     title: Option<String>,
+    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
     tags: Option<Vec<String>>,
+    /// A future time; then the link answers 410.
+    #[schema(format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
     expires_at: Option<String>,
+    /// Counted clicks after which the link answers 410.
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole_number")]
     max_clicks: Option<i64>,
+}
+
+/// A tag: 1 to 64 printable characters.
+#[derive(ToSchema)]
+#[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
+#[allow(dead_code)]
+pub(super) struct Tag(String);
+
+/// A JSON integer, also written with a zero fraction (`5.0`: the same number to JSON Schema,
+/// and what some clients' serializers write).
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid number {n}, expected an integer"
+        ))),
+    }
+}
+
+fn nullable_integer<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<i64>>, D::Error> {
+    whole_number(d).map(Some)
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -49,16 +94,30 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
-struct PatchRequest {
+/// Changes to a link: absent fields stay as they are; `null` clears `title`, `expires_at` and
+/// `max_clicks`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LinkPatch)]
+pub(super) struct PatchRequest {
+    #[schema(
+        format = "uri",
+        pattern = "^https?://",
+        max_length = 8192,
+        nullable = false
+    )]
     url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 512, pattern = "^[^\\x00]*$")]
     title: Option<Option<String>>,
+    #[schema(max_items = 20, nullable = false, value_type = Option<Vec<Tag>>)]
     tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
     expires_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_integer")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     max_clicks: Option<Option<i64>>,
+    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 
@@ -163,7 +222,25 @@ fn created(app: &App, link: &Link) -> Response {
     response
 }
 
-async fn create(
+/// Creates a link.
+#[utoipa::path(
+    post,
+    path = "/api/v1/links",
+    tag = "links",
+    request_body = CreateRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+         description = "Retrying a create with the same key and body answers the same link"),
+    ),
+    responses(
+        (status = 201, description = "Created (or the replay of an idempotent create)", body = LinkView,
+         headers(("Location" = String, description = "The link's API path"))),
+        (status = 409, description = "The custom code exists (`code_taken`)", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn create(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -214,7 +291,16 @@ pub(super) async fn find_visible_link(app: &App, caller: &Caller, code: &str) ->
     }
 }
 
-async fn read(
+/// Reads one link (a user key sees only its own links).
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    responses((status = 200, description = "The link", body = LinkView)),
+    security(("bearer" = []))
+)]
+pub(super) async fn read(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -223,7 +309,21 @@ async fn read(
     Ok(Json(LinkView::new(&app, &link)))
 }
 
-async fn update(
+/// Changes a link; a disabled link answers 410.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "The changed link", body = LinkView),
+        (status = 409, description = "Re-enabling a link an admin took down (`taken_down`)",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn update(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -268,16 +368,32 @@ async fn update(
     Ok(Json(LinkView::new(&app, &link)))
 }
 
-#[derive(Deserialize)]
+/// Why a link is taken down.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TakedownRequest {
+pub(super) struct TakedownRequest {
+    /// 1 to 500 printable characters, shown to visitors of the link.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     reason: String,
 }
 
 /// `POST /api/v1/links/{code}/takedown` (admin): disables the link and records why; its
 /// redirect answers 410 `taken_down` with the reason, on every instance (the change is
 /// announced like any edit). Taking down a link again replaces the reason.
-async fn take_down(
+#[utoipa::path(
+    post,
+    path = "/api/v1/links/{code}/takedown",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    request_body = TakedownRequest,
+    responses((status = 200, description = "The link, taken down", body = LinkView)),
+    security(("bearer" = []))
+)]
+pub(super) async fn take_down(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -294,7 +410,16 @@ async fn take_down(
 }
 
 /// `DELETE /api/v1/links/{code}/takedown` (admin): lifts a takedown; the link is enabled again.
-async fn lift_takedown(
+/// On a link not taken down it changes nothing and answers the link.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/links/{code}/takedown",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    responses((status = 200, description = "The link, enabled again (unchanged if it was not taken down)", body = LinkView)),
+    security(("bearer" = []))
+)]
+pub(super) async fn lift_takedown(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -302,7 +427,9 @@ async fn lift_takedown(
     caller.require_admin()?;
     let link = find_visible_link(&app, &caller, &code).await?;
     if link.takedown.is_none() {
-        return Err(ApiError::NotFound("takedown"));
+        // Nothing to lift: the link as it is (a retried lift answers as the first did, and a
+        // link its owner disabled stays disabled).
+        return Ok(Json(LinkView::new(&app, &link)));
     }
     set_takedown(&app, &code, None).await
 }
@@ -332,7 +459,16 @@ async fn set_takedown(
     Ok(Json(LinkView::new(app, &link)))
 }
 
-async fn remove(
+/// Deletes a link: its code answers 404 from then on and is never reissued.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    params(("code" = String, Path, description = "The short code")),
+    responses((status = 204, description = "Deleted")),
+    security(("bearer" = []))
+)]
+pub(super) async fn remove(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -345,9 +481,12 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Serialize)]
-struct Page {
+/// A page of links, newest first.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = LinkPage)]
+pub(super) struct Page {
     items: Vec<LinkView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
     next_cursor: Option<String>,
 }
 
@@ -371,7 +510,23 @@ fn decode_cursor(raw: &str) -> Option<i64> {
         .ok()
 }
 
-async fn list(State(app): State<AppState>, caller: Caller, query: QueryMap) -> Result<Json<Page>> {
+/// Lists links, newest first (a user key: its own).
+#[utoipa::path(
+    get,
+    path = "/api/v1/links",
+    tag = "links",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, description = "A page of links", body = Page)),
+    security(("bearer" = []))
+)]
+pub(super) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: QueryMap,
+) -> Result<Json<Page>> {
     let limit = match query.get("limit") {
         None => 50,
         Some(raw) => raw

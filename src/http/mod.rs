@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 mod keys;
 pub(crate) mod links;
+pub mod openapi;
 pub mod qr;
 mod redirect;
 pub mod server;
@@ -227,6 +228,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let api_and_health = Router::new()
         .nest("/api/v1", api)
+        .merge(openapi::router())
         .route(
             "/api",
             axum::routing::any(|| async { ApiError::NotFound("route") }),

@@ -228,7 +228,21 @@ fn png(code: &QrCode, size: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-async fn qr(
+/// A QR code of the link's short URL.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/qr",
+    tag = "links",
+    params(
+        ("code" = String, Path, description = "The short code"),
+        ("format" = Option<String>, Query, pattern = "^(svg|png)$", description = "Image format (svg)"),
+        ("size" = Option<u32>, Query, minimum = 32, maximum = 2048, description = "Width and height in pixels (256)"),
+    ),
+    responses((status = 200, description = "The image",
+               content((String = "image/svg+xml"), (Vec<u8> = "image/png")))),
+    security(("bearer" = []))
+)]
+pub(super) async fn qr(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,

@@ -147,6 +147,44 @@ pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Respo
     response
 }
 
+/// The redirect, for the OpenAPI description (served by [`serve_observed`] before routing).
+#[utoipa::path(
+    method(get, head),
+    path = "/{code}",
+    tag = "redirects",
+    params(("code" = String, Path, description = "The short code")),
+    responses(
+        (status = "3XX", description = "To the destination (`--redirect-status`, 302 by default)",
+         headers(("Location" = String, description = "The destination"))),
+        (status = 404, description = "No such code", body = String, content_type = "text/plain"),
+        (status = 410, description = "Expired, used up, disabled, taken down (`taken_down`, with the reason) or refused by the deny list (`destination_denied`)",
+         content((String = "text/plain"), (super::error::Problem = "application/problem+json"))),
+        (status = 503, description = "The code is not cached and the store is unreachable", body = String,
+         content_type = "text/plain", headers(("Retry-After" = u32))),
+    )
+)]
+#[allow(dead_code)]
+pub(super) fn redirect_doc() {}
+
+/// The preview page, for the OpenAPI description.
+#[utoipa::path(
+    get,
+    path = "/{code}+",
+    tag = "redirects",
+    params(("code" = String, Path, description = "The short code")),
+    responses(
+        (status = 200, description = "A page naming the destination, without going there", body = String,
+         content_type = "text/html"),
+        (status = 404, description = "No such code", body = String, content_type = "text/plain"),
+        (status = 410, description = "Expired, used up, disabled, taken down (`taken_down`, with the reason) or refused by the deny list (`destination_denied`)",
+         content((String = "text/plain"), (super::error::Problem = "application/problem+json"))),
+        (status = 503, description = "The code is not cached and the store is unreachable", body = String,
+         content_type = "text/plain", headers(("Retry-After" = u32))),
+    )
+)]
+#[allow(dead_code)]
+pub(super) fn preview_doc() {}
+
 /// Reached only by paths the fast path declined (they cannot be codes): always a 404.
 async fn redirect(State(app): State<AppState>, req: Request) -> Response {
     serve(&app, req, IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Result};
@@ -30,27 +31,38 @@ pub fn router() -> Router<AppState> {
         .route("/stats/unknown", get(unknown))
 }
 
-#[derive(Serialize)]
-struct Point {
+/// Clicks in one bucket of the series.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Point {
+    /// The bucket's start.
+    #[schema(format = DateTime)]
     t: String,
     clicks: u64,
 }
 
-#[derive(Serialize)]
-struct Entry {
+/// A value of a dimension (a referrer, a browser, a country…) with its clicks.
+#[derive(Serialize, ToSchema)]
+#[schema(as = StatsEntry)]
+pub(super) struct Entry {
     key: String,
     clicks: u64,
 }
 
-#[derive(Serialize)]
-struct Stats {
+/// A link's click statistics (flushed clicks: at most one flush interval behind).
+#[derive(Serialize, ToSchema)]
+#[schema(as = LinkStats)]
+pub(super) struct Stats {
     code: String,
     total_clicks: u64,
     human_clicks: u64,
     bot_clicks: u64,
+    /// Estimated (HyperLogLog-style sketch).
     unique_visitors: u64,
+    #[schema(format = DateTime)]
     from: String,
+    #[schema(format = DateTime)]
     to: String,
+    #[schema(value_type = String, pattern = "^(hour|day)$")]
     interval: &'static str,
     series: Vec<Point>,
     referrers: Vec<Entry>,
@@ -58,6 +70,8 @@ struct Stats {
     operating_systems: Vec<Entry>,
     devices: Vec<Entry>,
     countries: Vec<Entry>,
+    /// Clicks up to this time are counted.
+    #[schema(format = DateTime)]
     as_of: String,
 }
 
@@ -190,7 +204,24 @@ async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) 
     })
 }
 
-async fn stats(
+/// A link's click statistics.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/stats",
+    tag = "statistics",
+    params(
+        ("code" = String, Path, description = "The short code"),
+        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range start (30 days before `to`)"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range end (now)"),
+        ("interval" = Option<String>, Query, pattern = "^(hour|day)$", description = "Series bucket (day)"),
+        ("include_bots" = Option<bool>, Query, description = "Count bots in the totals and lists (false)"),
+    ),
+    responses((status = 200, description = "The statistics", body = Stats)),
+    security(("bearer" = []))
+)]
+pub(super) async fn stats(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -268,7 +299,25 @@ fn csv_cell(value: &str) -> String {
 
 /// `GET /api/v1/links/{code}/stats.csv`: the same statistics as rows of
 /// `section,key,clicks` (sections: `total`, `series`, and one per dimension).
-async fn stats_csv(
+/// The same statistics as CSV (`section,key,clicks`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/stats.csv",
+    tag = "statistics",
+    params(
+        ("code" = String, Path, description = "The short code"),
+        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range start (30 days before `to`)"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range end (now)"),
+        ("interval" = Option<String>, Query, pattern = "^(hour|day)$", description = "Series bucket (day)"),
+        ("include_bots" = Option<bool>, Query, description = "Count bots in the totals and lists (false)"),
+    ),
+    responses((status = 200, description = "The statistics as CSV", body = String, content_type = "text/csv",
+               headers(("Content-Disposition" = String, description = "An attachment file name")))),
+    security(("bearer" = []))
+)]
+pub(super) async fn stats_csv(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(code): PathParam,
@@ -314,17 +363,36 @@ async fn stats_csv(
     Ok(response)
 }
 
-#[derive(Serialize)]
-struct Unknown {
+/// Requests for codes that do not exist.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UnknownCodes)]
+pub(super) struct Unknown {
     total: u64,
+    /// The most requested unknown codes.
     codes: Vec<Entry>,
+    #[schema(format = DateTime)]
     from: String,
+    #[schema(format = DateTime)]
     to: String,
 }
 
 /// `GET /api/v1/stats/unknown` (admin): requests for codes that do not exist, and the most
 /// requested of them (scans, typos, broken printed links).
-async fn unknown(
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/unknown",
+    tag = "statistics",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range start (30 days before `to`)"),
+        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+         description = "Range end (now)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Codes listed (50)"),
+    ),
+    responses((status = 200, description = "Unknown-code hits", body = Unknown)),
+    security(("bearer" = []))
+)]
+pub(super) async fn unknown(
     State(app): State<AppState>,
     caller: Caller,
     query: QueryMap,

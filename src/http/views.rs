@@ -1,26 +1,42 @@
 //! JSON shapes of the API (docs/api.md), built from domain types.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::App;
 use crate::domain::Link;
 use crate::domain::key::ApiKey;
 use crate::domain::time::to_rfc3339;
 
-#[derive(Serialize)]
+/// A short link.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Link)]
 pub struct LinkView {
+    /// The short code: the path of the short URL.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
+    /// The whole short URL (`--base-url` and the code).
+    #[schema(format = "uri")]
     pub short_url: String,
+    /// The destination, normalised.
+    #[schema(format = "uri")]
     pub url: String,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// After this time the short URL answers 410.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// After this many counted clicks the short URL answers 410.
+    #[schema(minimum = 1)]
     pub max_clicks: Option<u64>,
     pub disabled: bool,
     /// Only on links an admin took down: the reason.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub takedown_reason: Option<String>,
 }
 
@@ -42,13 +58,19 @@ impl LinkView {
     }
 }
 
-#[derive(Serialize)]
+/// An API key (its secret only in the answer that created it).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = String, pattern = "^(admin|user)$")]
     pub role: &'static str,
+    /// The secret, shown once: only in the answer to `POST /api/v1/keys`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub key: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
