@@ -10,7 +10,7 @@
 //! load can never put back a value older than the latest write on this instance.
 //!
 //! Several instances sharing a store (PostgreSQL) tell each other about writes (see
-//! `crate::coherence`); as a backstop for notifications that are lost, each entry is trusted
+//! `crate::service::coherence`); as a backstop for notifications that are lost, each entry is trusted
 //! for a TTL only (`--cache-ttl`). A stale entry is still answered at once, and one reload per
 //! code and second runs in the background (stale-while-revalidate): a redirect never waits for
 //! the store because its entry aged, and keeps working from the old entry while the store is

@@ -257,6 +257,21 @@ pub struct ServeArgs {
     pub max_connections: Option<usize>,
 }
 
+/// Limits on what one client connection can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time allowed to send a request's headers, counted from the connection's start or from
+    /// the end of the previous response (so it is also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; more is answered 431.
+    pub max_header_bytes: usize,
+    /// Open connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+/// The smallest header cap hyper can work with (its read buffer's minimum).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// How clicks reach the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -295,6 +310,14 @@ impl Database {
             return Ok(Database::Postgres(raw.to_string()));
         }
         sqlite_path(raw).map(Database::Sqlite)
+    }
+
+    /// The embedded store's file (`None` for PostgreSQL, which keeps no data on this machine).
+    pub fn local_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// The backend's name, for health checks and logs.
@@ -380,7 +403,7 @@ pub struct Settings {
     pub store_timeout: Duration,
     pub shutdown_timeout: Duration,
     /// Header-read (and keep-alive idle) timeout, header cap and connection cap.
-    pub connections: crate::http::server::ConnectionLimits,
+    pub connections: ConnectionLimits,
     pub request_body_timeout: Duration,
     pub qr_concurrency: usize,
     pub failed_auth_limit: u32,
@@ -540,7 +563,7 @@ impl ServeArgs {
             bail!("--request-body-timeout must be greater than zero");
         }
         let max_header_bytes = self.max_header_bytes.unwrap_or(16 * 1024);
-        let min_header_bytes = crate::http::server::MIN_HEADER_BYTES;
+        let min_header_bytes = MIN_HEADER_BYTES;
         if !(min_header_bytes..=1024 * 1024).contains(&max_header_bytes) {
             bail!(
                 "--max-header-bytes must be between {min_header_bytes} and 1048576, not \
@@ -597,7 +620,7 @@ impl ServeArgs {
             rate_limit: self.rate_limit.unwrap_or(1000),
             store_timeout,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
-            connections: crate::http::server::ConnectionLimits {
+            connections: ConnectionLimits {
                 header_read_timeout,
                 max_header_bytes,
                 max_connections,

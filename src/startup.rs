@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::analytics::geo::Geo;
-use crate::analytics::sketch::VisitorKey;
 use crate::analytics::visit::Analytics;
 use crate::clicks::flusher;
 use crate::config::{ClickDurability, Database, Settings, base_url_for};
 use crate::domain::ApiKeySecret;
 use crate::domain::Role;
-use crate::domain::time::now;
-use crate::http::{self, App, AppState};
+use crate::http;
+use crate::service::app::{App, AppState};
+use crate::service::housekeeping;
 use crate::shared_cache::SharedCache;
 use crate::store::Store;
 use crate::store::postgres::{ClickDurability as PgClickDurability, PgOptions, PgStore};
@@ -63,9 +63,6 @@ pub async fn open_store(
         }
     }
 }
-
-/// How long idempotency records are kept (the contract asks for at least 24 h).
-const IDEMPOTENCY_TTL_SECS: i64 = 48 * 3600;
 
 pub struct Application {
     listener: TcpListener,
@@ -140,7 +137,7 @@ impl Application {
         );
         app.deny = deny;
         let state = Arc::new(app);
-        refresh_visitor_key(&state).await;
+        housekeeping::refresh_visitor_key(&state).await;
         Ok(Application {
             listener,
             admin_listener,
@@ -177,18 +174,13 @@ impl Application {
             settings.click_flush_interval,
             stop_rx.clone(),
         ));
-        let coherence = match &settings.database {
-            Database::Postgres(url) => Some(tokio::spawn(crate::coherence::run(
-                state.clone(),
-                url.clone(),
-                settings.store_timeout,
-                stop_rx.clone(),
-            ))),
-            Database::Sqlite(_) => None,
-        };
-        let janitor = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+        let coherence = crate::service::coherence::start(&state, stop_rx.clone());
+        let janitor = tokio::spawn(housekeeping::run(state.clone(), stop_rx.clone()));
         // Always: without a handler, SIGHUP would end the process without a graceful stop.
-        tokio::spawn(reload_deny_list_on_sighup(state.clone(), stop_rx));
+        tokio::spawn(housekeeping::reload_deny_list_on_sighup(
+            state.clone(),
+            stop_rx,
+        ));
         if coherence.is_some() {
             // Serve once this instance hears the other instances' changes, so that `/health`
             // does not start out `unhealthy`; bounded: a database that does not answer leaves
@@ -258,108 +250,8 @@ impl Application {
         if let Some(coherence) = coherence {
             let _ = coherence.await;
         }
-        final_flush(&state).await;
+        housekeeping::final_flush(&state).await;
         served
-    }
-}
-
-/// Reloads the deny list on every SIGHUP; a bad file keeps the current list (logged).
-async fn reload_deny_list_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: the deny list reloads over the API only");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = hangups.recv() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        if state.settings.deny_list.is_none() {
-            tracing::info!("SIGHUP: nothing to reload (no --deny-list)");
-            continue;
-        }
-        let deny = state.clone();
-        match tokio::task::spawn_blocking(move || deny.deny.reload()).await {
-            Ok(Ok(entries)) => tracing::info!(entries, "deny list reloaded (SIGHUP)"),
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "deny list not reloaded: keeping the current one")
-            }
-            Err(e) => tracing::error!(error = %e, "deny list reload stopped"),
-        }
-    }
-}
-
-/// Flushes what is left, retrying a few times if the store hiccups.
-async fn final_flush(state: &App) {
-    for attempt in 1..=5 {
-        match state.clicks.flush_once(state.store.as_ref()).await {
-            Ok(n) => {
-                tracing::info!(clicks = n, "final click flush done");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, attempt, "final click flush failed");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
-            }
-        }
-    }
-    tracing::error!(
-        lost = state.clicks.buffer.pending(),
-        "clicks could not be flushed before exit"
-    );
-}
-
-/// Periodic chores: drain the metrics exporter's histogram samples (it keeps them until a
-/// scrape otherwise) and forget idempotency records older than the retention.
-async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
-    let mut last_purge = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        state.metrics.run_upkeep();
-        refresh_visitor_key(&state).await;
-        if last_purge.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 3600) {
-            last_purge = Some(std::time::Instant::now());
-            roll_up(&state).await;
-            if let Err(e) = state
-                .store
-                .purge_idempotency(now() - IDEMPOTENCY_TTL_SECS)
-                .await
-            {
-                tracing::warn!(error = %e, "purging old idempotency records failed");
-            }
-        }
-    }
-}
-
-/// Makes sure the visitor key of the current day is known (a new UTC day gets a new key, shared
-/// by every instance through the store). Until it is known, clicks count without visitors.
-async fn refresh_visitor_key(state: &App) {
-    let day = now().div_euclid(86_400);
-    if state.analytics.key.read().is_some_and(|k| k.day == day) {
-        return;
-    }
-    match state.store.visitor_key(day).await {
-        Ok(key) => *state.analytics.key.write() = Some(VisitorKey::new(day, key)),
-        Err(e) => tracing::warn!(error = %e, "could not get the visitor key of the day"),
-    }
-}
-
-/// Rolls hourly click counts older than the retention up into daily ones.
-async fn roll_up(state: &App) {
-    let retention_hours = (state.settings.hourly_stats_retention.as_secs() / 3600) as i64;
-    let before_hour = now().div_euclid(3600) - retention_hours;
-    match state.store.roll_up_hours(before_hour).await {
-        Ok(0) => {}
-        Ok(rows) => tracing::info!(rows, "rolled hourly click counts up into daily ones"),
-        Err(e) => tracing::warn!(error = %e, "rolling up hourly click counts failed"),
     }
 }
 

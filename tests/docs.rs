@@ -309,3 +309,103 @@ fn api_md_and_the_openapi_document_list_the_same_operations() {
         "docs/api.md only: {only_docs:?}\nOpenAPI only: {only_spec:?}"
     );
 }
+
+/// The top-level modules of `src/` that each top-level module's code names (`crate::x`),
+/// comments left out.
+fn module_dependencies() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = root().join("src");
+    let mut deps = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for file in files(&["rs"]) {
+        let Ok(rel) = file.strip_prefix(&src) else {
+            continue;
+        };
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if matches!(top.as_str(), "main" | "lib") {
+            continue;
+        }
+        let code: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| l.split("//").next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let entry = deps.entry(top.clone()).or_default();
+        for part in code.split("crate::").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != top {
+                entry.insert(name);
+            }
+        }
+    }
+    deps
+}
+
+/// The layering docs/architecture.md draws: no two top-level modules depend on each other,
+/// directly or through others; the store knows nothing of the caches, clicks, the use cases or
+/// HTTP; HTTP reaches the store only through the use cases (`service`).
+#[test]
+fn modules_depend_on_each_other_as_the_architecture_doc_draws() {
+    let deps = module_dependencies();
+    assert!(
+        deps.contains_key("http") && deps.contains_key("store"),
+        "{deps:?}"
+    );
+    for (module, uses) in &deps {
+        for used in uses {
+            // A path from `used` back to `module` is a cycle.
+            let mut stack = vec![used.clone()];
+            let mut seen = HashSet::new();
+            while let Some(m) = stack.pop() {
+                assert!(
+                    m != *module,
+                    "import cycle: {module} uses {used}, which leads back to {module}\n{deps:#?}"
+                );
+                if seen.insert(m.clone()) {
+                    stack.extend(deps.get(&m).into_iter().flatten().cloned());
+                }
+            }
+        }
+    }
+    for forbidden in [
+        "cache",
+        "shared_cache",
+        "clicks",
+        "service",
+        "http",
+        "startup",
+    ] {
+        assert!(
+            !deps["store"].contains(forbidden),
+            "the store uses crate::{forbidden}"
+        );
+    }
+    assert!(!deps["http"].contains("store"), "http uses crate::store");
+    for file in files(&["rs"]) {
+        if !file.starts_with(root().join("src/http")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            assert!(
+                !code.contains(".store.")
+                    && !code.contains(".store\n")
+                    && !code.contains("Sqlite")
+                    && !code.contains("Postgres"),
+                "{}:{}: the HTTP layer reaches the store or names a backend: {line}",
+                file.display(),
+                n + 1
+            );
+        }
+    }
+}

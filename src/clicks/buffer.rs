@@ -26,8 +26,7 @@ use crate::domain::time::UnixSeconds;
 use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, fold_slot};
 
 const SHARDS: usize = 16;
-/// The referrer key of clicks that came without a usable `Referer`.
-pub const DIRECT: &str = "(direct)";
+pub use crate::store::DIRECT;
 /// The country key of clicks whose country is not known.
 pub const UNKNOWN_COUNTRY: &str = "(unknown)";
 /// Distinct profiles kept per link and day before further ones are counted per dimension.

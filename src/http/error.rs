@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::service::error::ServiceError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -110,13 +110,18 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::NotFound => ApiError::NotFound("link"),
-            StoreError::Conflict(msg) => ApiError::CodeTaken(msg),
-            StoreError::Unavailable(msg) => ApiError::Unavailable(msg),
-            StoreError::Other(msg) => ApiError::Internal(msg),
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::CodeTaken(msg) => ApiError::CodeTaken(msg),
+            ServiceError::LastAdmin => ApiError::LastAdmin,
+            ServiceError::TakenDown => ApiError::TakenDown,
+            ServiceError::IdempotencyMismatch => ApiError::IdempotencyMismatch,
+            ServiceError::Unavailable(source) => ApiError::Unavailable(source.to_string()),
+            e @ ServiceError::Store(_) => {
+                ApiError::Internal(format!("{:#}", anyhow::Error::new(e)))
+            }
         }
     }
 }

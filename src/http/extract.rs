@@ -2,17 +2,17 @@
 //! with our size and media-type rules, and query strings parsed without surprises.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::error::ApiError;
-use super::{AppState, KEY_CACHE_TTL};
 use crate::domain::Role;
-use crate::domain::key::{ApiKey, ApiKeySecret};
+use crate::domain::key::ApiKey;
+use crate::service::keys::{self, AuthError};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -48,39 +48,19 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(bearer_token)
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(ApiError::Unauthorized)?;
-        let hash = ApiKeySecret::from_presented(presented).hash();
-        let key = match state.key_cache.get(&hash) {
-            Some((key, read_at)) if read_at.elapsed() < KEY_CACHE_TTL => key,
-            _ => {
-                let client = client_address(parts, state);
-                if let Some(retry_after) = state.failed_auth.blocked(client) {
-                    metrics::counter!("snip_auth_throttled_total").increment(1);
-                    return Err(ApiError::AuthThrottled { retry_after });
-                }
-                let generation = state.key_generation.load(Ordering::Acquire);
-                let Some(key) = state.store.find_key(hash.clone()).await? else {
-                    tracing::warn!(%client, "failed authentication: unknown or revoked API key");
-                    return Err(match state.failed_auth.failed(client) {
-                        Some(retry_after) => ApiError::AuthThrottled { retry_after },
-                        None => ApiError::Unauthorized,
-                    });
-                };
-                crate::cache::fill_unless_invalidated(
-                    &state.key_generation,
-                    generation,
-                    || {
-                        state
-                            .key_cache
-                            .insert(hash.clone(), (key.clone(), std::time::Instant::now()))
-                    },
-                    || {
-                        state.key_cache.remove(&hash);
-                    },
-                );
-                key
-            }
-        };
-        state.check_rate_limit(key.row_id)?;
+        let client = client_address(parts, state);
+        let key = keys::authenticate(state, presented, client)
+            .await
+            .map_err(|e| match e {
+                AuthError::Unknown => ApiError::Unauthorized,
+                AuthError::Throttled { retry_after } => ApiError::AuthThrottled { retry_after },
+                AuthError::Service(e) => e.into(),
+            })?;
+        state
+            .check_rate_limit(key.row_id)
+            .map_err(|r| ApiError::RateLimited {
+                retry_after: r.retry_after,
+            })?;
         Ok(Caller(key))
     }
 }

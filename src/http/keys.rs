@@ -12,8 +12,8 @@ use super::AppState;
 use super::error::{ApiError, Problem, Result};
 use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::KeyView;
-use crate::domain::{ApiKeySecret, Role};
-use crate::store::StoreError;
+use crate::domain::Role;
+use crate::service::keys;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,8 +61,7 @@ pub(super) async fn create(
             "name: must be 1 to 100 printable characters".into(),
         ));
     }
-    let secret = ApiKeySecret::generate();
-    let key = app.store.create_key(name, role, secret.hash()).await?;
+    let (key, secret) = keys::create(&app, name, role).await?;
     Ok((
         StatusCode::CREATED,
         Json(KeyView::new(&key, Some(secret.expose().to_string()))),
@@ -85,9 +84,9 @@ pub(super) struct KeyList {
 )]
 pub(super) async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<KeyList>> {
     caller.require_admin()?;
-    let keys = app.store.list_keys().await?;
+    let all = keys::list(&app).await?;
     Ok(Json(KeyList {
-        items: keys.iter().map(|k| KeyView::new(k, None)).collect(),
+        items: all.iter().map(|k| KeyView::new(k, None)).collect(),
     }))
 }
 
@@ -114,10 +113,6 @@ pub(super) async fn revoke(
     query: QueryMap,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !crate::domain::key::could_be_key_id(&id) {
-        // Not an id snip could have issued: no store round trip (and no NUL for PostgreSQL).
-        return Err(ApiError::NotFound("key"));
-    }
     let force = match query.get("force") {
         None | Some("false") => false,
         Some("true") => true,
@@ -127,14 +122,6 @@ pub(super) async fn revoke(
             ));
         }
     };
-    match app.store.revoke_key(&id, force).await {
-        Ok(()) => {
-            // The secret is unknown here (only its hash is stored): forget every cached key.
-            app.forget_keys();
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("key")),
-        Err(StoreError::Conflict(_)) => Err(ApiError::LastAdmin),
-        Err(e) => Err(e.into()),
-    }
+    keys::revoke(&app, &id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

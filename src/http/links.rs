@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem, Result};
@@ -21,7 +20,7 @@ use super::{App, AppState};
 use crate::domain::link::{CodeChoice, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN};
 use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
-use crate::store::{CreateOutcome, IdempotencyRequest};
+use crate::service::links::{self, IdempotencyRequest};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -203,15 +202,9 @@ fn idempotency(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
             )
         })?;
-    // Hash the canonical form (sorted keys, no whitespace) so that formatting does not matter.
-    let canonical: serde_json::Value = serde_json::from_slice(raw_body)
+    let body: serde_json::Value = serde_json::from_slice(raw_body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some(IdempotencyRequest {
-        key_row_id: caller.0.row_id,
-        idem_key: key.to_string(),
-        request_hash: Sha256::digest(&bytes).to_vec(),
-    }))
+    Ok(Some(links::idempotency(key, caller.0.row_id, &body)))
 }
 
 fn created(app: &App, link: &Link) -> Response {
@@ -264,31 +257,13 @@ pub(super) async fn create(
         expires_at: req.expires_at.as_deref().map(expires_at).transpose()?,
         max_clicks: req.max_clicks.map(max_clicks).transpose()?,
     };
-    match app.store.create_link(new, idem).await? {
-        CreateOutcome::Created(link) => {
-            // A negative-cache entry for this code must not outlive its creation.
-            app.cache.invalidate(link.code.as_str());
-            Ok(created(&app, &link))
-        }
-        // The link this request created was deleted since: answer as a read of it would,
-        // rather than replay a link that no longer exists.
-        CreateOutcome::Replayed(link) if link.deleted => Err(ApiError::NotFound("link")),
-        CreateOutcome::Replayed(link) => Ok(created(&app, &link)),
-        CreateOutcome::IdempotencyMismatch => Err(ApiError::IdempotencyMismatch),
-    }
+    let link = links::create(&app, new, idem).await?;
+    Ok(created(&app, &link))
 }
 
 /// A live link the caller may see, or 404.
 pub(super) async fn find_visible_link(app: &App, caller: &Caller, code: &str) -> Result<Link> {
-    if !ShortCode::could_be_code(code) {
-        return Err(ApiError::NotFound("link"));
-    }
-    match app.store.get_link(code).await? {
-        Some(link) if !link.deleted && caller.owner_filter().is_none_or(|o| o == link.owner) => {
-            Ok(link)
-        }
-        _ => Err(ApiError::NotFound("link")),
-    }
+    Ok(links::find_visible(app, caller.owner_filter(), code).await?)
 }
 
 /// Reads one link (a user key sees only its own links).
@@ -352,19 +327,7 @@ pub(super) async fn update(
         disabled: req.disabled,
         takedown: None,
     };
-    if req.disabled == Some(false) {
-        // Only an admin lifts a takedown, and only on purpose (DELETE …/takedown).
-        let link = find_visible_link(&app, &caller, &code).await?;
-        if link.takedown.is_some() {
-            return Err(ApiError::TakenDown);
-        }
-    }
-    let generation = app.cache.generation();
-    let link = app
-        .store
-        .update_link(&code, caller.owner_filter(), patch)
-        .await?;
-    app.link_changed_to(&code, &link, generation);
+    let link = links::update(&app, caller.owner_filter(), &code, patch).await?;
     Ok(Json(LinkView::new(&app, &link)))
 }
 
@@ -406,7 +369,8 @@ pub(super) async fn take_down(
             "reason: must be 1 to 500 printable characters".into(),
         ));
     }
-    set_takedown(&app, &code, Some(reason)).await
+    let link = links::take_down(&app, &code, reason).await?;
+    Ok(Json(LinkView::new(&app, &link)))
 }
 
 /// `DELETE /api/v1/links/{code}/takedown` (admin): lifts a takedown; the link is enabled again.
@@ -425,41 +389,10 @@ pub(super) async fn lift_takedown(
     PathParam(code): PathParam,
 ) -> Result<Json<LinkView>> {
     caller.require_admin()?;
-    let link = find_visible_link(&app, &caller, &code).await?;
-    if link.takedown.is_none() {
-        // Nothing to lift: the link as it is (a retried lift answers as the first did, and a
-        // link its owner disabled stays disabled).
-        return Ok(Json(LinkView::new(&app, &link)));
-    }
-    set_takedown(&app, &code, None).await
+    let link = links::lift_takedown(&app, &code).await?;
+    Ok(Json(LinkView::new(&app, &link)))
 }
 
-async fn set_takedown(
-    app: &AppState,
-    code: &str,
-    reason: Option<String>,
-) -> Result<Json<LinkView>> {
-    if !ShortCode::could_be_code(code) {
-        return Err(ApiError::NotFound("link"));
-    }
-    let taking_down = reason.is_some();
-    let patch = LinkPatch {
-        disabled: Some(taking_down),
-        takedown: Some(reason),
-        ..LinkPatch::default()
-    };
-    let generation = app.cache.generation();
-    let link = app.store.update_link(code, None, patch).await?;
-    app.link_changed_to(code, &link, generation);
-    tracing::warn!(
-        code,
-        taken_down = taking_down,
-        "link takedown changed by an admin"
-    );
-    Ok(Json(LinkView::new(app, &link)))
-}
-
-/// Deletes a link: its code answers 404 from then on and is never reissued.
 #[utoipa::path(
     delete,
     path = "/api/v1/links/{code}",
@@ -473,11 +406,7 @@ pub(super) async fn remove(
     caller: Caller,
     PathParam(code): PathParam,
 ) -> Result<StatusCode> {
-    if !ShortCode::could_be_code(&code) {
-        return Err(ApiError::NotFound("link"));
-    }
-    app.store.delete_link(&code, caller.owner_filter()).await?;
-    app.link_changed(&code);
+    links::delete(&app, caller.owner_filter(), &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -540,17 +469,13 @@ pub(super) async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| decode_cursor(c).ok_or_else(|| ApiError::InvalidField("cursor: malformed".into())))
         .transpose()?;
-    let mut links = app
-        .store
-        .list_links(caller.owner_filter(), before, limit + 1)
-        .await?;
-    let more = links.len() > limit;
-    links.truncate(limit);
-    let next_cursor = more
-        .then(|| links.last().map(|l| encode_cursor(l.id)))
+    let page = links::list(&app, caller.owner_filter(), before, limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| page.links.last().map(|l| encode_cursor(l.id)))
         .flatten();
     Ok(Json(Page {
-        items: links.iter().map(|l| LinkView::new(&app, l)).collect(),
+        items: page.links.iter().map(|l| LinkView::new(&app, l)).collect(),
         next_cursor,
     }))
 }

@@ -4,7 +4,7 @@
 //! no script, nothing loaded from another origin).
 //!
 //! The error answers every API operation can give (problem+json) are added here once rather
-//! than on each handler; docs/api.md is the prose contract and `tests/openapi.rs` checks that
+//! than on each handler; docs/api.md is the prose contract and `tests/docs.rs` checks that
 //! both list the same operations.
 
 use std::collections::BTreeMap;

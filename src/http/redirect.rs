@@ -7,7 +7,6 @@
 //! docs/architecture.md, "CAP choice per operation"); only uncached codes answer 503.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
@@ -17,14 +16,10 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::{App, AppState};
-use crate::cache::{Cached, Lookup};
-use crate::clicks::Visit;
-use crate::config::ClickMode;
+use super::AppState;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
-use crate::domain::time::now;
-use crate::store::StoreError;
+use crate::service::redirect::{self, Outcome};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/{code}", get(redirect))
@@ -44,78 +39,12 @@ fn gone() -> Response {
     plain(StatusCode::GONE, "gone\n")
 }
 
-fn unavailable(e: StoreError) -> Response {
+fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "redirect could not reach the store");
     let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n");
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
-}
-
-/// The cached answer for a code, reading the store on a miss.
-async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
-    match app.cache.lookup(code) {
-        Some(Lookup::Fresh(hit)) => {
-            app.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
-        }
-        Some(Lookup::Stale(hit)) => {
-            app.cache_hits.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("snip_cache_reloads_total").increment(1);
-            let (app, code) = (app.clone(), code.to_string());
-            tokio::spawn(async move {
-                if let Err(e) = load(&app, &code).await {
-                    tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
-                }
-            });
-            return Ok(hit);
-        }
-        None => {}
-    }
-    app.cache_misses.fetch_add(1, Ordering::Relaxed);
-    load(app, code).await
-}
-
-/// Reads a code into the cache: from the shared cache if there is one and it has the code,
-/// else from the store (and then shares it).
-async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
-    let generation = app.cache.generation();
-    // A code written recently is read from the primary: Redis and the replicas may still
-    // hold what it was before (the writer deletes the Redis entry only after its commit).
-    let changed = app.cache.changed_recently(code);
-    if !changed
-        && let Some(shared) = &app.shared
-        && let Some(answer) = shared.get(code).await
-    {
-        app.cache.fill(code, answer.clone(), generation);
-        return Ok(answer);
-    }
-    let read = if changed {
-        app.store.get_link_primary(code).await?
-    } else {
-        app.store.get_link(code).await?
-    };
-    let answer = match read {
-        None => app.cache.missing(),
-        Some(link) => {
-            if let Some(shared) = &app.shared {
-                shared.put(&link).await;
-            }
-            let live_and_limited = link.max_clicks.is_some() && !link.deleted && !link.disabled;
-            let used = if live_and_limited {
-                Some(
-                    app.clicks
-                        .limit_counter(app.store.as_ref(), link.id)
-                        .await?,
-                )
-            } else {
-                None
-            };
-            Cached::for_link(&link, used)
-        }
-    };
-    app.cache.fill(code, answer.clone(), generation);
-    Ok(answer)
 }
 
 /// Whether the fast path should answer this request: `GET`/`HEAD` of one path segment that
@@ -198,62 +127,15 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     if !ShortCode::could_be_code(raw) {
         return not_found();
     }
-    let target = match resolve(app, raw).await {
-        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return denied(),
-        Ok(Cached::Redirect(t)) => t,
-        Ok(Cached::Gone) => return gone(),
-        Ok(Cached::TakenDown(reason)) => return taken_down(&reason),
-        Ok(Cached::Missing(_)) => {
-            if app.click_mode() != ClickMode::Off {
-                app.clicks.buffer.record_unknown(raw);
-            }
-            return not_found();
-        }
-        Err(e) => return unavailable(e),
-    };
-    let at = now();
-    if target.expires_at.is_some_and(|e| e <= at) {
-        return gone();
-    }
     let counts = req.method() == Method::GET;
-    if let (Some(max), Some(used)) = (target.max_clicks, &target.used) {
-        let allowed = if counts {
-            used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u < max).then_some(u + 1)
-            })
-            .is_ok()
-        } else {
-            used.load(Ordering::Acquire) < max
-        };
-        if !allowed {
-            return gone();
-        }
-    }
-    let mode = app.click_mode();
-    // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
-    if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
-        let seen = app.analytics.observe(peer, req.headers());
-        let visit = Visit {
-            ua: &seen.ua,
-            referrer: seen.referrer.as_ref(),
-            country: seen.country,
-            visitor: seen.visitor,
-        };
-        if mode == ClickMode::Exact {
-            let recorded = app
-                .clicks
-                .record_exact(app.store.as_ref(), target.link_id, at, &visit)
-                .await;
-            if let Err(e) = recorded {
-                if let Some(used) = &target.used {
-                    used.fetch_sub(1, Ordering::AcqRel);
-                }
-                return unavailable(e);
-            }
-        } else {
-            app.clicks.buffer.record(target.link_id, at, &visit);
-        }
-    }
+    let target = match redirect::follow(app, raw, counts, peer, req.headers()).await {
+        Outcome::Redirect(target) => target,
+        Outcome::Missing => return not_found(),
+        Outcome::Gone => return gone(),
+        Outcome::TakenDown(reason) => return taken_down(&reason),
+        Outcome::Denied => return denied(),
+        Outcome::Unavailable(e) => return unavailable(e),
+    };
     let mut response = Response::new(Body::empty());
     *response.status_mut() = app.redirect_status;
     let h = response.headers_mut();
@@ -309,26 +191,13 @@ async fn preview(app: &AppState, code: &str) -> Response {
     if !ShortCode::could_be_code(code) {
         return not_found();
     }
-    // The same answer as the redirect (cache first, so it works while the store is down)...
-    let target = match resolve(app, code).await {
-        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return denied(),
-        Ok(Cached::Redirect(t)) => t,
-        Ok(Cached::Gone) => return gone(),
-        Ok(Cached::TakenDown(reason)) => return taken_down(&reason),
-        Ok(Cached::Missing(_)) => return not_found(),
-        Err(e) => return unavailable(e),
-    };
-    let used_up = target
-        .max_clicks
-        .zip(target.used.as_ref())
-        .is_some_and(|(max, used)| used.load(Ordering::Acquire) >= max);
-    if used_up || target.expires_at.is_some_and(|e| e <= now()) {
-        return gone();
-    }
-    // ...and the title, best effort: the page still renders without it.
-    let title = match app.store.get_link(code).await {
-        Ok(Some(link)) => link.title,
-        _ => None,
+    let (target, title) = match redirect::preview(app, code).await {
+        Ok(found) => found,
+        Err(Outcome::Missing | Outcome::Redirect(_)) => return not_found(),
+        Err(Outcome::Gone) => return gone(),
+        Err(Outcome::TakenDown(reason)) => return taken_down(&reason),
+        Err(Outcome::Denied) => return denied(),
+        Err(Outcome::Unavailable(e)) => return unavailable(e),
     };
     let url = target.location.to_str().unwrap_or_default();
     let esc = |s: &str| html_escape::encode_quoted_attribute(s).into_owned();

@@ -24,20 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 
-/// Limits on what one client connection can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Time allowed to send a request's headers, counted from the connection's start or from
-    /// the end of the previous response (so it is also the keep-alive idle timeout).
-    pub header_read_timeout: Duration,
-    /// Largest request head (request line and headers) in bytes; more is answered 431.
-    pub max_header_bytes: usize,
-    /// Open connections served at once; more are answered 503 and closed.
-    pub max_connections: usize,
-}
-
-/// The smallest header cap hyper can work with (its read buffer's minimum).
-pub const MIN_HEADER_BYTES: usize = 8192;
+pub use crate::config::{ConnectionLimits, MIN_HEADER_BYTES};
 
 /// File descriptors kept free for everything that is not a client connection: the store's
 /// files and pools, Redis, logs, and connections being shed.

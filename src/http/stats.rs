@@ -17,7 +17,7 @@ use super::error::{ApiError, Result};
 use super::extract::{Caller, PathParam, QueryMap};
 use super::links::find_visible_link;
 use crate::domain::time::{now, parse_rfc3339, to_rfc3339};
-use crate::store::{Interval, StatsRange};
+use crate::service::stats::{self, Interval, StatsRange};
 
 /// Longest series returned, in buckets (a month of hours, ten years of days).
 const MAX_BUCKETS: i64 = 3700;
@@ -160,10 +160,7 @@ fn entries(list: Vec<(String, u64)>) -> Vec<Entry> {
 async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) -> Result<Stats> {
     let q = parse_query(query)?;
     let link = find_visible_link(app, caller, code).await?;
-    let computed = app
-        .clicks
-        .stats(app.store.as_ref(), link.id, q.range)
-        .await?;
+    let computed = stats::link(app, link.id, q.range).await?;
     let width = q.range.interval.seconds();
     let mut counted = computed.series.into_iter().peekable();
     let series = (0..q.buckets)
@@ -407,7 +404,7 @@ pub(super) async fn unknown(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::InvalidField("limit: must be 1 to 1000".into()))?,
     };
-    let found = app.store.unknown_stats(q.from, q.to, limit).await?;
+    let found = stats::unknown(&app, q.from, q.to, limit).await?;
     Ok(Json(Unknown {
         total: found.total,
         codes: entries(found.codes),

@@ -76,6 +76,20 @@ pub enum CreateOutcome {
     IdempotencyMismatch,
 }
 
+/// Where a store's change feed ([`Store::follow_changes`]) reports.
+pub trait ChangeSink: Send + Sync + 'static {
+    /// The feed listens: every change from now on is reported. `after_gap`: it listens again
+    /// after an interruption, and whatever changed meanwhile is unknown.
+    fn listening(&self, after_gap: bool);
+    /// The feed broke off; it tries again after `retry_in`.
+    fn interrupted(&self, error: &anyhow::Error, retry_in: std::time::Duration);
+    /// Another instance committed a change to the link `code`.
+    fn changed(&self, code: &str);
+}
+
+/// The referrer key of clicks that came without a usable `Referer`.
+pub const DIRECT: &str = "(direct)";
+
 /// A dimension of click analytics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dim {
@@ -329,6 +343,22 @@ pub trait Store: Send + Sync + 'static {
     /// keeping a journal and folding hours once a fold interval (the embedded store).
     fn journal_in_tables(&self) -> bool {
         false
+    }
+
+    /// Whether other instances may write to this store behind this one's back (so that what
+    /// this instance caches can go stale).
+    fn shared_by_instances(&self) -> bool {
+        false
+    }
+
+    /// A task reporting the link changes other instances commit to `sink` until `stop`, for a
+    /// store shared by several instances; `None` for one that only this process writes.
+    fn follow_changes(
+        &self,
+        _sink: std::sync::Arc<dyn ChangeSink>,
+        _stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        None
     }
 
     /// This process's name among the instances sharing the store (PostgreSQL), as it appears

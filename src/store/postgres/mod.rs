@@ -53,6 +53,7 @@ macro_rules! notify_channel {
 /// cache coherence listener subscribes to it).
 pub const NOTIFY_CHANNEL: &str = notify_channel!();
 
+pub mod changes;
 mod clicks;
 mod queries;
 mod schema;
@@ -253,6 +254,8 @@ pub struct PgStore {
     /// Round-robin position over `replicas`.
     next_replica: AtomicUsize,
     timeout: Duration,
+    /// The primary's connection settings, for the change feed's own connection.
+    primary_config: tokio_postgres::Config,
     click_durability: ClickDurability,
     /// Random per store (per process): names this instance's click flushes in `click_flushes`,
     /// so a retried flush is recognised without confusing it with another instance's.
@@ -304,7 +307,8 @@ impl PgStore {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(PgStore {
-            primary: pool(primary, opts.pool_size)?,
+            primary: pool(primary.clone(), opts.pool_size)?,
+            primary_config: primary,
             replicas,
             next_replica: AtomicUsize::new(0),
             timeout: opts.timeout,
@@ -549,6 +553,24 @@ impl Store for PgStore {
     /// each other's journals after a crash.
     fn instance_id(&self) -> Option<&str> {
         Some(&self.instance)
+    }
+
+    fn shared_by_instances(&self) -> bool {
+        true
+    }
+
+    fn follow_changes(
+        &self,
+        sink: std::sync::Arc<dyn crate::store::ChangeSink>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        Some(Box::pin(changes::follow(
+            self.primary_config.clone(),
+            self.instance.clone(),
+            self.timeout,
+            sink,
+            stop,
+        )))
     }
 
     fn journal_in_tables(&self) -> bool {

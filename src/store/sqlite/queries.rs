@@ -14,7 +14,7 @@ use crate::store::{
 };
 
 use super::classify;
-use crate::clicks::buffer::DIRECT;
+use crate::store::DIRECT;
 use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge_dims};
 
 /// Attempts at a fresh random code before giving up (the code space is nearly full).

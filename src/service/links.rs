@@ -1,0 +1,161 @@
+//! Creating, reading, changing and deleting links. Writes commit in the store first, then
+//! invalidate this instance's caches for the code (and Redis's), so the next redirect here
+//! sees the change; other instances hear of it from the store's change feed (`coherence`).
+
+use sha2::{Digest, Sha256};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::domain::{Link, LinkPatch, NewLink, ShortCode};
+use crate::service::app::App;
+use crate::store::CreateOutcome;
+pub use crate::store::IdempotencyRequest;
+
+/// A page of links, and whether more follow.
+pub struct Page {
+    pub links: Vec<Link>,
+    pub more: bool,
+}
+
+/// The idempotency record of a create: `key` (the `Idempotency-Key`) scoped to the key row
+/// `caller`, with the hash of `body`'s canonical form (sorted members, no whitespace), so
+/// that formatting does not matter.
+pub fn idempotency(key: &str, caller: i64, body: &serde_json::Value) -> IdempotencyRequest {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    IdempotencyRequest {
+        key_row_id: caller,
+        idem_key: key.to_string(),
+        request_hash: Sha256::digest(&bytes).to_vec(),
+    }
+}
+
+/// Creates a link (or replays the create that used the same idempotency record).
+pub async fn create(
+    app: &App,
+    new: NewLink,
+    idempotency: Option<IdempotencyRequest>,
+) -> ServiceResult<Link> {
+    let created = app
+        .store
+        .create_link(new, idempotency)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))?;
+    match created {
+        CreateOutcome::Created(link) => {
+            // A negative-cache entry for this code must not outlive its creation.
+            app.cache.invalidate(link.code.as_str());
+            Ok(link)
+        }
+        // The link this request created was deleted since: answer as a read of it would,
+        // rather than replay a link that no longer exists.
+        CreateOutcome::Replayed(link) if link.deleted => Err(ServiceError::NotFound("link")),
+        CreateOutcome::Replayed(link) => Ok(link),
+        CreateOutcome::IdempotencyMismatch => Err(ServiceError::IdempotencyMismatch),
+    }
+}
+
+/// A live link that `owner` (`None`: an admin) may see.
+pub async fn find_visible(app: &App, owner: Option<i64>, code: &str) -> ServiceResult<Link> {
+    if !ShortCode::could_be_code(code) {
+        return Err(ServiceError::NotFound("link"));
+    }
+    match app.store.get_link(code).await {
+        Ok(Some(link)) if !link.deleted && owner.is_none_or(|o| o == link.owner) => Ok(link),
+        Ok(_) => Err(ServiceError::NotFound("link")),
+        Err(e) => Err(ServiceError::from_store(e, "link")),
+    }
+}
+
+/// Applies `patch` to a link `owner` may change. Re-enabling a link an admin took down is
+/// refused: only [`lift_takedown`] does that.
+pub async fn update(
+    app: &App,
+    owner: Option<i64>,
+    code: &str,
+    patch: LinkPatch,
+) -> ServiceResult<Link> {
+    if !ShortCode::could_be_code(code) {
+        return Err(ServiceError::NotFound("link"));
+    }
+    if patch.disabled == Some(false) && find_visible(app, owner, code).await?.takedown.is_some() {
+        return Err(ServiceError::TakenDown);
+    }
+    write(app, owner, code, patch).await
+}
+
+/// Takes a link down (admin): disabled, with the reason its redirect gives. Taking it down
+/// again replaces the reason.
+pub async fn take_down(app: &App, code: &str, reason: String) -> ServiceResult<Link> {
+    set_takedown(app, code, Some(reason)).await
+}
+
+/// Lifts a takedown (admin): the link is enabled again. On a link not taken down it changes
+/// nothing and answers the link (a retried lift answers like the first one, and a link its
+/// owner disabled stays disabled).
+pub async fn lift_takedown(app: &App, code: &str) -> ServiceResult<Link> {
+    let link = find_visible(app, None, code).await?;
+    if link.takedown.is_none() {
+        return Ok(link);
+    }
+    set_takedown(app, code, None).await
+}
+
+async fn set_takedown(app: &App, code: &str, reason: Option<String>) -> ServiceResult<Link> {
+    if !ShortCode::could_be_code(code) {
+        return Err(ServiceError::NotFound("link"));
+    }
+    let taking_down = reason.is_some();
+    let patch = LinkPatch {
+        disabled: Some(taking_down),
+        takedown: Some(reason),
+        ..LinkPatch::default()
+    };
+    let link = write(app, None, code, patch).await?;
+    tracing::warn!(
+        code,
+        taken_down = taking_down,
+        "link takedown changed by an admin"
+    );
+    Ok(link)
+}
+
+/// The store write of a change, then this instance's caches.
+async fn write(app: &App, owner: Option<i64>, code: &str, patch: LinkPatch) -> ServiceResult<Link> {
+    let generation = app.cache.generation();
+    let link = app
+        .store
+        .update_link(code, owner, patch)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))?;
+    app.link_changed_to(code, &link, generation);
+    Ok(link)
+}
+
+/// Deletes a link `owner` may change: its code answers 404 from then on and is never reissued.
+pub async fn delete(app: &App, owner: Option<i64>, code: &str) -> ServiceResult<()> {
+    if !ShortCode::could_be_code(code) {
+        return Err(ServiceError::NotFound("link"));
+    }
+    app.store
+        .delete_link(code, owner)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))?;
+    app.link_changed(code);
+    Ok(())
+}
+
+/// Up to `limit` live links `owner` may see, newest first, with ids below `before`.
+pub async fn list(
+    app: &App,
+    owner: Option<i64>,
+    before: Option<i64>,
+    limit: usize,
+) -> ServiceResult<Page> {
+    let mut links = app
+        .store
+        .list_links(owner, before, limit + 1)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))?;
+    let more = links.len() > limit;
+    links.truncate(limit);
+    Ok(Page { links, more })
+}

@@ -1,0 +1,197 @@
+//! Following a short code: the cached answer (read from Redis or the store on a miss, and
+//! cached), then the link's own rules (expiry, `max_clicks`, the deny list) and the click.
+//!
+//! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
+//! and a buffered click: no store I/O. When the store is slow or gone, cached codes keep
+//! redirecting (redirects are AP: see docs/architecture.md, "CAP choice per operation"); only
+//! uncached codes are [`Outcome::Unavailable`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::http::HeaderMap;
+
+use crate::cache::{Cached, Lookup, Target};
+use crate::clicks::Visit;
+use crate::config::ClickMode;
+use crate::domain::time::now;
+use crate::service::app::{App, AppState};
+use crate::store::StoreError;
+
+/// Where a code leads.
+pub enum Outcome {
+    /// To the target's `location`.
+    Redirect(Arc<Target>),
+    /// No such code.
+    Missing,
+    /// Expired, used up, disabled or deleted.
+    Gone,
+    /// Taken down by an admin, for this reason.
+    TakenDown(Arc<str>),
+    /// Its destination is on the deny list.
+    Denied,
+    /// Not cached, and the store could not be read.
+    Unavailable(StoreError),
+}
+
+/// The cached answer for a code, reading the store on a miss.
+async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
+    match app.cache.lookup(code) {
+        Some(Lookup::Fresh(hit)) => {
+            app.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        Some(Lookup::Stale(hit)) => {
+            app.cache_hits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("snip_cache_reloads_total").increment(1);
+            let (app, code) = (app.clone(), code.to_string());
+            tokio::spawn(async move {
+                if let Err(e) = load(&app, &code).await {
+                    tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
+                }
+            });
+            return Ok(hit);
+        }
+        None => {}
+    }
+    app.cache_misses.fetch_add(1, Ordering::Relaxed);
+    load(app, code).await
+}
+
+/// Reads a code into the cache: from the shared cache if there is one and it has the code,
+/// else from the store (and then shares it).
+async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
+    let generation = app.cache.generation();
+    // A code written recently is read from the primary: Redis and the replicas may still
+    // hold what it was before (the writer deletes the Redis entry only after its commit).
+    let changed = app.cache.changed_recently(code);
+    if !changed
+        && let Some(shared) = &app.shared
+        && let Some(answer) = shared.get(code).await
+    {
+        app.cache.fill(code, answer.clone(), generation);
+        return Ok(answer);
+    }
+    let read = if changed {
+        app.store.get_link_primary(code).await?
+    } else {
+        app.store.get_link(code).await?
+    };
+    let answer = match read {
+        None => app.cache.missing(),
+        Some(link) => {
+            if let Some(shared) = &app.shared {
+                shared.put(&link).await;
+            }
+            let live_and_limited = link.max_clicks.is_some() && !link.deleted && !link.disabled;
+            let used = if live_and_limited {
+                Some(
+                    app.clicks
+                        .limit_counter(app.store.as_ref(), link.id)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            Cached::for_link(&link, used)
+        }
+    };
+    app.cache.fill(code, answer.clone(), generation);
+    Ok(answer)
+}
+
+/// Follows `code` for a visitor at `peer` who sent `headers`; `counts`: a click (a `GET`,
+/// not a `HEAD`), which uses up one of `max_clicks` and is recorded.
+pub async fn follow(
+    app: &AppState,
+    code: &str,
+    counts: bool,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Outcome {
+    let target = match resolve(app, code).await {
+        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return Outcome::Denied,
+        Ok(Cached::Redirect(t)) => t,
+        Ok(Cached::Gone) => return Outcome::Gone,
+        Ok(Cached::TakenDown(reason)) => return Outcome::TakenDown(reason),
+        Ok(Cached::Missing(_)) => {
+            if app.click_mode() != ClickMode::Off {
+                app.clicks.buffer.record_unknown(code);
+            }
+            return Outcome::Missing;
+        }
+        Err(e) => return Outcome::Unavailable(e),
+    };
+    let at = now();
+    if target.expires_at.is_some_and(|e| e <= at) {
+        return Outcome::Gone;
+    }
+    if let (Some(max), Some(used)) = (target.max_clicks, &target.used) {
+        let allowed = if counts {
+            used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u < max).then_some(u + 1)
+            })
+            .is_ok()
+        } else {
+            used.load(Ordering::Acquire) < max
+        };
+        if !allowed {
+            return Outcome::Gone;
+        }
+    }
+    let mode = app.click_mode();
+    // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
+    if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
+        let seen = app.analytics.observe(peer, headers);
+        let visit = Visit {
+            ua: &seen.ua,
+            referrer: seen.referrer.as_ref(),
+            country: seen.country,
+            visitor: seen.visitor,
+        };
+        if mode == ClickMode::Exact {
+            let recorded = app
+                .clicks
+                .record_exact(app.store.as_ref(), target.link_id, at, &visit)
+                .await;
+            if let Err(e) = recorded {
+                if let Some(used) = &target.used {
+                    used.fetch_sub(1, Ordering::AcqRel);
+                }
+                return Outcome::Unavailable(e);
+            }
+        } else {
+            app.clicks.buffer.record(target.link_id, at, &visit);
+        }
+    }
+    Outcome::Redirect(target)
+}
+
+/// What the preview page of `code` shows: where the link goes (the same answer as the
+/// redirect: cache first, so it works while the store is down) and its title (best effort:
+/// the page still renders without it). Not a click.
+pub async fn preview(app: &AppState, code: &str) -> Result<(Arc<Target>, Option<String>), Outcome> {
+    let target = match resolve(app, code).await {
+        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => {
+            return Err(Outcome::Denied);
+        }
+        Ok(Cached::Redirect(t)) => t,
+        Ok(Cached::Gone) => return Err(Outcome::Gone),
+        Ok(Cached::TakenDown(reason)) => return Err(Outcome::TakenDown(reason)),
+        Ok(Cached::Missing(_)) => return Err(Outcome::Missing),
+        Err(e) => return Err(Outcome::Unavailable(e)),
+    };
+    let used_up = target
+        .max_clicks
+        .zip(target.used.as_ref())
+        .is_some_and(|(max, used)| used.load(Ordering::Acquire) >= max);
+    if used_up || target.expires_at.is_some_and(|e| e <= now()) {
+        return Err(Outcome::Gone);
+    }
+    let title = match app.store.get_link(code).await {
+        Ok(Some(link)) => link.title,
+        _ => None,
+    };
+    Ok((target, title))
+}
