@@ -5,6 +5,8 @@
 //! and a locked or unreachable database becomes `Unavailable` (HTTP 503), never a string match.
 
 pub mod code_filter;
+#[cfg(test)]
+mod contract;
 pub(crate) mod dims;
 pub mod postgres;
 pub mod sqlite;

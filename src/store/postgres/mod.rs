@@ -58,7 +58,7 @@ mod clicks;
 mod queries;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Connections per pool unless configured otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;

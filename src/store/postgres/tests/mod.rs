@@ -40,7 +40,7 @@ async fn client(url: &str) -> tokio_postgres::Client {
 }
 
 /// A fresh, empty database on the test server; its URL.
-async fn fresh_database() -> Option<String> {
+pub(crate) async fn fresh_database() -> Option<String> {
     let server = server()?;
     let name = format!("snip_t_{}", hex::encode(rand::random::<[u8; 6]>()));
     client(&server)
@@ -53,7 +53,7 @@ async fn fresh_database() -> Option<String> {
     Some(url.to_string())
 }
 
-fn opts() -> PgOptions {
+pub(crate) fn opts() -> PgOptions {
     PgOptions {
         timeout: Duration::from_secs(5),
         ..PgOptions::default()
@@ -83,12 +83,5 @@ fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
         owner,
         expires_at: None,
         max_clicks: Some(10),
-    }
-}
-
-fn created(outcome: CreateOutcome) -> Link {
-    match outcome {
-        CreateOutcome::Created(link) => link,
-        other => panic!("expected Created, got {other:?}"),
     }
 }

@@ -1,0 +1,443 @@
+//! The store contract: the same cases run against every backend (`sqlite` below, and
+//! `postgres` against the server in `SNIP_TEST_POSTGRES`, which `scripts/test.sh` starts:
+//! without it they print a note and pass, unless `SNIP_TEST_REQUIRE_SERVICES` is set, when
+//! they fail). Backend-specific behaviour (connections, notifications, files) is tested beside
+//! each backend.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::domain::link::CodeChoice;
+use crate::domain::time::now;
+
+/// A store with an admin key (links need an owner).
+pub(crate) struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub admin: ApiKey,
+    /// Keeps the SQLite file's directory.
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn with_admin(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixture {
+    let admin = store
+        .create_key("admin".into(), Role::Admin, vec![1; 32])
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        admin,
+        _dir: dir,
+    }
+}
+
+async fn sqlite() -> Option<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite::SqliteStore::open(
+        &dir.path().join("snip.db"),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    Some(with_admin(Arc::new(store), Some(dir)).await)
+}
+
+async fn postgres() -> Option<Fixture> {
+    let url = postgres::tests::fresh_database().await?;
+    let store = postgres::PgStore::connect(&url, &[], postgres::tests::opts())
+        .await
+        .unwrap();
+    Some(with_admin(Arc::new(store), None).await)
+}
+
+fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
+    NewLink {
+        code: match code {
+            Some(c) => CodeChoice::Custom(ShortCode::parse_custom(c).unwrap()),
+            None => CodeChoice::Random { len: 7 },
+        },
+        url: Destination::parse(url, &[]).unwrap(),
+        title: Some("a title".into()),
+        tags: vec!["t1".into()],
+        owner,
+        expires_at: None,
+        max_clicks: Some(10),
+    }
+}
+
+fn created(outcome: CreateOutcome) -> Link {
+    match outcome {
+        CreateOutcome::Created(link) => link,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+/// Runs `case` on each backend, as one test per backend.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let fixture = super::sqlite().await.expect("a SQLite store");
+                    super::$case(fixture).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(fixture) = super::postgres().await {
+                        super::$case(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    links_are_created_read_changed_and_deleted,
+    a_taken_custom_code_is_a_conflict,
+    an_idempotent_create_replays_the_first_link_and_refuses_another_body,
+    concurrent_creates_with_one_idempotency_key_make_one_link,
+    imports_skip_taken_codes,
+    keys_are_created_found_listed_and_revoked,
+    the_last_active_admin_key_is_kept_unless_forced,
+    the_visitor_key_of_a_day_stays_until_its_day_is_gone,
+);
+
+async fn links_are_created_read_changed_and_deleted(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let user = store
+        .create_key("user".into(), Role::User, vec![2; 32])
+        .await
+        .unwrap();
+    let link = created(
+        store
+            .create_link(
+                new_link(Some("Promo"), "https://example.com/a", admin.row_id),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(link.code.as_str(), "Promo");
+    assert_eq!(link.tags, vec!["t1".to_string()]);
+    assert_eq!(link.max_clicks, Some(10));
+    assert_eq!(link.owner, admin.row_id);
+    assert!(!link.deleted && !link.disabled);
+    assert_eq!(store.get_link("Promo").await.unwrap(), Some(link.clone()));
+    assert_eq!(
+        store.get_link_primary("Promo").await.unwrap(),
+        Some(link.clone())
+    );
+    assert_eq!(
+        store.get_link("promo").await.unwrap(),
+        None,
+        "case-sensitive"
+    );
+
+    let random = created(
+        store
+            .create_link(new_link(None, "https://example.com/r", user.row_id), None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(random.code.as_str().len(), 7);
+
+    let patch = LinkPatch {
+        url: Some(Destination::parse("https://example.com/b", &[]).unwrap()),
+        title: Some(None),
+        max_clicks: Some(None),
+        disabled: Some(true),
+        ..LinkPatch::default()
+    };
+    assert!(matches!(
+        store
+            .update_link("Promo", Some(user.row_id), patch.clone())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let changed = store.update_link("Promo", None, patch).await.unwrap();
+    assert_eq!(changed.url, "https://example.com/b");
+    assert_eq!((changed.title.as_deref(), changed.max_clicks), (None, None));
+    assert!(changed.disabled);
+    assert_eq!(changed.tags, link.tags, "fields not in the patch are kept");
+    assert_eq!(store.get_link("Promo").await.unwrap(), Some(changed));
+
+    let taken_down = LinkPatch {
+        disabled: Some(true),
+        takedown: Some(Some("phishing".into())),
+        ..LinkPatch::default()
+    };
+    let down = store.update_link("Promo", None, taken_down).await.unwrap();
+    assert_eq!(down.takedown.as_deref(), Some("phishing"));
+    let lifted = LinkPatch {
+        disabled: Some(false),
+        takedown: Some(None),
+        ..LinkPatch::default()
+    };
+    let up = store.update_link("Promo", None, lifted).await.unwrap();
+    assert_eq!((up.takedown, up.disabled), (None, false));
+
+    let listed = store.list_links(None, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![random.id, link.id],
+        "newest first"
+    );
+    let mine = store.list_links(Some(user.row_id), None, 10).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![random.id]
+    );
+    let older = store.list_links(None, Some(random.id), 10).await.unwrap();
+    assert_eq!(
+        older.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![link.id]
+    );
+    assert_eq!(store.list_links(None, None, 1).await.unwrap().len(), 1);
+
+    assert!(matches!(
+        store.delete_link("Promo", Some(user.row_id)).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_link("Promo", None).await.unwrap();
+    assert!(store.get_link("Promo").await.unwrap().unwrap().deleted);
+    assert!(matches!(
+        store.delete_link("Promo", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.update_link("Promo", None, LinkPatch::default()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_links(None, None, 10).await.unwrap().len(), 1);
+    // A tombstone keeps its code.
+    assert!(matches!(
+        store
+            .create_link(
+                new_link(Some("Promo"), "https://example.com/c", admin.row_id),
+                None
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn a_taken_custom_code_is_a_conflict(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    store
+        .create_link(
+            new_link(Some("taken"), "https://example.com/", admin.row_id),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .create_link(
+            new_link(Some("taken"), "https://example.com/", admin.row_id),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("taken")),
+        "{err:?}"
+    );
+    // The store still works after the conflict.
+    created(
+        store
+            .create_link(
+                new_link(Some("other"), "https://example.com/", admin.row_id),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+}
+
+async fn an_idempotent_create_replays_the_first_link_and_refuses_another_body(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let idem = |hash: u8| IdempotencyRequest {
+        key_row_id: admin.row_id,
+        idem_key: "k-1".into(),
+        request_hash: vec![hash; 32],
+    };
+    let first = created(
+        store
+            .create_link(
+                new_link(None, "https://example.com/i", admin.row_id),
+                Some(idem(7)),
+            )
+            .await
+            .unwrap(),
+    );
+    match store
+        .create_link(
+            new_link(None, "https://example.com/i", admin.row_id),
+            Some(idem(7)),
+        )
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Replayed(link) => assert_eq!(link, first),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .create_link(
+                new_link(None, "https://example.com/j", admin.row_id),
+                Some(idem(8))
+            )
+            .await
+            .unwrap(),
+        CreateOutcome::IdempotencyMismatch
+    ));
+    assert_eq!(store.list_links(None, None, 10).await.unwrap().len(), 1);
+    // Purged records no longer replay.
+    assert_eq!(store.purge_idempotency(now() + 10).await.unwrap(), 1);
+    created(
+        store
+            .create_link(
+                new_link(None, "https://example.com/i", admin.row_id),
+                Some(idem(7)),
+            )
+            .await
+            .unwrap(),
+    );
+}
+
+async fn concurrent_creates_with_one_idempotency_key_make_one_link(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    for code in [None, Some("same")] {
+        let idem = IdempotencyRequest {
+            key_row_id: admin.row_id,
+            idem_key: format!("race-{code:?}"),
+            request_hash: vec![3; 32],
+        };
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, idem) = (store.clone(), idem.clone());
+                let new = new_link(code, "https://example.com/race", admin.row_id);
+                tokio::spawn(async move { store.create_link(new, Some(idem)).await })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let mut created = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                CreateOutcome::Created(l) => {
+                    created += 1;
+                    ids.push(l.id);
+                }
+                CreateOutcome::Replayed(l) => ids.push(l.id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(created, 1, "{code:?}");
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "every answer is the same link ({code:?})");
+    }
+}
+
+async fn imports_skip_taken_codes(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    store
+        .create_link(
+            new_link(Some("old"), "https://example.com/", admin.row_id),
+            None,
+        )
+        .await
+        .unwrap();
+    let links: Vec<_> = ["old", "new1", "new2", "new1"]
+        .iter()
+        .map(|c| {
+            (
+                ShortCode::parse_custom(c).unwrap(),
+                Destination::parse(&format!("https://example.com/{c}"), &[]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(store.import_links(links, admin.row_id).await.unwrap(), 2);
+    let new1 = store.get_link("new1").await.unwrap().unwrap();
+    assert_eq!(new1.url, "https://example.com/new1");
+    assert_eq!(new1.owner, admin.row_id);
+    assert_eq!(
+        store.get_link("old").await.unwrap().unwrap().url,
+        "https://example.com/",
+        "an import never overwrites"
+    );
+}
+
+async fn keys_are_created_found_listed_and_revoked(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let user = store
+        .create_key("u".into(), Role::User, vec![5; 32])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_key("dup".into(), Role::User, vec![5; 32])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.count_keys().await.unwrap(), 2);
+    assert_eq!(
+        store.find_key(vec![5; 32]).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(store.list_keys().await.unwrap(), vec![admin, user.clone()]);
+    store.revoke_key(&user.id, false).await.unwrap();
+    assert!(matches!(
+        store.revoke_key(&user.id, false).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.find_key(vec![5; 32]).await.unwrap(), None);
+    assert_eq!(store.count_keys().await.unwrap(), 1);
+
+    // --admin-key revives and promotes the key, also when instances start at once.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.ensure_admin_key(vec![5; 32]).await })
+        })
+        .collect();
+    for t in tasks {
+        let key = t.await.unwrap().unwrap();
+        assert_eq!((key.row_id, key.role), (user.row_id, Role::Admin));
+    }
+    assert_eq!(store.count_keys().await.unwrap(), 2);
+    let fresh = store.ensure_admin_key(vec![6; 32]).await.unwrap();
+    assert_eq!(store.find_key(vec![6; 32]).await.unwrap(), Some(fresh));
+}
+
+async fn the_last_active_admin_key_is_kept_unless_forced(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    assert!(matches!(
+        store.revoke_key(&admin.id, false).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_key(vec![1; 32]).await.unwrap(),
+        Some(admin.clone())
+    );
+    store.revoke_key(&admin.id, true).await.unwrap();
+    assert_eq!(store.find_key(vec![1; 32]).await.unwrap(), None);
+    assert_eq!(store.count_keys().await.unwrap(), 0);
+}
+
+async fn the_visitor_key_of_a_day_stays_until_its_day_is_gone(f: Fixture) {
+    let store = f.store;
+    let key = store.visitor_key(100).await.unwrap();
+    assert_eq!(
+        store.visitor_key(100).await.unwrap(),
+        key,
+        "the same all day"
+    );
+    assert_ne!(
+        store.visitor_key(101).await.unwrap(),
+        key,
+        "a new day, a new key"
+    );
+}
