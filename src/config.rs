@@ -300,14 +300,14 @@ impl ClickMode {
 pub enum Database {
     /// The embedded store: a file path.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection string (URL form, libpq syntax; several hosts allowed).
-    Postgres(String),
+    /// A PostgreSQL connection string (URL form; several hosts allowed).
+    Postgres(Dsn),
 }
 
 impl Database {
     pub fn parse(raw: &str) -> anyhow::Result<Database> {
         if is_postgres_url(raw) {
-            return Ok(Database::Postgres(raw.to_string()));
+            return Ok(Database::Postgres(Dsn::new(raw)));
         }
         sqlite_path(raw).map(Database::Sqlite)
     }
@@ -352,6 +352,50 @@ pub enum LogFormat {
     Json,
 }
 
+/// A connection URL (PostgreSQL, Redis): its `Debug` and `Display` hide the password, so
+/// that no log line, error or `{:?}` of the settings shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn(String);
+
+impl Dsn {
+    pub fn new(url: impl Into<String>) -> Self {
+        Dsn(url.into())
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password replaced by `***` (only its scheme, or `…`, when it does not
+    /// parse as a URL: it may hold a password in another form).
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(_) => self.0.clone(),
+            Err(_) => match self.0.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://…"),
+                None => "…".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl std::fmt::Display for Dsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
 /// A secret whose `Debug` never shows it.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -377,10 +421,10 @@ pub struct Settings {
     pub listen: String,
     pub database: Database,
     /// PostgreSQL read replicas (URLs) for the redirect path.
-    pub database_replicas: Vec<String>,
+    pub database_replicas: Vec<Dsn>,
     pub database_pool_size: usize,
     /// Redis URL of the shared second-level cache.
-    pub redis: Option<String>,
+    pub redis: Option<Dsn>,
     pub click_durability: ClickDurability,
     /// Staleness bound of cached redirects when change notifications may have been missed.
     pub cache_ttl: Duration,
@@ -482,27 +526,28 @@ impl ServeArgs {
                 .database
                 .unwrap_or_else(|| "sqlite://snip-data/snip.db".into()),
         )?;
-        let database_replicas: Vec<String> = self
+        let database_replicas: Vec<Dsn> = self
             .database_replica
             .unwrap_or_default()
             .into_iter()
             .filter(|r| !r.trim().is_empty())
+            .map(Dsn::new)
             .collect();
         if !database_replicas.is_empty() {
             if !matches!(database, Database::Postgres(_)) {
                 bail!("--database-replica needs a postgres:// --database");
             }
             for r in &database_replicas {
-                if !is_postgres_url(r) {
-                    bail!("--database-replica must be a postgres:// URL, not {r:?}");
+                if !is_postgres_url(r.expose()) {
+                    bail!("--database-replica must be a postgres:// URL, not {r}");
                 }
             }
         }
-        let redis = self.redis.filter(|r| !r.trim().is_empty());
+        let redis = self.redis.filter(|r| !r.trim().is_empty()).map(Dsn::new);
         if let Some(r) = &redis
-            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+            && !(r.expose().starts_with("redis://") || r.expose().starts_with("rediss://"))
         {
-            bail!("--redis must be a redis:// URL, not {r:?}");
+            bail!("--redis must be a redis:// URL, not {r}");
         }
         let click_durability = self.click_durability.unwrap_or(ClickDurability::Local);
         let cache_ttl = duration("cache-ttl", self.cache_ttl, "60s")?;
@@ -751,8 +796,47 @@ mod tests {
         assert!(Database::parse("mysql://x").is_err());
         assert_eq!(
             Database::parse("postgres://h1,h2/db?target_session_attrs=read-write").unwrap(),
-            Database::Postgres("postgres://h1,h2/db?target_session_attrs=read-write".into())
+            Database::Postgres(Dsn::new(
+                "postgres://h1,h2/db?target_session_attrs=read-write"
+            ))
         );
+    }
+
+    #[test]
+    fn connection_urls_never_show_their_password() {
+        let settings = ServeArgs {
+            database: Some("postgres://snip:hunter2@db.internal:5432/snip".into()),
+            database_replica: Some(vec!["postgres://ro:s3cret@replica/snip".into()]),
+            redis: Some("redis://:redispass@127.0.0.1:6379".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let shown = format!("{settings:?}");
+        for secret in ["hunter2", "s3cret", "redispass"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://snip:***@db.internal:5432/snip"),
+            "{shown}"
+        );
+        let Database::Postgres(url) = &settings.database else {
+            panic!("{settings:?}")
+        };
+        assert_eq!(
+            url.expose(),
+            "postgres://snip:hunter2@db.internal:5432/snip"
+        );
+        // Not a URL: nothing of it is shown but its scheme.
+        assert_eq!(Dsn::new("host=x password=p").to_string(), "…");
+        assert_eq!(Dsn::new("postgres://u:p@[bad").to_string(), "postgres://…");
+        let err = ServeArgs {
+            redis: Some("http://u:topsecret@h".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(!format!("{err:#}").contains("topsecret"), "{err:#}");
     }
 
     #[test]
@@ -771,7 +855,7 @@ mod tests {
             ..Default::default()
         };
         let s = args.resolve().unwrap();
-        assert_eq!(s.database_replicas, vec!["postgres://r/db".to_string()]);
+        assert_eq!(s.database_replicas, vec![Dsn::new("postgres://r/db")]);
         assert_eq!(s.click_durability, ClickDurability::Off);
         assert_eq!(s.cache_ttl, Duration::from_secs(60));
         let args = ServeArgs {

@@ -21,7 +21,7 @@ use crate::service::app::{App, AppState};
 use crate::service::housekeeping;
 use crate::shared_cache::SharedCache;
 use crate::store::Store;
-use crate::store::postgres::{ClickDurability as PgClickDurability, PgOptions, PgStore};
+use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::SqliteStore;
 
 /// How to reach the store besides its address.
@@ -46,15 +46,12 @@ pub async fn open_store(
         }
         Database::Postgres(url) => {
             let pg = PgStore::connect(
-                url,
+                url.expose(),
                 &options.replicas,
                 PgOptions {
                     timeout: options.timeout,
                     pool_size: options.pool_size,
-                    click_durability: match options.click_durability {
-                        ClickDurability::Local => PgClickDurability::Local,
-                        ClickDurability::Off => PgClickDurability::Off,
-                    },
+                    click_durability: options.click_durability,
                 },
             )
             .await
@@ -85,8 +82,8 @@ impl Application {
         )?;
         let shared = settings
             .redis
-            .as_deref()
-            .map(|url| SharedCache::new(url, settings.cache_ttl, settings.store_timeout))
+            .as_ref()
+            .map(|url| SharedCache::new(url.expose(), settings.cache_ttl, settings.store_timeout))
             .transpose()
             .context("--redis")?;
         let listener = TcpListener::bind(&settings.listen)
@@ -116,7 +113,11 @@ impl Application {
             &settings.database,
             &StoreOptions {
                 timeout: settings.store_timeout,
-                replicas: settings.database_replicas.clone(),
+                replicas: settings
+                    .database_replicas
+                    .iter()
+                    .map(|r| r.expose().to_string())
+                    .collect(),
                 pool_size: settings.database_pool_size,
                 click_durability: settings.click_durability,
             },

@@ -88,15 +88,7 @@ impl Default for PgOptions {
 /// an eventually consistent counter: waiting for synchronous standbys (or, with `Off`, for the
 /// local WAL flush) on every flush buys little, while links and keys always commit with the
 /// server's setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClickDurability {
-    /// Durable on the primary's disk, without waiting for standbys.
-    #[default]
-    Local,
-    /// May lose the last fraction of a second of flushes if the primary crashes (never
-    /// corrupts).
-    Off,
-}
+pub use crate::config::ClickDurability;
 
 impl ClickDurability {
     fn set_local(self) -> &'static str {
