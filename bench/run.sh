@@ -10,8 +10,8 @@
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
 # PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
-# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenario (a) then also
-# measures it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
+# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a) and (b)
+# then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -167,7 +167,8 @@ for round in $(seq 1 "$ROUNDS"); do
          measure "a:snip" "$snip_pid" "$snip_addr" hot.lua
          if [ -n "${before_addr:-}" ]; then measure "a:before" "$before_pid" "$before_addr" hot.lua; fi ;;
       b) measure "b:baseline" "$base_pid" "$base_addr" zipf.lua
-         measure "b:snip" "$snip_pid" "$snip_addr" zipf.lua ;;
+         measure "b:snip" "$snip_pid" "$snip_addr" zipf.lua
+         if [ -n "${before_addr:-}" ]; then measure "b:before" "$before_pid" "$before_addr" zipf.lua; fi ;;
       c) measure "c:baseline" "$base_pid" "$base_addr" zipf.lua
          measure "c:snip" "$nocache_pid" "$nocache_addr" zipf.lua ;;
       d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua

@@ -120,6 +120,29 @@ impl Modify for Conventions {
                     .build(),
             ),
         );
+        // The preview fails as the redirect does.
+        let redirect_failures: Vec<_> = openapi
+            .paths
+            .paths
+            .get("/{code}")
+            .and_then(|item| item.get.as_ref())
+            .map(|op| {
+                op.responses
+                    .responses
+                    .iter()
+                    .filter(|(status, _)| !status.starts_with('2') && !status.starts_with('3'))
+                    .map(|(status, response)| (status.clone(), response.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(preview) = openapi
+            .paths
+            .paths
+            .get_mut("/{code}+")
+            .and_then(|item| item.get.as_mut())
+        {
+            preview.responses.responses.extend(redirect_failures);
+        }
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/v1/") {
                 continue;
@@ -276,19 +299,7 @@ fn render_reference(doc: &serde_json::Value) -> String {
         }
     }
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>snip API reference</title>\
-         <link rel=\"stylesheet\" href=\"/api/docs.css\"></head><body>\n\
-         <h1>snip API reference</h1>\n<p>{}</p>\n\
-         <p>OpenAPI {} document: <a href=\"/api/openapi.json\">/api/openapi.json</a>. \
-         Version {}.</p>\n",
-        esc(doc["info"]["description"].as_str().unwrap_or_default()),
-        esc(doc["openapi"].as_str().unwrap_or_default()),
-        esc(doc["info"]["version"].as_str().unwrap_or_default()),
-    );
+    render_header(&mut out, doc);
     for tag in tag_order.iter().chain(
         by_tag
             .keys()
@@ -318,6 +329,23 @@ fn render_reference(doc: &serde_json::Value) -> String {
     out
 }
 
+/// The page's head and introduction.
+fn render_header(out: &mut String, doc: &serde_json::Value) {
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>snip API reference</title>\
+         <link rel=\"stylesheet\" href=\"/api/docs.css\"></head><body>\n\
+         <h1>snip API reference</h1>\n<p>{}</p>\n\
+         <p>OpenAPI {} document: <a href=\"/api/openapi.json\">/api/openapi.json</a>. \
+         Version {}.</p>\n",
+        esc(doc["info"]["description"].as_str().unwrap_or_default()),
+        esc(doc["openapi"].as_str().unwrap_or_default()),
+        esc(doc["info"]["version"].as_str().unwrap_or_default()),
+    );
+}
+
 fn render_operation(out: &mut String, method: &str, path: &str, op: &serde_json::Value) {
     let _ = writeln!(
         out,
@@ -342,6 +370,21 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &serde_json:
         Some(_) => "API key",
     };
     let _ = writeln!(out, "<p>Authentication: {auth}.</p>");
+    render_parameters(out, op);
+    if let Some(body) = op["requestBody"]["content"].as_object() {
+        for (media, content) in body {
+            let _ = writeln!(
+                out,
+                "<p>Body ({}): {}</p>",
+                esc(media),
+                schema_link(&content["schema"])
+            );
+        }
+    }
+    render_responses(out, op);
+}
+
+fn render_parameters(out: &mut String, op: &serde_json::Value) {
     if let Some(params) = op["parameters"].as_array() {
         out.push_str("<table><tr><th>parameter</th><th>in</th><th>schema</th><th>what</th></tr>\n");
         for p in params {
@@ -361,16 +404,9 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &serde_json:
         }
         out.push_str("</table>\n");
     }
-    if let Some(body) = op["requestBody"]["content"].as_object() {
-        for (media, content) in body {
-            let _ = writeln!(
-                out,
-                "<p>Body ({}): {}</p>",
-                esc(media),
-                schema_link(&content["schema"])
-            );
-        }
-    }
+}
+
+fn render_responses(out: &mut String, op: &serde_json::Value) {
     out.push_str("<table><tr><th>status</th><th>what</th><th>body</th></tr>\n");
     for (status, response) in op["responses"].as_object().into_iter().flatten() {
         let bodies: Vec<String> = response["content"]

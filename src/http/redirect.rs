@@ -95,7 +95,8 @@ pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Respo
 #[allow(dead_code)]
 pub(super) fn redirect_doc() {}
 
-/// The preview page, for the OpenAPI description.
+/// The preview page, for the OpenAPI description; it fails as the redirect does (the
+/// redirect's 404, 410 and 503 are copied here by `openapi::Conventions`).
 #[utoipa::path(
     get,
     path = "/{code}+",
@@ -104,11 +105,6 @@ pub(super) fn redirect_doc() {}
     responses(
         (status = 200, description = "A page naming the destination, without going there", body = String,
          content_type = "text/html"),
-        (status = 404, description = "No such code", body = String, content_type = "text/plain"),
-        (status = 410, description = "Expired, used up, disabled, taken down (`taken_down`, with the reason) or refused by the deny list (`destination_denied`)",
-         content((String = "text/plain"), (super::error::Problem = "application/problem+json"))),
-        (status = 503, description = "The code is not cached and the store is unreachable", body = String,
-         content_type = "text/plain", headers(("Retry-After" = u32))),
     )
 )]
 #[allow(dead_code)]

@@ -201,6 +201,31 @@ async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) 
     })
 }
 
+/// The range of a statistics query (documentation of the query string `parse_query` reads).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct RangeParams {
+    /// Range start (30 days before `to`).
+    #[param(value_type = Option<String>, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
+    from: Option<String>,
+    /// Range end (now).
+    #[param(value_type = Option<String>, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
+    to: Option<String>,
+}
+
+/// The series and bot parameters of a link's statistics query.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct SeriesParams {
+    /// Series bucket (day).
+    #[param(value_type = Option<String>, pattern = "^(hour|day)$")]
+    interval: Option<String>,
+    /// Count bots in the totals and lists (false).
+    include_bots: Option<bool>,
+}
+
 /// A link's click statistics.
 #[utoipa::path(
     get,
@@ -208,12 +233,8 @@ async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) 
     tag = "statistics",
     params(
         ("code" = String, Path, description = "The short code"),
-        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range start (30 days before `to`)"),
-        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range end (now)"),
-        ("interval" = Option<String>, Query, pattern = "^(hour|day)$", description = "Series bucket (day)"),
-        ("include_bots" = Option<bool>, Query, description = "Count bots in the totals and lists (false)"),
+        RangeParams,
+        SeriesParams,
     ),
     responses((status = 200, description = "The statistics", body = Stats)),
     security(("bearer" = []))
@@ -303,12 +324,8 @@ fn csv_cell(value: &str) -> String {
     tag = "statistics",
     params(
         ("code" = String, Path, description = "The short code"),
-        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range start (30 days before `to`)"),
-        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range end (now)"),
-        ("interval" = Option<String>, Query, pattern = "^(hour|day)$", description = "Series bucket (day)"),
-        ("include_bots" = Option<bool>, Query, description = "Count bots in the totals and lists (false)"),
+        RangeParams,
+        SeriesParams,
     ),
     responses((status = 200, description = "The statistics as CSV", body = String, content_type = "text/csv",
                headers(("Content-Disposition" = String, description = "An attachment file name")))),
@@ -380,10 +397,7 @@ pub(super) struct Unknown {
     path = "/api/v1/stats/unknown",
     tag = "statistics",
     params(
-        ("from" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range start (30 days before `to`)"),
-        ("to" = Option<String>, Query, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
-         description = "Range end (now)"),
+        RangeParams,
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Codes listed (50)"),
     ),
     responses((status = 200, description = "Unknown-code hits", body = Unknown)),

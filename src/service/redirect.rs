@@ -127,18 +127,8 @@ pub async fn follow(
     if target.expires_at.is_some_and(|e| e <= at) {
         return Outcome::Gone;
     }
-    if let (Some(max), Some(used)) = (target.max_clicks, &target.used) {
-        let allowed = if counts {
-            used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u < max).then_some(u + 1)
-            })
-            .is_ok()
-        } else {
-            used.load(Ordering::Acquire) < max
-        };
-        if !allowed {
-            return Outcome::Gone;
-        }
+    if !within_max_clicks(&target, counts) {
+        return Outcome::Gone;
     }
     let mode = app.click_mode();
     // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
@@ -150,22 +140,48 @@ pub async fn follow(
             country: seen.country,
             visitor: seen.visitor,
         };
-        if mode == ClickMode::Exact {
-            let recorded = app
-                .clicks
-                .record_exact(app.store.as_ref(), target.link_id, at, &visit)
-                .await;
-            if let Err(e) = recorded {
-                if let Some(used) = &target.used {
-                    used.fetch_sub(1, Ordering::AcqRel);
-                }
-                return Outcome::Unavailable(e);
-            }
-        } else {
+        if mode != ClickMode::Exact {
             app.clicks.buffer.record(target.link_id, at, &visit);
+        } else if let Err(e) = record_exact(app, &target, at, &visit).await {
+            return Outcome::Unavailable(e);
         }
     }
     Outcome::Redirect(target)
+}
+
+/// Whether a link with `max_clicks` has one left; `counts`: use it up.
+fn within_max_clicks(target: &Target, counts: bool) -> bool {
+    let (Some(max), Some(used)) = (target.max_clicks, &target.used) else {
+        return true;
+    };
+    if counts {
+        used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+            (u < max).then_some(u + 1)
+        })
+        .is_ok()
+    } else {
+        used.load(Ordering::Acquire) < max
+    }
+}
+
+/// `--click-mode exact`: the click is committed before the redirect is answered; if it is
+/// not, the `max_clicks` it used is given back.
+async fn record_exact(
+    app: &App,
+    target: &Target,
+    at: crate::domain::time::UnixSeconds,
+    visit: &Visit<'_>,
+) -> Result<(), StoreError> {
+    let recorded = app
+        .clicks
+        .record_exact(app.store.as_ref(), target.link_id, at, visit)
+        .await;
+    if recorded.is_err()
+        && let Some(used) = &target.used
+    {
+        used.fetch_sub(1, Ordering::AcqRel);
+    }
+    recorded
 }
 
 /// What the preview page of `code` shows: where the link goes (the same answer as the

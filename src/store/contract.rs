@@ -48,7 +48,8 @@ async fn postgres() -> Option<Fixture> {
     Some(with_admin(Arc::new(store), None).await)
 }
 
-fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
+/// A link to create: a custom `code` or a random one, with a title, a tag and `max_clicks`.
+pub(crate) fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
     NewLink {
         code: match code {
             Some(c) => CodeChoice::Custom(ShortCode::parse_custom(c).unwrap()),

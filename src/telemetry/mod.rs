@@ -36,6 +36,116 @@ pub fn collect_process_metrics() {
     process_collector().collect();
 }
 
+/// The `# HELP` of every counter the recorder renders.
+const COUNTERS: &[(&str, &str)] = &[
+    (
+        "snip_cache_hits_total",
+        "Redirect cache lookups that found the code.",
+    ),
+    (
+        "snip_cache_misses_total",
+        "Redirect cache lookups that did not find the code.",
+    ),
+    (
+        "snip_clicks_flushed_total",
+        "Clicks written to the store (journalled).",
+    ),
+    (
+        "snip_click_flushes_total",
+        "Click flush attempts, by result.",
+    ),
+    (
+        "snip_store_errors_total",
+        "Store calls that failed (not counting not-found or conflicts).",
+    ),
+    (
+        "snip_clicks_dropped_total",
+        "Clicks dropped because the buffer was full while the store failed.",
+    ),
+    (
+        "snip_cache_reloads_total",
+        "Stale cache entries answered and reloaded in the background.",
+    ),
+    (
+        "snip_cache_coherence_invalidations_total",
+        "Cached codes dropped because another instance changed them.",
+    ),
+    (
+        "snip_cache_coherence_reconnects_total",
+        "Times the change feed lost its connection and reconnected.",
+    ),
+    (
+        "snip_store_replica_fallbacks_total",
+        "Redirect reads that failed on a replica and went to the primary.",
+    ),
+    ("snip_redis_hits_total", "Redirects answered from Redis."),
+    (
+        "snip_redis_errors_total",
+        "Redis calls that failed or timed out, by operation.",
+    ),
+    (
+        "snip_auth_failures_total",
+        "Failed authentications: a presented API key unknown or revoked.",
+    ),
+    (
+        "snip_auth_throttled_total",
+        "Requests answered 429 auth_throttled (failed-auth limit reached).",
+    ),
+    (
+        "snip_connections_shed_total",
+        "Connections over --max-connections, answered 503 and closed.",
+    ),
+    (
+        "snip_denied_destinations_total",
+        "Destinations refused by the deny list, by where (write or redirect).",
+    ),
+    (
+        "snip_qr_renders_total",
+        "QR images rendered (not served from the image cache).",
+    ),
+];
+
+/// The `# HELP` of every gauge the recorder renders.
+const GAUGES: &[(&str, &str)] = &[
+    ("snip_cache_entries", "Entries in the redirect cache."),
+    (
+        "snip_clicks_buffered",
+        "Clicks recorded and not yet in the store's click journal.",
+    ),
+    (
+        "snip_clicks_unfolded_entries",
+        "Links-and-days held in memory until their next fold into the tables.",
+    ),
+    (
+        "snip_click_flush_lag_seconds",
+        "Seconds since the last successful click flush.",
+    ),
+    (
+        "snip_store_ping_seconds",
+        "Store round trip, measured at each scrape.",
+    ),
+    (
+        "snip_code_filter_codes",
+        "Codes in the in-memory filter of existing codes.",
+    ),
+    (
+        "snip_code_filter_capacity",
+        "Codes the in-memory filter of existing codes is sized for.",
+    ),
+    (
+        "snip_cache_coherence_connected",
+        "1 while this instance hears the other instances' link changes, else 0.",
+    ),
+    (
+        "snip_deny_list_entries",
+        "Entries of the deny list in force.",
+    ),
+    (
+        "snip_qr_renders_in_flight",
+        "QR images being rendered or waiting for a renderer.",
+    ),
+];
+
 /// Gives every metric the recorder renders its `# HELP` line (the descriptions of the
 /// table in docs/operations.md), and sets `snip_build_info`.
 fn describe_metrics() {
@@ -46,115 +156,11 @@ fn describe_metrics() {
         "Always 1; the labels name the running build."
     );
     metrics::gauge!("snip_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    for (name, help) in [
-        (
-            "snip_cache_hits_total",
-            "Redirect cache lookups that found the code.",
-        ),
-        (
-            "snip_cache_misses_total",
-            "Redirect cache lookups that did not find the code.",
-        ),
-        (
-            "snip_clicks_flushed_total",
-            "Clicks written to the store (journalled).",
-        ),
-        (
-            "snip_click_flushes_total",
-            "Click flush attempts, by result.",
-        ),
-        (
-            "snip_store_errors_total",
-            "Store calls that failed (not counting not-found or conflicts).",
-        ),
-        (
-            "snip_clicks_dropped_total",
-            "Clicks dropped because the buffer was full while the store failed.",
-        ),
-        (
-            "snip_cache_reloads_total",
-            "Stale cache entries answered and reloaded in the background.",
-        ),
-        (
-            "snip_cache_coherence_invalidations_total",
-            "Cached codes dropped because another instance changed them.",
-        ),
-        (
-            "snip_cache_coherence_reconnects_total",
-            "Times the change feed lost its connection and reconnected.",
-        ),
-        (
-            "snip_store_replica_fallbacks_total",
-            "Redirect reads that failed on a replica and went to the primary.",
-        ),
-        ("snip_redis_hits_total", "Redirects answered from Redis."),
-        (
-            "snip_redis_errors_total",
-            "Redis calls that failed or timed out, by operation.",
-        ),
-        (
-            "snip_auth_failures_total",
-            "Failed authentications: a presented API key unknown or revoked.",
-        ),
-        (
-            "snip_auth_throttled_total",
-            "Requests answered 429 auth_throttled (failed-auth limit reached).",
-        ),
-        (
-            "snip_connections_shed_total",
-            "Connections over --max-connections, answered 503 and closed.",
-        ),
-        (
-            "snip_denied_destinations_total",
-            "Destinations refused by the deny list, by where (write or redirect).",
-        ),
-        (
-            "snip_qr_renders_total",
-            "QR images rendered (not served from the image cache).",
-        ),
-    ] {
-        describe_counter!(name, help);
+    for (name, help) in COUNTERS {
+        describe_counter!(*name, *help);
     }
-    for (name, help) in [
-        ("snip_cache_entries", "Entries in the redirect cache."),
-        (
-            "snip_clicks_buffered",
-            "Clicks recorded and not yet in the store's click journal.",
-        ),
-        (
-            "snip_clicks_unfolded_entries",
-            "Links-and-days held in memory until their next fold into the tables.",
-        ),
-        (
-            "snip_click_flush_lag_seconds",
-            "Seconds since the last successful click flush.",
-        ),
-        (
-            "snip_store_ping_seconds",
-            "Store round trip, measured at each scrape.",
-        ),
-        (
-            "snip_code_filter_codes",
-            "Codes in the in-memory filter of existing codes.",
-        ),
-        (
-            "snip_code_filter_capacity",
-            "Codes the in-memory filter of existing codes is sized for.",
-        ),
-        (
-            "snip_cache_coherence_connected",
-            "1 while this instance hears the other instances' link changes, else 0.",
-        ),
-        (
-            "snip_deny_list_entries",
-            "Entries of the deny list in force.",
-        ),
-        (
-            "snip_qr_renders_in_flight",
-            "QR images being rendered or waiting for a renderer.",
-        ),
-    ] {
-        describe_gauge!(name, help);
+    for (name, help) in GAUGES {
+        describe_gauge!(*name, *help);
     }
     describe_histogram!(
         "snip_click_flush_duration_seconds",

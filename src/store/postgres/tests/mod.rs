@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use super::*;
-use crate::domain::link::CodeChoice;
+pub(crate) use crate::store::contract::new_link;
 
 /// The test server's URL, or `None` (after a note) when the tests are to be skipped.
 fn server() -> Option<String> {
@@ -69,19 +69,4 @@ async fn store() -> Option<(PgStore, String, ApiKey)> {
         .await
         .unwrap();
     Some((store, url, admin))
-}
-
-fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
-    NewLink {
-        code: match code {
-            Some(c) => CodeChoice::Custom(ShortCode::parse_custom(c).unwrap()),
-            None => CodeChoice::Random { len: 7 },
-        },
-        url: Destination::parse(url, &[]).unwrap(),
-        title: Some("a title".into()),
-        tags: vec!["t1".into()],
-        owner,
-        expires_at: None,
-        max_clicks: Some(10),
-    }
 }
