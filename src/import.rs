@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{ClickDurability, ImportArgs};
+use crate::config::ImportArgs;
 use crate::domain::{ApiKeySecret, Destination, Role, ShortCode};
-use crate::startup::{StoreOptions, open_store};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 const BATCH: usize = 50_000;
 
@@ -76,16 +75,9 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
         return Ok(report);
     }
 
-    let store: Arc<dyn Store> = open_store(
-        &database,
-        &StoreOptions {
-            timeout: Duration::from_secs(120),
-            replicas: Vec::new(),
-            pool_size: 2,
-            click_durability: ClickDurability::Local,
-        },
-    )
-    .await?;
+    // Large batches: a long timeout for each.
+    let options = StoreOptions::one_shot(Duration::from_secs(120), 2);
+    let store: Arc<dyn Store> = crate::store::open(&database, &options).await?;
     let owner = owner(store.as_ref()).await?;
     let mut batch = Vec::with_capacity(BATCH);
     for line in BufReader::new(spool).lines() {
@@ -106,10 +98,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<ImportReport> {
 
 /// Whether an import with nothing to write would have to open (and so create) the store.
 fn database_exists(database: &crate::config::Database) -> bool {
-    match database {
-        crate::config::Database::Sqlite(path) => path.exists(),
-        crate::config::Database::Postgres(_) => true,
-    }
+    database.local_file().is_none_or(|path| path.exists())
 }
 
 /// The oldest active admin key, or a new, revoked placeholder key when there is none.

@@ -129,16 +129,9 @@ fn create_key(args: snip::config::KeysCreateArgs) -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|runtime| {
                 runtime.block_on(async {
-                    let store = snip::startup::open_store(
-                        &database,
-                        &snip::startup::StoreOptions {
-                            timeout: std::time::Duration::from_secs(10),
-                            replicas: Vec::new(),
-                            pool_size: 1,
-                            click_durability: snip::config::ClickDurability::Local,
-                        },
-                    )
-                    .await?;
+                    let options =
+                        snip::store::StoreOptions::one_shot(std::time::Duration::from_secs(10), 1);
+                    let store = snip::store::open(&database, &options).await?;
                     Ok(store.create_key(name.clone(), role, secret.hash()).await?)
                 })
             }),

@@ -13,53 +13,14 @@ use tokio::sync::watch;
 use crate::analytics::geo::Geo;
 use crate::analytics::visit::Analytics;
 use crate::clicks::flusher;
-use crate::config::{ClickDurability, Database, Settings, base_url_for};
+use crate::config::{Settings, base_url_for};
 use crate::domain::ApiKeySecret;
 use crate::domain::Role;
 use crate::http;
 use crate::service::app::{App, AppState};
 use crate::service::housekeeping;
 use crate::shared_cache::SharedCache;
-use crate::store::Store;
-use crate::store::postgres::{PgOptions, PgStore};
-use crate::store::sqlite::SqliteStore;
-
-/// How to reach the store besides its address.
-pub struct StoreOptions {
-    pub timeout: std::time::Duration,
-    pub replicas: Vec<String>,
-    pub pool_size: usize,
-    pub click_durability: ClickDurability,
-}
-
-/// Opens (and migrates) the store `database` names: the embedded SQLite file, whose filter of
-/// existing codes starts building in the background, or a PostgreSQL primary with its replicas.
-pub async fn open_store(
-    database: &Database,
-    options: &StoreOptions,
-) -> anyhow::Result<Arc<dyn Store>> {
-    match database {
-        Database::Sqlite(path) => {
-            let sqlite = SqliteStore::open(path, options.timeout).context("opening the store")?;
-            sqlite.start_code_filter();
-            Ok(Arc::new(sqlite))
-        }
-        Database::Postgres(url) => {
-            let pg = PgStore::connect(
-                url.expose(),
-                &options.replicas,
-                PgOptions {
-                    timeout: options.timeout,
-                    pool_size: options.pool_size,
-                    click_durability: options.click_durability,
-                },
-            )
-            .await
-            .context("connecting to PostgreSQL")?;
-            Ok(Arc::new(pg))
-        }
-    }
-}
+use crate::store::{Store, StoreOptions};
 
 pub struct Application {
     listener: TcpListener,
@@ -109,7 +70,7 @@ impl Application {
                  not set: set it to the addresses of the proxy or CDN that sets the header"
             );
         }
-        let store = open_store(
+        let store = crate::store::open(
             &settings.database,
             &StoreOptions {
                 timeout: settings.store_timeout,

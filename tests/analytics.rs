@@ -375,14 +375,9 @@ async fn a_year_of_hourly_and_daily_data_adds_up_in_the_stats() {
     {
         // Seed a year through the store's own API: 365 days of dimension rows and visitor
         // sketches, hourly rows for the last 35 days, daily rows before that.
-        let store = snip::startup::open_store(
+        let store = snip::store::open(
             &snip::config::Database::parse(&server.database).unwrap(),
-            &snip::startup::StoreOptions {
-                timeout: Duration::from_secs(30),
-                replicas: Vec::new(),
-                pool_size: 2,
-                click_durability: snip::config::ClickDurability::Local,
-            },
+            &snip::store::StoreOptions::one_shot(Duration::from_secs(30), 2),
         )
         .await
         .unwrap();

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use snip::config::{Cli, Command};
-use snip::startup::{Application, StoreOptions, open_store};
+use snip::startup::Application;
+use snip::store::StoreOptions;
 
 mod year;
 
@@ -85,14 +86,9 @@ async fn main() {
     let _ = stop.send(());
     task.await.expect("the server stops");
 
-    let store = open_store(
+    let store = snip::store::open(
         &snip::config::Database::parse(&database).expect("a database URL"),
-        &StoreOptions {
-            timeout: Duration::from_secs(60),
-            replicas: Vec::new(),
-            pool_size: 2,
-            click_durability: snip::config::ClickDurability::Local,
-        },
+        &StoreOptions::one_shot(Duration::from_secs(60), 2),
     )
     .await
     .expect("open the store");

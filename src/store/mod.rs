@@ -89,6 +89,60 @@ pub trait ChangeSink: Send + Sync + 'static {
     fn changed(&self, code: &str);
 }
 
+/// How to reach the store besides its address.
+pub struct StoreOptions {
+    pub timeout: std::time::Duration,
+    pub replicas: Vec<String>,
+    pub pool_size: usize,
+    pub click_durability: crate::config::ClickDurability,
+}
+
+/// Opens (and migrates) the store `database` names: the embedded SQLite file, whose filter of
+/// existing codes starts building in the background, or a PostgreSQL primary with its
+/// replicas. The one place outside the backends that picks one.
+pub async fn open(
+    database: &crate::config::Database,
+    options: &StoreOptions,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    use anyhow::Context;
+    use std::sync::Arc;
+    match database {
+        crate::config::Database::Sqlite(path) => {
+            let sqlite =
+                sqlite::SqliteStore::open(path, options.timeout).context("opening the store")?;
+            sqlite.start_code_filter();
+            Ok(Arc::new(sqlite))
+        }
+        crate::config::Database::Postgres(url) => {
+            let pg = postgres::PgStore::connect(
+                url.expose(),
+                &options.replicas,
+                postgres::PgOptions {
+                    timeout: options.timeout,
+                    pool_size: options.pool_size,
+                    click_durability: options.click_durability,
+                },
+            )
+            .await
+            .context("connecting to PostgreSQL")?;
+            Ok(Arc::new(pg))
+        }
+    }
+}
+
+impl StoreOptions {
+    /// For a one-shot command (`snip import`, `snip keys create`): no replicas, a small pool,
+    /// and `timeout` for each call.
+    pub fn one_shot(timeout: std::time::Duration, pool_size: usize) -> Self {
+        StoreOptions {
+            timeout,
+            replicas: Vec::new(),
+            pool_size,
+            click_durability: crate::config::ClickDurability::Local,
+        }
+    }
+}
+
 /// The referrer key of clicks that came without a usable `Referer`.
 pub const DIRECT: &str = "(direct)";
 
