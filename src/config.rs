@@ -521,43 +521,9 @@ impl ServeArgs {
     }
 
     fn resolve(self) -> anyhow::Result<Settings> {
-        let database = Database::parse(
-            &self
-                .database
-                .unwrap_or_else(|| "sqlite://snip-data/snip.db".into()),
-        )?;
-        let database_replicas: Vec<Dsn> = self
-            .database_replica
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| !r.trim().is_empty())
-            .map(Dsn::new)
-            .collect();
-        if !database_replicas.is_empty() {
-            if !matches!(database, Database::Postgres(_)) {
-                bail!("--database-replica needs a postgres:// --database");
-            }
-            for r in &database_replicas {
-                if !is_postgres_url(r.expose()) {
-                    bail!("--database-replica must be a postgres:// URL, not {r}");
-                }
-            }
-        }
-        let redis = self.redis.filter(|r| !r.trim().is_empty()).map(Dsn::new);
-        if let Some(r) = &redis
-            && !(r.expose().starts_with("redis://") || r.expose().starts_with("rediss://"))
-        {
-            bail!("--redis must be a redis:// URL, not {r}");
-        }
-        let click_durability = self.click_durability.unwrap_or(ClickDurability::Local);
-        let cache_ttl = duration("cache-ttl", self.cache_ttl, "60s")?;
-        if cache_ttl.is_zero() {
-            bail!("--cache-ttl must be greater than zero");
-        }
-        let database_pool_size = self.database_pool_size.unwrap_or(16);
-        if !(1..=1000).contains(&database_pool_size) {
-            bail!("--database-pool-size must be between 1 and 1000, not {database_pool_size}");
-        }
+        let (database, database_replicas, redis) =
+            store_urls(self.database, self.database_replica, self.redis)?;
+        check_admin_key(self.admin_key.as_deref())?;
         let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
         let log_format = self.log_format.unwrap_or_else(|| {
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -566,65 +532,30 @@ impl ServeArgs {
                 LogFormat::Json
             }
         });
-        let click_mode = self.click_mode.unwrap_or(ClickMode::Buffered);
         let redirect_status = self.redirect_status.unwrap_or(302);
         if ![301, 302, 307, 308].contains(&redirect_status) {
             bail!("--redirect-status must be 301, 302, 307 or 308, not {redirect_status}");
-        }
-        let code_length = self.code_length.unwrap_or(7);
-        if !(1..=32).contains(&code_length) {
-            bail!("--code-length must be between 1 and 32, not {code_length}");
-        }
-        let click_flush_interval =
-            duration("click-flush-interval", self.click_flush_interval, "1s")?;
-        if click_flush_interval.is_zero() {
-            bail!("--click-flush-interval must be greater than zero");
         }
         let hourly_stats_retention =
             duration("hourly-stats-retention", self.hourly_stats_retention, "35d")?;
         if hourly_stats_retention < std::time::Duration::from_secs(86_400) {
             bail!("--hourly-stats-retention must be at least one day");
         }
-        let store_timeout = duration("store-timeout", self.store_timeout, "5s")?;
-        if store_timeout.is_zero() {
-            bail!("--store-timeout must be greater than zero");
-        }
-        if let Some(key) = &self.admin_key
-            && key.chars().count() < MIN_ADMIN_KEY_CHARS
-        {
-            bail!(
-                "--admin-key must be at least {MIN_ADMIN_KEY_CHARS} characters long (an admin key \
-                 is guessable otherwise); generate one with: echo \
-                 snip_$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)"
-            );
-        }
-        let header_read_timeout = duration("header-read-timeout", self.header_read_timeout, "10s")?;
-        if header_read_timeout.is_zero() {
-            bail!("--header-read-timeout must be greater than zero");
-        }
-        let request_body_timeout =
-            duration("request-body-timeout", self.request_body_timeout, "10s")?;
-        if request_body_timeout.is_zero() {
-            bail!("--request-body-timeout must be greater than zero");
-        }
-        let max_header_bytes = self.max_header_bytes.unwrap_or(16 * 1024);
-        let min_header_bytes = MIN_HEADER_BYTES;
-        if !(min_header_bytes..=1024 * 1024).contains(&max_header_bytes) {
-            bail!(
-                "--max-header-bytes must be between {min_header_bytes} and 1048576, not \
-                 {max_header_bytes}"
-            );
-        }
-        let qr_concurrency = self.qr_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-        });
-        if !(1..=1024).contains(&qr_concurrency) {
-            bail!("--qr-concurrency must be between 1 and 1024, not {qr_concurrency}");
-        }
         let max_connections = self.max_connections.unwrap_or(10_000);
         if max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        let connections = ConnectionLimits {
+            header_read_timeout: positive("header-read-timeout", self.header_read_timeout, "10s")?,
+            max_header_bytes: within(
+                "max-header-bytes",
+                self.max_header_bytes,
+                16 * 1024,
+                MIN_HEADER_BYTES..=1024 * 1024,
+            )?,
+            max_connections,
+        };
+        let default_qr = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
         if let Some(file) = &self.deny_list {
             // A bad deny list is a bad flag: exit 2 before anything is opened.
             crate::deny::DenyList::load(Some(file)).context("--deny-list")?;
@@ -635,43 +566,44 @@ impl ServeArgs {
         }
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         check_listen(&listen)?;
-        let trusted_proxies = crate::analytics::client::TrustedProxies::parse(
-            &self.trusted_proxies.unwrap_or_default().join(","),
-        )
-        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
-        let country_header = self.country_header.filter(|h| !h.is_empty());
-        // Loads the GeoIP file (if any) here, so that a bad path or header name is a bad flag
-        // (exit 2, nothing written) rather than a failure after the store was opened. The
-        // server loads it again for its own use: a few MB read twice at start-up, where keeping
-        // the loaded reader in (cloneable) settings would put an `Arc` on the click path.
-        crate::analytics::geo::Geo::new(country_header.as_deref(), self.geoip_db.as_deref())?;
+        let (trusted_proxies, country_header) =
+            analytics_sources(self.trusted_proxies, self.country_header, &self.geoip_db)?;
         Ok(Settings {
             listen,
             database,
             database_replicas,
-            database_pool_size,
+            database_pool_size: within(
+                "database-pool-size",
+                self.database_pool_size,
+                16,
+                1..=1000,
+            )?,
             redis,
-            click_durability,
-            cache_ttl,
+            click_durability: self.click_durability.unwrap_or(ClickDurability::Local),
+            cache_ttl: positive("cache-ttl", self.cache_ttl, "60s")?,
             base_url,
             admin_key: self.admin_key.map(Secret::new),
-            click_flush_interval,
+            click_flush_interval: positive(
+                "click-flush-interval",
+                self.click_flush_interval,
+                "1s",
+            )?,
             log_format,
-            click_mode,
+            click_mode: self.click_mode.unwrap_or(ClickMode::Buffered),
             redirect_status,
-            code_length,
+            code_length: within("code-length", self.code_length, 7, 1..=32)?,
             cache_capacity: self.cache_capacity.unwrap_or(100_000),
             negative_cache_ttl: duration("negative-cache-ttl", self.negative_cache_ttl, "5s")?,
             rate_limit: self.rate_limit.unwrap_or(1000),
-            store_timeout,
+            store_timeout: positive("store-timeout", self.store_timeout, "5s")?,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
-            connections: ConnectionLimits {
-                header_read_timeout,
-                max_header_bytes,
-                max_connections,
-            },
-            request_body_timeout,
-            qr_concurrency,
+            connections,
+            request_body_timeout: positive(
+                "request-body-timeout",
+                self.request_body_timeout,
+                "10s",
+            )?,
+            qr_concurrency: within("qr-concurrency", self.qr_concurrency, default_qr, 1..=1024)?,
             failed_auth_limit: self.failed_auth_limit.unwrap_or(20),
             redirect_referrer_policy: referrer_policy(self.redirect_referrer_policy.as_deref())?,
             deny_list: self.deny_list,
@@ -682,6 +614,98 @@ impl ServeArgs {
             hourly_stats_retention,
         })
     }
+}
+
+/// `--NAME`'s duration (`default` when unset), which must be more than zero.
+fn positive(name: &str, value: Option<String>, default: &str) -> anyhow::Result<Duration> {
+    let d = duration(name, value, default)?;
+    if d.is_zero() {
+        bail!("--{name} must be greater than zero");
+    }
+    Ok(d)
+}
+
+/// `--NAME` (`default` when unset), which must lie in `range`.
+fn within(
+    name: &str,
+    value: Option<usize>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> anyhow::Result<usize> {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        bail!(
+            "--{name} must be between {} and {}, not {v}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(v)
+}
+
+/// `--database` (with its default), `--database-replica` and `--redis`, checked.
+fn store_urls(
+    database: Option<String>,
+    replicas: Option<Vec<String>>,
+    redis: Option<String>,
+) -> anyhow::Result<(Database, Vec<Dsn>, Option<Dsn>)> {
+    let database =
+        Database::parse(&database.unwrap_or_else(|| "sqlite://snip-data/snip.db".into()))?;
+    let replicas: Vec<Dsn> = replicas
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(Dsn::new)
+        .collect();
+    if !replicas.is_empty() {
+        if !matches!(database, Database::Postgres(_)) {
+            bail!("--database-replica needs a postgres:// --database");
+        }
+        for r in &replicas {
+            if !is_postgres_url(r.expose()) {
+                bail!("--database-replica must be a postgres:// URL, not {r}");
+            }
+        }
+    }
+    let redis = redis.filter(|r| !r.trim().is_empty()).map(Dsn::new);
+    if let Some(r) = &redis
+        && !(r.expose().starts_with("redis://") || r.expose().starts_with("rediss://"))
+    {
+        bail!("--redis must be a redis:// URL, not {r}");
+    }
+    Ok((database, replicas, redis))
+}
+
+fn check_admin_key(key: Option<&str>) -> anyhow::Result<()> {
+    if let Some(key) = key
+        && key.chars().count() < MIN_ADMIN_KEY_CHARS
+    {
+        bail!(
+            "--admin-key must be at least {MIN_ADMIN_KEY_CHARS} characters long (an admin key \
+             is guessable otherwise); generate one with: echo \
+             snip_$(head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9)"
+        );
+    }
+    Ok(())
+}
+
+/// `--trusted-proxies` and `--country-header`, checked; `--geoip-db` is loaded once here, so
+/// that a bad path or header name is a bad flag (exit 2, nothing written) rather than a failure
+/// after the store was opened. The server loads it again for its own use: a few MB read twice
+/// at start-up, where keeping the loaded reader in (cloneable) settings would put an `Arc` on
+/// the click path.
+fn analytics_sources(
+    trusted_proxies: Option<Vec<String>>,
+    country_header: Option<String>,
+    geoip_db: &Option<PathBuf>,
+) -> anyhow::Result<(crate::analytics::client::TrustedProxies, Option<String>)> {
+    let trusted = crate::analytics::client::TrustedProxies::parse(
+        &trusted_proxies.unwrap_or_default().join(","),
+    )
+    .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+    let country_header = country_header.filter(|h| !h.is_empty());
+    crate::analytics::geo::Geo::new(country_header.as_deref(), geoip_db.as_deref())?;
+    Ok((trusted, country_header))
 }
 
 /// The policies of the Referrer Policy specification; `none` (the default) sends no header.
