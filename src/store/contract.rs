@@ -64,6 +64,18 @@ pub(crate) fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
     }
 }
 
+/// Creates a link with the custom `code` (no idempotency record).
+pub(crate) async fn create_custom(
+    store: &dyn Store,
+    code: &str,
+    url: &str,
+    owner: i64,
+) -> StoreResult<CreateOutcome> {
+    store
+        .create_link(new_link(Some(code), url, owner), None)
+        .await
+}
+
 fn created(outcome: CreateOutcome) -> Link {
     match outcome {
         CreateOutcome::Created(link) => link,
@@ -228,20 +240,22 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
 
 async fn a_taken_custom_code_is_a_conflict(f: Fixture) {
     let (store, admin) = (f.store, f.admin);
-    store
-        .create_link(
-            new_link(Some("taken"), "https://example.com/", admin.row_id),
-            None,
-        )
-        .await
-        .unwrap();
-    let err = store
-        .create_link(
-            new_link(Some("taken"), "https://example.com/", admin.row_id),
-            None,
-        )
-        .await
-        .unwrap_err();
+    create_custom(
+        store.as_ref(),
+        "taken",
+        "https://example.com/",
+        admin.row_id,
+    )
+    .await
+    .unwrap();
+    let err = create_custom(
+        store.as_ref(),
+        "taken",
+        "https://example.com/",
+        admin.row_id,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict(ref m) if m.contains("taken")),
         "{err:?}"
@@ -344,11 +358,7 @@ async fn concurrent_creates_with_one_idempotency_key_make_one_link(f: Fixture) {
 
 async fn imports_skip_taken_codes(f: Fixture) {
     let (store, admin) = (f.store, f.admin);
-    store
-        .create_link(
-            new_link(Some("old"), "https://example.com/", admin.row_id),
-            None,
-        )
+    create_custom(store.as_ref(), "old", "https://example.com/", admin.row_id)
         .await
         .unwrap();
     let links: Vec<_> = ["old", "new1", "new2", "new1"]

@@ -13,19 +13,11 @@ async fn a_taken_custom_code_is_a_conflict_and_keeps_the_connection() {
     let Some((store, _, admin)) = store().await else {
         return;
     };
-    store
-        .create_link(
-            new_link(Some("taken"), "https://example.com/", admin.row_id),
-            None,
-        )
+    create_custom(&store, "taken", "https://example.com/", admin.row_id)
         .await
         .unwrap();
     let connections = store.primary.status().size;
-    let err = store
-        .create_link(
-            new_link(Some("taken"), "https://example.com/", admin.row_id),
-            None,
-        )
+    let err = create_custom(&store, "taken", "https://example.com/", admin.row_id)
         .await
         .unwrap_err();
     assert!(

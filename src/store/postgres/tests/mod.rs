@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use super::*;
-pub(crate) use crate::store::contract::new_link;
+pub(crate) use crate::store::contract::{create_custom, new_link};
 
 /// The test server's URL, or `None` (after a note) when the tests are to be skipped.
 fn server() -> Option<String> {
