@@ -263,6 +263,8 @@ async fn malformed_bodies_return_400_bad_request() {
         r#"{"url": "https://example.com/", "tags": "x"}"#,
         r#"{"url": "https://example.com/", "tags": [1, 2]}"#,
         r#"{"url": "https://example.com/", "max_clicks": "3"}"#,
+        r#"{"url": "https://example.com/", "max_clicks": 2.5}"#,
+        r#"{"url": "https://example.com/", "max_clicks": 1e30}"#,
         r#"{"url": "https://example.com/", "title": 5}"#,
         r#"{"url": "https://example.com/", "code": 1234}"#,
     ];
@@ -284,6 +286,32 @@ async fn malformed_bodies_return_400_bad_request() {
         )
         .await;
     }
+}
+
+/// `5.0` is the number 5 to JSON and JSON Schema (and what some serializers write): an
+/// integer field takes it, on create and on PATCH.
+#[tokio::test]
+async fn integer_fields_take_a_number_written_with_a_zero_fraction() {
+    let server = TestServer::spawn(&[]);
+    let resp = server
+        .api(Method::POST, "/api/v1/links")
+        .header("content-type", "application/json")
+        .body(r#"{"url": "https://example.com/f", "max_clicks": 5.0}"#)
+        .send()
+        .await
+        .unwrap();
+    let link = expect_json(resp, StatusCode::CREATED, "max_clicks 5.0").await;
+    assert_eq!(link["max_clicks"], 5, "{link}");
+    let code = link["code"].as_str().unwrap();
+    let resp = server
+        .api(Method::PATCH, &format!("/api/v1/links/{code}"))
+        .header("content-type", "application/json")
+        .body(r#"{"max_clicks": 7.0}"#)
+        .send()
+        .await
+        .unwrap();
+    let link = expect_json(resp, StatusCode::OK, "PATCH max_clicks 7.0").await;
+    assert_eq!(link["max_clicks"], 7, "{link}");
 }
 
 #[tokio::test]
