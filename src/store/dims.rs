@@ -45,6 +45,66 @@ pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
+/// The first half of `link_stats`, the same on both backends: totals and the series, added up
+/// from stored hourly and daily rows and from the hours an instance holds unfolded.
+pub(crate) struct Series<'a> {
+    width: i64,
+    include_bots: bool,
+    buckets: std::collections::BTreeMap<i64, u64>,
+    held: Vec<&'a super::HourCount>,
+}
+
+impl<'a> Series<'a> {
+    /// For `link_id` over `q`, with the hours `unfolded` holds for it; sets `stats`' totals
+    /// (`stored`: the store's all-time `(clicks, bots)`).
+    pub fn new(
+        q: &super::StatsRange,
+        link_id: i64,
+        unfolded: &'a ClickBatch,
+        stored: (i64, i64),
+        stats: &mut LinkStats,
+    ) -> Self {
+        let held: Vec<_> = unfolded
+            .hourly
+            .iter()
+            .filter(|h| h.link_id == link_id)
+            .collect();
+        stats.total = stored.0.max(0) as u64 + held.iter().map(|h| h.clicks).sum::<u64>();
+        stats.bots = stored.1.max(0) as u64 + held.iter().map(|h| h.bots).sum::<u64>();
+        Series {
+            width: q.interval.seconds(),
+            include_bots: q.include_bots,
+            buckets: Default::default(),
+            held,
+        }
+    }
+
+    /// A stored row: `clicks` (of which `bots`) at `at` (an hour's or a rolled-up day's start).
+    pub fn add(&mut self, at: i64, clicks: i64, bots: i64) {
+        let n = if self.include_bots {
+            clicks
+        } else {
+            clicks - bots
+        };
+        if n > 0 {
+            *self
+                .buckets
+                .entry(at.div_euclid(self.width) * self.width)
+                .or_insert(0) += n as u64;
+        }
+    }
+
+    /// Adds the held hours in `first_hour..end_hour` and sets `stats.series`.
+    pub fn finish(mut self, first_hour: i64, end_hour: i64, stats: &mut LinkStats) {
+        for h in std::mem::take(&mut self.held) {
+            if h.hour >= first_hour && h.hour < end_hour {
+                self.add(h.hour * 3600, h.clicks as i64, h.bots as i64);
+            }
+        }
+        stats.series = self.buckets.into_iter().collect();
+    }
+}
+
 /// A link's dimension lists and unique visitors over whole days, added up from stored rows and
 /// from what an instance has not folded yet, then ranked: the second half of `link_stats`,
 /// the same on both backends.

@@ -23,7 +23,7 @@ use tokio_postgres::IsolationLevel;
 
 use super::{ClickDurability, QueryResult};
 use crate::domain::time::UnixSeconds;
-use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::dims::{Breakdown, Series, StoredDims, ceil_div, dims_from_bytes, merge_dims};
 use crate::store::{
     ClickBatch, ClickFlush, DayDetail, HourCount, LinkStats, StatsRange, StoreError, UnknownStats,
     Visitors,
@@ -315,44 +315,17 @@ pub async fn link_stats(
     tx.commit().await?;
 
     let mut stats = LinkStats::default();
-    let (total, bots): (i64, i64) = (totals.try_get(0)?, totals.try_get(1)?);
-    let held = unfolded.hourly.iter().filter(|h| h.link_id == link_id);
-    let (held_total, held_bots) = held
-        .clone()
-        .fold((0, 0), |acc, h| (acc.0 + h.clicks, acc.1 + h.bots));
-    stats.total = total.max(0) as u64 + held_total;
-    stats.bots = bots.max(0) as u64 + held_bots;
-
+    let stored = (totals.try_get(0)?, totals.try_get(1)?);
     // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
-    let width = q.interval.seconds();
-    let mut buckets: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut add = |at: i64, clicks: i64, bots: i64| {
-        let n = if q.include_bots {
-            clicks
-        } else {
-            clicks - bots
-        };
-        if n > 0 {
-            *buckets.entry(at.div_euclid(width) * width).or_insert(0) += n as u64;
-        }
-    };
+    let mut series = Series::new(q, link_id, unfolded, stored, &mut stats);
     for r in &hours {
-        add(r.try_get::<_, i64>(0)? * 3600, r.try_get(1)?, r.try_get(2)?);
+        series.add(r.try_get::<_, i64>(0)? * 3600, r.try_get(1)?, r.try_get(2)?);
     }
     for r in &days {
-        add(
-            r.try_get::<_, i64>(0)? * 86_400,
-            r.try_get(1)?,
-            r.try_get(2)?,
-        );
+        let day: i64 = r.try_get(0)?;
+        series.add(day * 86_400, r.try_get(1)?, r.try_get(2)?);
     }
-    for h in held.filter(|h| h.hour >= first_hour && h.hour < end_hour) {
-        add(h.hour * 3600, h.clicks as i64, h.bots as i64);
-    }
-    stats.series = buckets
-        .into_iter()
-        .map(|(t, n)| (t as UnixSeconds, n))
-        .collect();
+    series.finish(first_hour, end_hour, &mut stats);
 
     // Dimensions and visitors: whole days.
     let mut breakdown = Breakdown::new(q.include_bots);

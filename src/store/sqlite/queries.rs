@@ -15,7 +15,7 @@ use crate::store::{
 
 use super::classify;
 use crate::store::DIRECT;
-use crate::store::dims::{Breakdown, StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::dims::{Breakdown, Series, StoredDims, ceil_div, dims_from_bytes, merge_dims};
 
 /// Attempts at a fresh random code before giving up (the code space is nearly full).
 const RANDOM_CODE_ATTEMPTS: usize = 16;
@@ -488,38 +488,17 @@ pub fn link_stats(
              UNION ALL SELECT clicks, bot_clicks FROM clicks_daily WHERE link_id = ?1)",
         )?
         .query_row([link_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let held = unfolded.hourly.iter().filter(|h| h.link_id == link_id);
-    let (held_total, held_bots) = held
-        .clone()
-        .fold((0, 0), |acc, h| (acc.0 + h.clicks, acc.1 + h.bots));
-    stats.total = total.max(0) as u64 + held_total;
-    stats.bots = bots.max(0) as u64 + held_bots;
-
     // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
-    let width = q.interval.seconds();
+    let mut series = Series::new(q, link_id, unfolded, (total, bots), &mut stats);
     let (first_day, end_day) = (q.from.div_euclid(86_400), ceil_div(q.to, 86_400));
-    let mut buckets: std::collections::BTreeMap<i64, u64> = Default::default();
-    let mut add = |at: i64, clicks: i64, bots: i64| {
-        let n = if q.include_bots {
-            clicks
-        } else {
-            clicks - bots
-        };
-        if n > 0 {
-            *buckets.entry(at.div_euclid(width) * width).or_insert(0) += n as u64;
-        }
-    };
+    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
     let mut hours = c.prepare_cached(
         "SELECT hour, clicks, bot_clicks FROM clicks_hourly \
          WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3",
     )?;
-    let mut rows = hours.query(params![
-        link_id,
-        q.from.div_euclid(3600),
-        ceil_div(q.to, 3600)
-    ])?;
+    let mut rows = hours.query(params![link_id, first_hour, end_hour])?;
     while let Some(r) = rows.next()? {
-        add(r.get::<_, i64>(0)? * 3600, r.get(1)?, r.get(2)?);
+        series.add(r.get::<_, i64>(0)? * 3600, r.get(1)?, r.get(2)?);
     }
     let mut days = c.prepare_cached(
         "SELECT day, clicks, bot_clicks FROM clicks_daily \
@@ -527,16 +506,9 @@ pub fn link_stats(
     )?;
     let mut rows = days.query(params![link_id, first_day, end_day])?;
     while let Some(r) = rows.next()? {
-        add(r.get::<_, i64>(0)? * 86_400, r.get(1)?, r.get(2)?);
+        series.add(r.get::<_, i64>(0)? * 86_400, r.get(1)?, r.get(2)?);
     }
-    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
-    for h in held.filter(|h| h.hour >= first_hour && h.hour < end_hour) {
-        add(h.hour * 3600, h.clicks as i64, h.bots as i64);
-    }
-    stats.series = buckets
-        .into_iter()
-        .map(|(t, n)| (t as UnixSeconds, n))
-        .collect();
+    series.finish(first_hour, end_hour, &mut stats);
 
     // Dimensions and visitors: whole days.
     let mut breakdown = Breakdown::new(q.include_bots);
