@@ -126,6 +126,35 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl Problem {
+    /// The problem document of `status`, with its stable `code` and a `detail` for a person.
+    pub fn new(status: StatusCode, code: &'static str, detail: String) -> Self {
+        Problem {
+            code,
+            detail,
+            status: status.as_u16(),
+            title: title(status),
+            kind: "about:blank",
+        }
+    }
+
+    /// The document as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// An answer carrying the document (`Content-Type: application/problem+json`).
+    pub fn response(&self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, self.to_json()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
 /// The RFC 9110 reason phrase (the `http` crate still uses RFC 7231's for 413 and 422).
 fn title(status: StatusCode) -> &'static str {
     match status {
@@ -143,20 +172,8 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => tracing::error!(cause, "answering 500"),
             _ => {}
         }
-        let body = Problem {
-            kind: "about:blank",
-            title: title(status),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code,
-        };
-        let body = serde_json::to_string(&body).unwrap_or_default();
-        let mut response = (status, body).into_response();
+        let mut response = Problem::new(status, code, self.to_string()).response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         let retry_after = match &self {
             ApiError::RateLimited { retry_after } | ApiError::AuthThrottled { retry_after } => {
                 Some(*retry_after)

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,6 +21,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::AppState;
+use super::views::html_page;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -210,14 +211,11 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn stylesheet() -> Response {
-    let mut response = STYLE.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    response
+    let headers = [
+        (header::CONTENT_TYPE, "text/css"),
+        (header::CACHE_CONTROL, "public, max-age=3600"),
+    ];
+    (headers, STYLE).into_response()
 }
 
 /// This document.
@@ -229,12 +227,7 @@ async fn stylesheet() -> Response {
                content_type = "application/json")),
 )]
 async fn spec() -> Response {
-    let mut response = spec_json().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    ([(header::CONTENT_TYPE, "application/json")], spec_json()).into_response()
 }
 
 /// This document as a reference page.
@@ -251,20 +244,10 @@ async fn reference() -> Response {
             serde_json::from_str(spec_json()).expect("the OpenAPI document is JSON");
         render_reference(&doc)
     });
-    let mut response = Html(page.as_str()).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    html_page(
+        page.as_str(),
+        "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    )
 }
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}\

@@ -13,10 +13,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
+use super::error::Problem;
+use super::views::html_page;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
 use crate::service::redirect::{self, Outcome};
@@ -160,20 +162,9 @@ fn taken_down(reason: &str) -> Response {
     )
 }
 
-fn gone_because(detail: &str, code: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Gone",
-        "status": 410,
-        "detail": detail,
-        "code": code,
-    });
-    let mut response = (StatusCode::GONE, body.to_string()).into_response();
+fn gone_because(detail: &str, code: &'static str) -> Response {
+    let mut response = Problem::new(StatusCode::GONE, code, detail.to_string()).response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -209,24 +200,13 @@ async fn preview(app: &AppState, code: &str) -> Response {
         heading = title.unwrap_or_else(|| "Link preview".into()),
         url = esc(url),
     );
-    let mut response = Html(page).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
+    // The preview's own URL is not sent to the destination (`html_page`'s Referrer-Policy).
+    let mut response = html_page(
+        page,
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Not framed (clickjacking), and the preview's own URL is not sent to the destination.
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

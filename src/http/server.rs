@@ -36,14 +36,12 @@ const MAX_SHEDDING: usize = 64;
 /// The answer to a connection over the cap (problem+json like every API error; `Connection:
 /// close`: there is no slot to keep).
 static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": "too many open connections; retry shortly",
-        "code": "overloaded",
-    })
-    .to_string();
+    let body = super::error::Problem::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many open connections; retry shortly".into(),
+    )
+    .to_json();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
          retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",

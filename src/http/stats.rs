@@ -315,9 +315,8 @@ fn csv_cell(value: &str) -> String {
     }
 }
 
-/// `GET /api/v1/links/{code}/stats.csv`: the same statistics as rows of
-/// `section,key,clicks` (sections: `total`, `series`, and one per dimension).
-/// The same statistics as CSV (`section,key,clicks`).
+/// The same statistics as CSV: rows of `section,key,clicks` (sections: `total`, `series`,
+/// and one per dimension).
 #[utoipa::path(
     get,
     path = "/api/v1/links/{code}/stats.csv",

@@ -1,5 +1,8 @@
-//! JSON shapes of the API (docs/api.md), built from domain types.
+//! JSON shapes of the API (docs/api.md), built from domain types, and the headers of the
+//! server-rendered pages.
 
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -7,6 +10,27 @@ use super::App;
 use crate::domain::Link;
 use crate::domain::key::ApiKey;
 use crate::domain::time::to_rfc3339;
+
+/// A page rendered by the server: it may load only what `csp` allows, is never framed
+/// (clickjacking), never sniffed as another type, and its URL is not sent on as a referrer.
+pub fn html_page(page: impl Into<axum::body::Body>, csp: &'static str) -> Response {
+    let mut response = Html(page.into()).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
 
 /// A short link.
 #[derive(Serialize, ToSchema)]

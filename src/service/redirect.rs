@@ -101,6 +101,19 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
     Ok(answer)
 }
 
+/// The cached answer for `code` when it is a destination the deny list allows, else why not
+/// (never [`Outcome::Redirect`]).
+async fn target(app: &AppState, code: &str) -> Result<Arc<Target>, Outcome> {
+    match resolve(app, code).await {
+        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => Err(Outcome::Denied),
+        Ok(Cached::Redirect(t)) => Ok(t),
+        Ok(Cached::Gone) => Err(Outcome::Gone),
+        Ok(Cached::TakenDown(reason)) => Err(Outcome::TakenDown(reason)),
+        Ok(Cached::Missing(_)) => Err(Outcome::Missing),
+        Err(e) => Err(Outcome::Unavailable(e)),
+    }
+}
+
 /// Follows `code` for a visitor at `peer` who sent `headers`; `counts`: a click (a `GET`,
 /// not a `HEAD`), which uses up one of `max_clicks` and is recorded.
 pub async fn follow(
@@ -110,18 +123,15 @@ pub async fn follow(
     peer: IpAddr,
     headers: &HeaderMap,
 ) -> Outcome {
-    let target = match resolve(app, code).await {
-        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => return Outcome::Denied,
-        Ok(Cached::Redirect(t)) => t,
-        Ok(Cached::Gone) => return Outcome::Gone,
-        Ok(Cached::TakenDown(reason)) => return Outcome::TakenDown(reason),
-        Ok(Cached::Missing(_)) => {
+    let target = match target(app, code).await {
+        Ok(target) => target,
+        Err(Outcome::Missing) => {
             if app.click_mode() != ClickMode::Off {
                 app.clicks.buffer.record_unknown(code);
             }
             return Outcome::Missing;
         }
-        Err(e) => return Outcome::Unavailable(e),
+        Err(other) => return other,
     };
     let at = now();
     if target.expires_at.is_some_and(|e| e <= at) {
@@ -188,21 +198,8 @@ async fn record_exact(
 /// redirect: cache first, so it works while the store is down) and its title (best effort:
 /// the page still renders without it). Not a click.
 pub async fn preview(app: &AppState, code: &str) -> Result<(Arc<Target>, Option<String>), Outcome> {
-    let target = match resolve(app, code).await {
-        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => {
-            return Err(Outcome::Denied);
-        }
-        Ok(Cached::Redirect(t)) => t,
-        Ok(Cached::Gone) => return Err(Outcome::Gone),
-        Ok(Cached::TakenDown(reason)) => return Err(Outcome::TakenDown(reason)),
-        Ok(Cached::Missing(_)) => return Err(Outcome::Missing),
-        Err(e) => return Err(Outcome::Unavailable(e)),
-    };
-    let used_up = target
-        .max_clicks
-        .zip(target.used.as_ref())
-        .is_some_and(|(max, used)| used.load(Ordering::Acquire) >= max);
-    if used_up || target.expires_at.is_some_and(|e| e <= now()) {
+    let target = target(app, code).await?;
+    if !within_max_clicks(&target, false) || target.expires_at.is_some_and(|e| e <= now()) {
         return Err(Outcome::Gone);
     }
     let title = match app.store.get_link(code).await {

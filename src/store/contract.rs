@@ -126,13 +126,14 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
         .await
         .unwrap();
     let link = created(
-        store
-            .create_link(
-                new_link(Some("Promo"), "https://example.com/a", admin.row_id),
-                None,
-            )
-            .await
-            .unwrap(),
+        create_custom(
+            store.as_ref(),
+            "Promo",
+            "https://example.com/a",
+            admin.row_id,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(link.code.as_str(), "Promo");
     assert_eq!(link.tags, vec!["t1".to_string()]);
@@ -228,12 +229,13 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
     assert_eq!(store.list_links(None, None, 10).await.unwrap().len(), 1);
     // A tombstone keeps its code.
     assert!(matches!(
-        store
-            .create_link(
-                new_link(Some("Promo"), "https://example.com/c", admin.row_id),
-                None
-            )
-            .await,
+        create_custom(
+            store.as_ref(),
+            "Promo",
+            "https://example.com/c",
+            admin.row_id
+        )
+        .await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -262,13 +264,14 @@ async fn a_taken_custom_code_is_a_conflict(f: Fixture) {
     );
     // The store still works after the conflict.
     created(
-        store
-            .create_link(
-                new_link(Some("other"), "https://example.com/", admin.row_id),
-                None,
-            )
-            .await
-            .unwrap(),
+        create_custom(
+            store.as_ref(),
+            "other",
+            "https://example.com/",
+            admin.row_id,
+        )
+        .await
+        .unwrap(),
     );
 }
 
