@@ -37,6 +37,37 @@ impl Role {
     }
 }
 
+/// The links a caller may see and change: an admin all of them, a user the links its key
+/// created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    OwnedBy(i64),
+}
+
+impl Scope {
+    /// The scope of a key with this role and row id.
+    pub fn of(role: Role, row_id: i64) -> Scope {
+        match role {
+            Role::Admin => Scope::All,
+            Role::User => Scope::OwnedBy(row_id),
+        }
+    }
+
+    /// The owner a query filters on (`None`: any).
+    pub fn owner(self) -> Option<i64> {
+        match self {
+            Scope::All => None,
+            Scope::OwnedBy(owner) => Some(owner),
+        }
+    }
+
+    /// Whether a link created by key `owner` is in this scope.
+    pub fn includes(self, owner: i64) -> bool {
+        self.owner().is_none_or(|o| o == owner)
+    }
+}
+
 /// A presented or freshly generated secret; `Debug` hides it.
 pub struct ApiKeySecret(String);
 

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::Role;
-use crate::domain::key::ApiKey;
+use crate::domain::key::{ApiKey, Scope};
 use crate::service::keys::{self, AuthError};
 
 /// Largest accepted request body.
@@ -21,12 +21,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct Caller(pub ApiKey);
 
 impl Caller {
-    /// The owner filter for link queries: `None` for admins (all links).
-    pub fn owner_filter(&self) -> Option<i64> {
-        match self.0.role {
-            Role::Admin => None,
-            Role::User => Some(self.0.row_id),
-        }
+    /// The links this caller may see and change.
+    pub fn scope(&self) -> Scope {
+        Scope::of(self.0.role, self.0.row_id)
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {

@@ -263,7 +263,7 @@ pub(super) async fn create(
 
 /// A live link the caller may see, or 404.
 pub(super) async fn find_visible_link(app: &App, caller: &Caller, code: &str) -> Result<Link> {
-    Ok(links::find_visible(app, caller.owner_filter(), code).await?)
+    Ok(links::find_visible(app, caller.scope(), code).await?)
 }
 
 /// Reads one link (a user key sees only its own links).
@@ -327,7 +327,7 @@ pub(super) async fn update(
         disabled: req.disabled,
         takedown: None,
     };
-    let link = links::update(&app, caller.owner_filter(), &code, patch).await?;
+    let link = links::update(&app, caller.scope(), &code, patch).await?;
     Ok(Json(LinkView::new(&app, &link)))
 }
 
@@ -406,7 +406,7 @@ pub(super) async fn remove(
     caller: Caller,
     PathParam(code): PathParam,
 ) -> Result<StatusCode> {
-    links::delete(&app, caller.owner_filter(), &code).await?;
+    links::delete(&app, caller.scope(), &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -469,7 +469,7 @@ pub(super) async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| decode_cursor(c).ok_or_else(|| ApiError::InvalidField("cursor: malformed".into())))
         .transpose()?;
-    let page = links::list(&app, caller.owner_filter(), before, limit).await?;
+    let page = links::list(&app, caller.scope(), before, limit).await?;
     let next_cursor = page
         .more
         .then(|| page.links.last().map(|l| encode_cursor(l.id)))

@@ -5,10 +5,11 @@
 use sha2::{Digest, Sha256};
 
 use super::error::{ServiceError, ServiceResult};
+use crate::domain::key::Scope;
 use crate::domain::{Link, LinkPatch, NewLink, ShortCode};
 use crate::service::app::App;
-use crate::store::CreateOutcome;
 pub use crate::store::IdempotencyRequest;
+use crate::store::{CreateOutcome, Cursor};
 
 /// A page of links, and whether more follow.
 pub struct Page {
@@ -53,33 +54,28 @@ pub async fn create(
     }
 }
 
-/// A live link that `owner` (`None`: an admin) may see.
-pub async fn find_visible(app: &App, owner: Option<i64>, code: &str) -> ServiceResult<Link> {
+/// A live link in `scope`.
+pub async fn find_visible(app: &App, scope: Scope, code: &str) -> ServiceResult<Link> {
     if !ShortCode::could_be_code(code) {
         return Err(ServiceError::NotFound("link"));
     }
     match app.store.get_link(code).await {
-        Ok(Some(link)) if !link.deleted && owner.is_none_or(|o| o == link.owner) => Ok(link),
+        Ok(Some(link)) if !link.deleted && scope.includes(link.owner) => Ok(link),
         Ok(_) => Err(ServiceError::NotFound("link")),
         Err(e) => Err(ServiceError::from_store(e, "link")),
     }
 }
 
-/// Applies `patch` to a link `owner` may change. Re-enabling a link an admin took down is
+/// Applies `patch` to a link in `scope`. Re-enabling a link an admin took down is
 /// refused: only [`lift_takedown`] does that.
-pub async fn update(
-    app: &App,
-    owner: Option<i64>,
-    code: &str,
-    patch: LinkPatch,
-) -> ServiceResult<Link> {
+pub async fn update(app: &App, scope: Scope, code: &str, patch: LinkPatch) -> ServiceResult<Link> {
     if !ShortCode::could_be_code(code) {
         return Err(ServiceError::NotFound("link"));
     }
-    if patch.disabled == Some(false) && find_visible(app, owner, code).await?.takedown.is_some() {
+    if patch.disabled == Some(false) && find_visible(app, scope, code).await?.takedown.is_some() {
         return Err(ServiceError::TakenDown);
     }
-    write(app, owner, code, patch).await
+    write(app, scope, code, patch).await
 }
 
 /// Takes a link down (admin): disabled, with the reason its redirect gives. Taking it down
@@ -92,7 +88,7 @@ pub async fn take_down(app: &App, code: &str, reason: String) -> ServiceResult<L
 /// nothing and answers the link (a retried lift answers like the first one, and a link its
 /// owner disabled stays disabled).
 pub async fn lift_takedown(app: &App, code: &str) -> ServiceResult<Link> {
-    let link = find_visible(app, None, code).await?;
+    let link = find_visible(app, Scope::All, code).await?;
     if link.takedown.is_none() {
         return Ok(link);
     }
@@ -109,7 +105,7 @@ async fn set_takedown(app: &App, code: &str, reason: Option<String>) -> ServiceR
         takedown: Some(reason),
         ..LinkPatch::default()
     };
-    let link = write(app, None, code, patch).await?;
+    let link = write(app, Scope::All, code, patch).await?;
     tracing::warn!(
         code,
         taken_down = taking_down,
@@ -119,40 +115,46 @@ async fn set_takedown(app: &App, code: &str, reason: Option<String>) -> ServiceR
 }
 
 /// The store write of a change, then this instance's caches.
-async fn write(app: &App, owner: Option<i64>, code: &str, patch: LinkPatch) -> ServiceResult<Link> {
+async fn write(app: &App, scope: Scope, code: &str, patch: LinkPatch) -> ServiceResult<Link> {
     let generation = app.cache.generation();
     let link = app
         .store
-        .update_link(code, owner, patch)
+        .update_link(code, scope, patch)
         .await
         .map_err(|e| ServiceError::from_store(e, "link"))?;
     app.link_changed_to(code, &link, generation);
     Ok(link)
 }
 
-/// Deletes a link `owner` may change: its code answers 404 from then on and is never reissued.
-pub async fn delete(app: &App, owner: Option<i64>, code: &str) -> ServiceResult<()> {
+/// Deletes a link in `scope`: its code answers 404 from then on and is never reissued.
+pub async fn delete(app: &App, scope: Scope, code: &str) -> ServiceResult<()> {
     if !ShortCode::could_be_code(code) {
         return Err(ServiceError::NotFound("link"));
     }
     app.store
-        .delete_link(code, owner)
+        .delete_link(code, scope)
         .await
         .map_err(|e| ServiceError::from_store(e, "link"))?;
     app.link_changed(code);
     Ok(())
 }
 
-/// Up to `limit` live links `owner` may see, newest first, with ids below `before`.
+/// Up to `limit` live links in `scope`, newest first, with ids below `before`.
 pub async fn list(
     app: &App,
-    owner: Option<i64>,
+    scope: Scope,
     before: Option<i64>,
     limit: usize,
 ) -> ServiceResult<Page> {
     let mut links = app
         .store
-        .list_links(owner, before, limit + 1)
+        .list_links(
+            scope,
+            Cursor {
+                before_id: before,
+                limit: limit + 1,
+            },
+        )
         .await
         .map_err(|e| ServiceError::from_store(e, "link"))?;
     let more = links.len() > limit;

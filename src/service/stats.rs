@@ -22,7 +22,7 @@ pub async fn unknown(
     limit: usize,
 ) -> ServiceResult<UnknownStats> {
     app.store
-        .unknown_stats(from, to, limit)
+        .unknown_stats(from..to, limit)
         .await
         .map_err(|e| ServiceError::from_store(e, "statistics"))
 }

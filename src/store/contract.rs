@@ -10,6 +10,11 @@ use super::*;
 use crate::domain::link::CodeChoice;
 use crate::domain::time::now;
 
+/// A page of `limit` links below `before_id`.
+fn page(before_id: Option<i64>, limit: usize) -> Cursor {
+    Cursor { before_id, limit }
+}
+
 /// A store with an admin key (links need an owner).
 pub(crate) struct Fixture {
     pub store: Arc<dyn Store>,
@@ -168,11 +173,11 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
     };
     assert!(matches!(
         store
-            .update_link("Promo", Some(user.row_id), patch.clone())
+            .update_link("Promo", Scope::OwnedBy(user.row_id), patch.clone())
             .await,
         Err(StoreError::NotFound)
     ));
-    let changed = store.update_link("Promo", None, patch).await.unwrap();
+    let changed = store.update_link("Promo", Scope::All, patch).await.unwrap();
     assert_eq!(changed.url, "https://example.com/b");
     assert_eq!((changed.title.as_deref(), changed.max_clicks), (None, None));
     assert!(changed.disabled);
@@ -184,49 +189,79 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
         takedown: Some(Some("phishing".into())),
         ..LinkPatch::default()
     };
-    let down = store.update_link("Promo", None, taken_down).await.unwrap();
+    let down = store
+        .update_link("Promo", Scope::All, taken_down)
+        .await
+        .unwrap();
     assert_eq!(down.takedown.as_deref(), Some("phishing"));
     let lifted = LinkPatch {
         disabled: Some(false),
         takedown: Some(None),
         ..LinkPatch::default()
     };
-    let up = store.update_link("Promo", None, lifted).await.unwrap();
+    let up = store
+        .update_link("Promo", Scope::All, lifted)
+        .await
+        .unwrap();
     assert_eq!((up.takedown, up.disabled), (None, false));
 
-    let listed = store.list_links(None, None, 10).await.unwrap();
+    let listed = store.list_links(Scope::All, page(None, 10)).await.unwrap();
     assert_eq!(
         listed.iter().map(|l| l.id).collect::<Vec<_>>(),
         vec![random.id, link.id],
         "newest first"
     );
-    let mine = store.list_links(Some(user.row_id), None, 10).await.unwrap();
+    let mine = store
+        .list_links(Scope::OwnedBy(user.row_id), page(None, 10))
+        .await
+        .unwrap();
     assert_eq!(
         mine.iter().map(|l| l.id).collect::<Vec<_>>(),
         vec![random.id]
     );
-    let older = store.list_links(None, Some(random.id), 10).await.unwrap();
+    let older = store
+        .list_links(Scope::All, page(Some(random.id), 10))
+        .await
+        .unwrap();
     assert_eq!(
         older.iter().map(|l| l.id).collect::<Vec<_>>(),
         vec![link.id]
     );
-    assert_eq!(store.list_links(None, None, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_links(Scope::All, page(None, 1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     assert!(matches!(
-        store.delete_link("Promo", Some(user.row_id)).await,
+        store
+            .delete_link("Promo", Scope::OwnedBy(user.row_id))
+            .await,
         Err(StoreError::NotFound)
     ));
-    store.delete_link("Promo", None).await.unwrap();
+    store.delete_link("Promo", Scope::All).await.unwrap();
     assert!(store.get_link("Promo").await.unwrap().unwrap().deleted);
     assert!(matches!(
-        store.delete_link("Promo", None).await,
+        store.delete_link("Promo", Scope::All).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.update_link("Promo", None, LinkPatch::default()).await,
+        store
+            .update_link("Promo", Scope::All, LinkPatch::default())
+            .await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.list_links(None, None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_links(Scope::All, page(None, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A tombstone keeps its code.
     assert!(matches!(
         create_custom(
@@ -312,7 +347,14 @@ async fn an_idempotent_create_replays_the_first_link_and_refuses_another_body(f:
             .unwrap(),
         CreateOutcome::IdempotencyMismatch
     ));
-    assert_eq!(store.list_links(None, None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_links(Scope::All, page(None, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Purged records no longer replay.
     assert_eq!(store.purge_idempotency(now() + 10).await.unwrap(), 1);
     created(

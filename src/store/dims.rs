@@ -45,9 +45,33 @@ pub(crate) fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
+/// A link's statistics from its stored rows and what an instance holds for it unfolded (see
+/// [`super::Store::link_stats`]).
+pub(crate) fn link_stats(
+    link_id: i64,
+    q: &super::StatsRange,
+    stored: &super::StoredClicks,
+    unfolded: &ClickBatch,
+) -> LinkStats {
+    let ((first_hour, end_hour), (first_day, end_day)) = super::StoredClicks::bounds(q);
+    let mut stats = LinkStats::default();
+    let mut series = Series::new(q, link_id, unfolded, stored.totals, &mut stats);
+    for &(at, clicks, bots) in &stored.rows {
+        series.add(at, clicks, bots);
+    }
+    series.finish(first_hour, end_hour, &mut stats);
+    let mut breakdown = Breakdown::new(q.include_bots);
+    for (dims, humans, bots) in &stored.days {
+        breakdown.add_stored(dims, humans, bots);
+    }
+    breakdown.add_unfolded(unfolded, link_id, first_day, end_day);
+    breakdown.finish(&mut stats, q.limit);
+    stats
+}
+
 /// The first half of `link_stats`, the same on both backends: totals and the series, added up
 /// from stored hourly and daily rows and from the hours an instance holds unfolded.
-pub(crate) struct Series<'a> {
+struct Series<'a> {
     width: i64,
     include_bots: bool,
     buckets: std::collections::BTreeMap<i64, u64>,
@@ -108,7 +132,7 @@ impl<'a> Series<'a> {
 /// A link's dimension lists and unique visitors over whole days, added up from stored rows and
 /// from what an instance has not folded yet, then ranked: the second half of `link_stats`,
 /// the same on both backends.
-pub(crate) struct Breakdown {
+struct Breakdown {
     counts: [HashMap<String, u64>; 5],
     visitors: Visitors,
     include_bots: bool,

@@ -9,6 +9,7 @@ pub mod code_filter;
 mod contract;
 pub(crate) mod dims;
 pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use crate::analytics::sketch::Visitors;
-use crate::domain::key::ApiKey;
+use crate::domain::key::{ApiKey, Scope};
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 
@@ -303,6 +304,39 @@ impl Interval {
     }
 }
 
+/// A link's click rows as stored, for a [`StatsRange`]: what [`dims::link_stats`] sums.
+#[derive(Debug, Clone, Default)]
+pub struct StoredClicks {
+    /// All-time `(clicks, bots)`.
+    pub totals: (i64, i64),
+    /// `(start, clicks, bots)`: the hourly rows of the hours overlapping the range, and the
+    /// rolled-up daily rows of the days overlapping it (at the day's start).
+    pub rows: Vec<(UnixSeconds, i64, i64)>,
+    /// `(dimension blob, human visitors sketch, bot visitors sketch)` of each link-day
+    /// overlapping the range.
+    pub days: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+}
+
+impl StoredClicks {
+    /// The `(first, end)` hours and days whose rows a range reads.
+    pub fn bounds(range: &StatsRange) -> ((i64, i64), (i64, i64)) {
+        let hours = (range.from.div_euclid(3600), dims::ceil_div(range.to, 3600));
+        let days = (
+            range.from.div_euclid(86_400),
+            dims::ceil_div(range.to, 86_400),
+        );
+        (hours, days)
+    }
+}
+
+/// Where a page of a list starts, and how long it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    /// Only ids below this one (`None`: from the newest).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Bulk-inserts links (one durable transaction); codes already taken are skipped.
@@ -326,22 +360,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_link_primary(&self, code: &str) -> StoreResult<Option<Link>> {
         self.get_link(code).await
     }
-    /// Applies a patch to a live (not deleted) link, optionally only if `owner` owns it.
-    async fn update_link(
-        &self,
-        code: &str,
-        owner: Option<i64>,
-        patch: LinkPatch,
-    ) -> StoreResult<Link>;
-    /// Turns a live link into a tombstone, optionally only if `owner` owns it.
-    async fn delete_link(&self, code: &str, owner: Option<i64>) -> StoreResult<()>;
-    /// Live links, newest first, with ids below `before_id`.
-    async fn list_links(
-        &self,
-        owner: Option<i64>,
-        before_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<Link>>;
+    /// Applies a patch to a live (not deleted) link in `scope` (`NotFound` outside it).
+    async fn update_link(&self, code: &str, scope: Scope, patch: LinkPatch) -> StoreResult<Link>;
+    /// Turns a live link in `scope` into a tombstone.
+    async fn delete_link(&self, code: &str, scope: Scope) -> StoreResult<()>;
+    /// Live links in `scope`, newest first, from the cursor on.
+    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>>;
 
     /// Adds clicks straight to the tables; `durable` asks for a power-loss-safe commit (exact
     /// mode).
@@ -349,23 +373,29 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<()>;
     /// Journals and folds one buffered flush (see [`ClickFlush`]) in one transaction.
     async fn flush_clicks(&self, flush: std::sync::Arc<ClickFlush>) -> StoreResult<()>;
+    /// A link's stored click rows for `range` (see [`StoredClicks`]), read from one snapshot.
+    async fn link_clicks(&self, link_id: i64, range: StatsRange) -> StoreResult<StoredClicks>;
+
     /// A link's statistics: all-time totals, and over `[from, to)` the series (buckets without
     /// clicks left out), the dimension lists (whole UTC days overlapping the range, top `limit`
     /// per dimension) and unique visitors; bots excluded from all but the totals unless
     /// `include_bots`. `unfolded` is what this instance holds in memory for the link and has
-    /// not folded into the tables yet, counted as if stored.
+    /// not folded into the tables yet, counted as if stored. The same on every backend: the
+    /// stored rows of [`Store::link_clicks`], summed by [`dims::link_stats`].
     async fn link_stats(
         &self,
         link_id: i64,
         range: StatsRange,
         unfolded: ClickBatch,
-    ) -> StoreResult<LinkStats>;
+    ) -> StoreResult<LinkStats> {
+        let stored = self.link_clicks(link_id, range).await?;
+        Ok(dims::link_stats(link_id, &range, &stored, &unfolded))
+    }
 
-    /// Visits to codes that do not exist, over whole days overlapping `[from, to)`.
+    /// Visits to codes that do not exist, over whole days overlapping `window`.
     async fn unknown_stats(
         &self,
-        from: UnixSeconds,
-        to: UnixSeconds,
+        window: std::ops::Range<UnixSeconds>,
         limit: usize,
     ) -> StoreResult<UnknownStats>;
 

@@ -23,10 +23,10 @@ use tokio_postgres::IsolationLevel;
 
 use super::{ClickDurability, QueryResult};
 use crate::domain::time::UnixSeconds;
-use crate::store::dims::{Breakdown, Series, StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
 use crate::store::{
-    ClickBatch, ClickFlush, DayDetail, HourCount, LinkStats, StatsRange, StoreError, UnknownStats,
-    Visitors,
+    ClickBatch, ClickFlush, DayDetail, HourCount, StatsRange, StoreError, StoredClicks,
+    UnknownStats, Visitors,
 };
 
 /// Rounds of "insert new link-days, merge the ones another instance inserted meanwhile"
@@ -267,22 +267,20 @@ fn borrowed_dims(d: &DayDetail) -> StoredDims<'_> {
         .collect()
 }
 
-/// A link's statistics, computed as the SQLite store computes them, from one snapshot
-/// (`REPEATABLE READ`: a roll-up committing meanwhile cannot count hours twice or not at all).
-pub async fn link_stats(
+/// A link's stored click rows for `q`, from one snapshot (`REPEATABLE READ`: a roll-up
+/// committing meanwhile cannot count hours twice or not at all).
+pub async fn link_clicks(
     c: &mut Object,
     link_id: i64,
     q: &StatsRange,
-    unfolded: &ClickBatch,
-) -> QueryResult<LinkStats> {
+) -> QueryResult<StoredClicks> {
+    let ((first_hour, end_hour), (first_day, end_day)) = StoredClicks::bounds(q);
     let tx = c
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
-    let (first_day, end_day) = (q.from.div_euclid(86_400), ceil_div(q.to, 86_400));
-    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
     let totals = tx
         .query_one(
             "SELECT COALESCE(SUM(clicks), 0)::int8, COALESCE(SUM(bot_clicks), 0)::int8 FROM ( \
@@ -291,21 +289,16 @@ pub async fn link_stats(
             &[&link_id],
         )
         .await?;
-    let hours = tx
+    let rows = tx
         .query(
-            "SELECT hour, clicks, bot_clicks FROM clicks_hourly \
-             WHERE link_id = $1 AND hour >= $2 AND hour < $3",
-            &[&link_id, &first_hour, &end_hour],
+            "SELECT hour * 3600, clicks, bot_clicks FROM clicks_hourly \
+             WHERE link_id = $1 AND hour >= $2 AND hour < $3 \
+             UNION ALL SELECT day * 86400, clicks, bot_clicks FROM clicks_daily \
+             WHERE link_id = $1 AND day >= $4 AND day < $5",
+            &[&link_id, &first_hour, &end_hour, &first_day, &end_day],
         )
         .await?;
     let days = tx
-        .query(
-            "SELECT day, clicks, bot_clicks FROM clicks_daily \
-             WHERE link_id = $1 AND day >= $2 AND day < $3",
-            &[&link_id, &first_day, &end_day],
-        )
-        .await?;
-    let details = tx
         .query(
             "SELECT dims, humans, bots FROM link_days \
              WHERE link_id = $1 AND day >= $2 AND day < $3",
@@ -313,37 +306,28 @@ pub async fn link_stats(
         )
         .await?;
     tx.commit().await?;
-
-    let mut stats = LinkStats::default();
-    let stored = (totals.try_get(0)?, totals.try_get(1)?);
-    // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
-    let mut series = Series::new(q, link_id, unfolded, stored, &mut stats);
-    for r in &hours {
-        series.add(r.try_get::<_, i64>(0)? * 3600, r.try_get(1)?, r.try_get(2)?);
-    }
-    for r in &days {
-        let day: i64 = r.try_get(0)?;
-        series.add(day * 86_400, r.try_get(1)?, r.try_get(2)?);
-    }
-    series.finish(first_hour, end_hour, &mut stats);
-
-    // Dimensions and visitors: whole days.
-    let mut breakdown = Breakdown::new(q.include_bots);
-    for r in &details {
-        breakdown.add_stored(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-    }
-    breakdown.add_unfolded(unfolded, link_id, first_day, end_day);
-    breakdown.finish(&mut stats, q.limit);
-    Ok(stats)
+    Ok(StoredClicks {
+        totals: (totals.try_get(0)?, totals.try_get(1)?),
+        rows: rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?,
+        days: days
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?,
+    })
 }
 
 pub async fn unknown_stats(
     c: &impl GenericClient,
-    from: UnixSeconds,
-    to: UnixSeconds,
+    window: std::ops::Range<UnixSeconds>,
     limit: usize,
 ) -> QueryResult<UnknownStats> {
-    let (first_day, end_day) = (from.div_euclid(86_400), ceil_div(to, 86_400));
+    let (first_day, end_day) = (
+        window.start.div_euclid(86_400),
+        ceil_div(window.end, 86_400),
+    );
     let total: i64 = c
         .query_one(
             "SELECT COALESCE(SUM(hits), 0)::int8 FROM unknown_codes \

@@ -23,6 +23,7 @@
 //!   tables at once, idempotent per (instance, sequence number).
 
 use std::future::Future;
+use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,10 +36,10 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
 use super::{
-    ClickBatch, ClickFlush, CreateOutcome, IdempotencyRequest, LinkStats, StatsRange, Store,
-    StoreError, StoreResult, UnknownStats,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, StatsRange, Store,
+    StoreError, StoreResult, StoredClicks, UnknownStats,
 };
-use crate::domain::key::{ApiKey, new_key_id};
+use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 
@@ -406,38 +407,30 @@ impl Store for PgStore {
         observed("read", self.get_link_from(&self.primary, code, deadline)).await
     }
 
-    async fn update_link(
-        &self,
-        code: &str,
-        owner: Option<i64>,
-        patch: LinkPatch,
-    ) -> StoreResult<Link> {
+    async fn update_link(&self, code: &str, scope: Scope, patch: LinkPatch) -> StoreResult<Link> {
         on_primary!(self, "write", |c| queries::update_link(
             &c,
             code,
-            owner,
+            scope.owner(),
             &patch,
             now()
         ))
     }
 
-    async fn delete_link(&self, code: &str, owner: Option<i64>) -> StoreResult<()> {
+    async fn delete_link(&self, code: &str, scope: Scope) -> StoreResult<()> {
         on_primary!(self, "write", |c| queries::delete_link(
             &c,
             code,
-            owner,
+            scope.owner(),
             now()
         ))
     }
 
-    async fn list_links(
-        &self,
-        owner: Option<i64>,
-        before_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<Link>> {
+    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>> {
         on_primary!(self, "read", |c| queries::list_links(
-            &c, owner, before_id, limit
+            &c,
+            scope.owner(),
+            cursor
         ))
     }
 
@@ -459,24 +452,22 @@ impl Store for PgStore {
         ))
     }
 
-    async fn link_stats(
-        &self,
-        link_id: i64,
-        range: StatsRange,
-        unfolded: ClickBatch,
-    ) -> StoreResult<LinkStats> {
-        on_primary!(self, "read", |c| clicks::link_stats(
-            &mut c, link_id, &range, &unfolded
+    async fn link_clicks(&self, link_id: i64, range: StatsRange) -> StoreResult<StoredClicks> {
+        on_primary!(self, "read", |c| clicks::link_clicks(
+            &mut c, link_id, &range
         ))
     }
 
     async fn unknown_stats(
         &self,
-        from: UnixSeconds,
-        to: UnixSeconds,
+        window: Range<UnixSeconds>,
         limit: usize,
     ) -> StoreResult<UnknownStats> {
-        on_primary!(self, "read", |c| clicks::unknown_stats(&c, from, to, limit))
+        on_primary!(self, "read", |c| clicks::unknown_stats(
+            &c,
+            window.clone(),
+            limit
+        ))
     }
 
     async fn roll_up_hours(&self, before_hour: i64) -> StoreResult<u64> {

@@ -7,28 +7,13 @@
 //! patches are a single `UPDATE`, the admin key is an upsert.
 
 use deadpool_postgres::{GenericClient, Object};
-use tokio_postgres::Row;
 
 use super::{QueryError, QueryResult};
 use crate::domain::key::ApiKey;
-use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
-use crate::store::{CreateOutcome, IdempotencyRequest, StoreError};
-
-/// Attempts at a fresh random code before giving up (the code space is nearly full).
-const RANDOM_CODE_ATTEMPTS: usize = 16;
-
-/// Code spaces up to this size are searched exhaustively when random attempts fail.
-const SMALL_CODE_SPACE: u64 = 250_000;
-
-/// The columns [`link_from_row`] reads, in its order.
-macro_rules! link_columns {
-    () => {
-        "id, code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks, \
-         disabled, deleted_at, takedown_reason"
-    };
-}
+use crate::store::rows::{self, key_columns, key_from, link_columns, link_from};
+use crate::store::{CreateOutcome, Cursor, IdempotencyRequest, StoreError};
 
 /// Announces a committed change of the link in CTE `l` (see [`super::NOTIFY_CHANNEL`]); the
 /// notification is sent only if the transaction commits. Its payload is `INSTANCE CODE`: the
@@ -44,25 +29,6 @@ macro_rules! notify_l {
     };
 }
 
-fn link_from_row(r: &Row) -> Result<Link, tokio_postgres::Error> {
-    let tags: String = r.try_get(4)?;
-    Ok(Link {
-        id: r.try_get(0)?,
-        code: ShortCode::from_trusted(r.try_get(1)?),
-        url: r.try_get(2)?,
-        title: r.try_get(3)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        owner: r.try_get(5)?,
-        created_at: r.try_get(6)?,
-        updated_at: r.try_get(7)?,
-        expires_at: r.try_get(8)?,
-        max_clicks: r.try_get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
-        disabled: r.try_get(10)?,
-        deleted: r.try_get::<_, Option<i64>>(11)?.is_some(),
-        takedown: r.try_get(12)?,
-    })
-}
-
 fn other(e: impl std::fmt::Display) -> QueryError {
     QueryError::Store(StoreError::Other(e.to_string()))
 }
@@ -76,7 +42,7 @@ pub async fn get_link(c: &impl GenericClient, code: &str) -> QueryResult<Option<
         ))
         .await?;
     match c.query_opt(&stmt, &[&code]).await? {
-        Some(row) => Ok(Some(link_from_row(&row)?)),
+        Some(row) => Ok(Some(link_from(&row)?)),
         None => Ok(None),
     }
 }
@@ -109,7 +75,7 @@ async fn replay(
         ))
         .await?;
     match c.query_opt(&stmt, &[&link_id]).await? {
-        Some(row) => Ok(Some(CreateOutcome::Replayed(link_from_row(&row)?))),
+        Some(row) => Ok(Some(CreateOutcome::Replayed(link_from(&row)?))),
         None => Err(StoreError::NotFound.into()),
     }
 }
@@ -218,42 +184,29 @@ async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) ->
                     ],
                 )
                 .await?;
-            row.map(|r| link_from_row(&r)).transpose()
+            row.map(|r| link_from(&r)).transpose()
         }
     };
-    match &new.code {
-        CodeChoice::Custom(code) => match try_insert(code.clone()).await? {
-            Some(link) => Ok(link),
-            None => Err(StoreError::Conflict(format!("code {code} is taken")).into()),
-        },
-        CodeChoice::Random { len } => {
-            for _ in 0..RANDOM_CODE_ATTEMPTS {
-                if let Some(link) = try_insert(ShortCode::random(*len)).await? {
-                    return Ok(link);
-                }
-            }
-            // In a small code space the last free codes are hard to hit at random: pick one
-            // of them directly (still inserted under the UNIQUE constraint).
-            if let Some(code) = free_code(c, *len).await?
-                && let Some(link) = try_insert(code).await?
-            {
-                return Ok(link);
-            }
-            Err(StoreError::Unavailable(format!(
-                "no free random code of length {len} after {RANDOM_CODE_ATTEMPTS} attempts; \
-                 raise --code-length"
-            ))
-            .into())
+    for code in rows::candidates(&new.code) {
+        if let Some(link) = try_insert(code).await? {
+            return Ok(link);
         }
     }
+    if let Some((len, space)) = rows::listable_space(&new.code)
+        && let Some(code) = free_code(c, len, space).await?
+        && let Some(link) = try_insert(code).await?
+    {
+        return Ok(link);
+    }
+    Err(rows::all_taken(&new.code).into())
 }
 
-/// A random never-used base62 code of length `len`, if the space is small enough to list.
-async fn free_code(c: &impl GenericClient, len: usize) -> QueryResult<Option<ShortCode>> {
-    let space = 62u64.checked_pow(len as u32).unwrap_or(u64::MAX);
-    if space > SMALL_CODE_SPACE {
-        return Ok(None);
-    }
+/// A random never-used code of length `len` (`space` codes), if any is left.
+async fn free_code(
+    c: &impl GenericClient,
+    len: usize,
+    space: u64,
+) -> QueryResult<Option<ShortCode>> {
     let rows = c
         .query(
             "SELECT code FROM links WHERE length(code) = $1",
@@ -361,7 +314,7 @@ pub async fn update_link(
         )
         .await?;
     match row {
-        Some(row) => Ok(link_from_row(&row)?),
+        Some(row) => Ok(link_from(&row)?),
         None => Err(StoreError::NotFound.into()),
     }
 }
@@ -391,8 +344,7 @@ pub async fn delete_link(
 pub async fn list_links(
     c: &impl GenericClient,
     owner: Option<i64>,
-    before_id: Option<i64>,
-    limit: usize,
+    at: Cursor,
 ) -> QueryResult<Vec<Link>> {
     let stmt = c
         .prepare_cached(concat!(
@@ -402,11 +354,11 @@ pub async fn list_links(
              AND id < $2 ORDER BY id DESC LIMIT $3"
         ))
         .await?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    c.query(&stmt, &[&owner, &before_id.unwrap_or(i64::MAX), &limit])
+    let limit = i64::try_from(at.limit).unwrap_or(i64::MAX);
+    c.query(&stmt, &[&owner, &at.before_id.unwrap_or(i64::MAX), &limit])
         .await?
         .iter()
-        .map(|r| link_from_row(r).map_err(QueryError::from))
+        .map(|r| link_from(r).map_err(QueryError::from))
         .collect()
 }
 
@@ -430,24 +382,6 @@ pub async fn visitor_key(c: &impl GenericClient, day: i64) -> QueryResult<[u8; 1
         .map_err(|_| other("visitor key of the wrong length"))
 }
 
-/// The columns [`key_from_row`] reads, in its order.
-macro_rules! key_columns {
-    () => {
-        "row_id, id, name, role, created_at"
-    };
-}
-
-fn key_from_row(r: &Row) -> Result<ApiKey, tokio_postgres::Error> {
-    let role: String = r.try_get(3)?;
-    Ok(ApiKey {
-        row_id: r.try_get(0)?,
-        id: r.try_get(1)?,
-        name: r.try_get(2)?,
-        role: Role::parse(&role).unwrap_or(Role::User),
-        created_at: r.try_get(4)?,
-    })
-}
-
 pub async fn insert_key(
     c: &impl GenericClient,
     id: &str,
@@ -466,7 +400,7 @@ pub async fn insert_key(
             &[&id, &name, &role.as_str(), &hash, &now],
         )
         .await?;
-    Ok(key_from_row(&row)?)
+    Ok(key_from(&row)?)
 }
 
 /// Makes sure a key with this hash exists with the admin role, in one upsert: several
@@ -488,7 +422,7 @@ pub async fn ensure_admin_key(
             &[&crate::domain::key::new_key_id(), &hash, &now],
         )
         .await?;
-    Ok(key_from_row(&row)?)
+    Ok(key_from(&row)?)
 }
 
 pub async fn count_keys(c: &impl GenericClient) -> QueryResult<u64> {
@@ -511,7 +445,7 @@ pub async fn find_key(c: &impl GenericClient, hash: &[u8]) -> QueryResult<Option
         ))
         .await?;
     match c.query_opt(&stmt, &[&hash]).await? {
-        Some(row) => Ok(Some(key_from_row(&row)?)),
+        Some(row) => Ok(Some(key_from(&row)?)),
         None => Ok(None),
     }
 }
@@ -527,7 +461,7 @@ pub async fn list_keys(c: &impl GenericClient) -> QueryResult<Vec<ApiKey>> {
     )
     .await?
     .iter()
-    .map(|r| key_from_row(r).map_err(QueryError::from))
+    .map(|r| key_from(r).map_err(QueryError::from))
     .collect()
 }
 

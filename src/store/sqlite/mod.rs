@@ -14,6 +14,7 @@ mod queries;
 mod readers;
 mod writer;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,10 +27,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::code_filter::CodeFilter;
 use super::{
-    ClickBatch, ClickFlush, CreateOutcome, IdempotencyRequest, LinkStats, StatsRange, Store,
-    StoreError, StoreResult, UnknownStats,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, StatsRange, Store,
+    StoreError, StoreResult, StoredClicks, UnknownStats,
 };
-use crate::domain::key::{ApiKey, new_key_id};
+use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 use writer::Writer;
@@ -373,13 +374,8 @@ impl Store for SqliteStore {
         self.read(move |c| queries::get_link(c, &code)).await
     }
 
-    async fn update_link(
-        &self,
-        code: &str,
-        owner: Option<i64>,
-        patch: LinkPatch,
-    ) -> StoreResult<Link> {
-        let (code, at) = (code.to_string(), now());
+    async fn update_link(&self, code: &str, scope: Scope, patch: LinkPatch) -> StoreResult<Link> {
+        let (code, at, owner) = (code.to_string(), now(), scope.owner());
         self.writer
             .run(true, move |c| {
                 queries::update_link(c, &code, owner, &patch, at)
@@ -387,20 +383,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_link(&self, code: &str, owner: Option<i64>) -> StoreResult<()> {
-        let (code, at) = (code.to_string(), now());
+    async fn delete_link(&self, code: &str, scope: Scope) -> StoreResult<()> {
+        let (code, at, owner) = (code.to_string(), now(), scope.owner());
         self.writer
             .run(true, move |c| queries::delete_link(c, &code, owner, at))
             .await
     }
 
-    async fn list_links(
-        &self,
-        owner: Option<i64>,
-        before_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<Link>> {
-        self.read(move |c| queries::list_links(c, owner, before_id, limit))
+    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>> {
+        self.read(move |c| queries::list_links(c, scope.owner(), cursor))
             .await
     }
 
@@ -416,23 +407,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn link_stats(
-        &self,
-        link_id: i64,
-        range: StatsRange,
-        unfolded: ClickBatch,
-    ) -> StoreResult<LinkStats> {
-        self.read(move |c| queries::link_stats(c, link_id, &range, &unfolded))
+    async fn link_clicks(&self, link_id: i64, range: StatsRange) -> StoreResult<StoredClicks> {
+        self.read(move |c| queries::link_clicks(c, link_id, &range))
             .await
     }
 
     async fn unknown_stats(
         &self,
-        from: UnixSeconds,
-        to: UnixSeconds,
+        window: Range<UnixSeconds>,
         limit: usize,
     ) -> StoreResult<UnknownStats> {
-        self.read(move |c| queries::unknown_stats(c, from, to, limit))
+        self.read(move |c| queries::unknown_stats(c, window, limit))
             .await
     }
 

@@ -2,45 +2,22 @@
 //! return [`StoreResult`] with their outcome already classified; reader-side ones plain rusqlite
 //! results (classified by the reader pool).
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::ops::Range;
+
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::key::ApiKey;
-use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
-    ClickBatch, ClickFlush, CreateOutcome, Dim, DimCount, HourCount, IdempotencyRequest, LinkStats,
-    StatsRange, StoreError, StoreResult, UnknownStats, Visitors, fold_slot,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, Dim, DimCount, HourCount, IdempotencyRequest,
+    StatsRange, StoreError, StoreResult, StoredClicks, UnknownStats, Visitors, fold_slot,
 };
 
 use super::classify;
 use crate::store::DIRECT;
-use crate::store::dims::{Breakdown, Series, StoredDims, ceil_div, dims_from_bytes, merge_dims};
-
-/// Attempts at a fresh random code before giving up (the code space is nearly full).
-const RANDOM_CODE_ATTEMPTS: usize = 16;
-
-const LINK_COLUMNS: &str = "id, code, url, title, tags, owner, created_at, updated_at, \
-     expires_at, max_clicks, disabled, deleted_at, takedown_reason";
-
-fn link_from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
-    let tags: String = r.get(4)?;
-    Ok(Link {
-        id: r.get(0)?,
-        code: ShortCode::from_trusted(r.get(1)?),
-        url: r.get(2)?,
-        title: r.get(3)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        owner: r.get(5)?,
-        created_at: r.get(6)?,
-        updated_at: r.get(7)?,
-        expires_at: r.get(8)?,
-        max_clicks: r.get::<_, Option<i64>>(9)?.map(|m| m.max(0) as u64),
-        disabled: r.get(10)?,
-        deleted: r.get::<_, Option<i64>>(11)?.is_some(),
-        takedown: r.get(12)?,
-    })
-}
+use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::rows::{self, key_columns, key_from, link_columns, link_from};
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
@@ -49,14 +26,22 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 pub fn get_link(c: &Connection, code: &str) -> rusqlite::Result<Option<Link>> {
-    c.prepare_cached(&format!("SELECT {LINK_COLUMNS} FROM links WHERE code = ?1"))?
-        .query_row([code], link_from_row)
-        .optional()
+    c.prepare_cached(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM links WHERE code = ?1"
+    ))?
+    .query_row([code], |r| link_from(r))
+    .optional()
 }
 
 fn get_link_by_id(c: &Connection, id: i64) -> rusqlite::Result<Link> {
-    c.prepare_cached(&format!("SELECT {LINK_COLUMNS} FROM links WHERE id = ?1"))?
-        .query_row([id], link_from_row)
+    c.prepare_cached(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM links WHERE id = ?1"
+    ))?
+    .query_row([id], |r| link_from(r))
 }
 
 pub fn create_link(
@@ -65,82 +50,12 @@ pub fn create_link(
     idem: Option<&IdempotencyRequest>,
     now: UnixSeconds,
 ) -> StoreResult<CreateOutcome> {
-    if let Some(idem) = idem {
-        let seen: Option<(Vec<u8>, i64)> = c
-            .prepare_cached(
-                "SELECT request_hash, link_id FROM idempotency WHERE key_row_id = ?1 AND idem_key = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![idem.key_row_id, idem.idem_key], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-            })
-            .map_err(classify)?;
-        if let Some((hash, link_id)) = seen {
-            if hash != idem.request_hash {
-                return Ok(CreateOutcome::IdempotencyMismatch);
-            }
-            let link = get_link_by_id(c, link_id).map_err(classify)?;
-            return Ok(CreateOutcome::Replayed(link));
-        }
+    if let Some(idem) = idem
+        && let Some(seen) = replay(c, idem).map_err(classify)?
+    {
+        return Ok(seen);
     }
-    let tags = serde_json::to_string(&new.tags).map_err(|e| StoreError::Other(e.to_string()))?;
-    let mut insert = c
-        .prepare_cached(
-            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
-        )
-        .map_err(classify)?;
-    let mut try_insert = |code: &ShortCode| {
-        insert.execute(params![
-            code.as_str(),
-            new.url.as_str(),
-            new.title,
-            tags,
-            new.owner,
-            now,
-            new.expires_at,
-            new.max_clicks.map(|m| m as i64),
-        ])
-    };
-    match &new.code {
-        CodeChoice::Custom(code) => match try_insert(code) {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("code {code} is taken")));
-            }
-            Err(e) => return Err(classify(e)),
-        },
-        CodeChoice::Random { len } => {
-            let mut inserted = false;
-            for _ in 0..RANDOM_CODE_ATTEMPTS {
-                match try_insert(&ShortCode::random(*len)) {
-                    Ok(_) => {
-                        inserted = true;
-                        break;
-                    }
-                    Err(e) if is_unique_violation(&e) => continue,
-                    Err(e) => return Err(classify(e)),
-                }
-            }
-            if !inserted {
-                // In a small code space the last free codes are hard to hit at random: pick
-                // one of them directly (still inserted under the UNIQUE constraint).
-                if let Some(code) = free_code(c, *len).map_err(classify)? {
-                    try_insert(&code).map_err(classify)?;
-                    inserted = true;
-                }
-            }
-            if !inserted {
-                return Err(StoreError::Unavailable(format!(
-                    "no free random code of length {len} after {RANDOM_CODE_ATTEMPTS} attempts; \
-                     raise --code-length"
-                )));
-            }
-        }
-    }
-    let id = c.last_insert_rowid();
+    let id = insert_link(c, new, now)?;
     if let Some(idem) = idem {
         c.prepare_cached(
             "INSERT INTO idempotency (key_row_id, idem_key, request_hash, link_id, created_at) \
@@ -160,6 +75,65 @@ pub fn create_link(
     get_link_by_id(c, id)
         .map(CreateOutcome::Created)
         .map_err(classify)
+}
+
+/// The idempotency record's outcome, if (key, Idempotency-Key) was seen before.
+fn replay(c: &Connection, idem: &IdempotencyRequest) -> rusqlite::Result<Option<CreateOutcome>> {
+    let seen: Option<(Vec<u8>, i64)> = c
+        .prepare_cached(
+            "SELECT request_hash, link_id FROM idempotency WHERE key_row_id = ?1 AND idem_key = ?2",
+        )?
+        .query_row(params![idem.key_row_id, idem.idem_key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(match seen {
+        None => None,
+        Some((hash, _)) if hash != idem.request_hash => Some(CreateOutcome::IdempotencyMismatch),
+        Some((_, link_id)) => Some(CreateOutcome::Replayed(get_link_by_id(c, link_id)?)),
+    })
+}
+
+/// Inserts the link under the `UNIQUE` constraint on `code` and returns its row id: a taken
+/// custom code is `Conflict`, a taken random code is redrawn.
+fn insert_link(c: &Connection, new: &NewLink, now: UnixSeconds) -> StoreResult<i64> {
+    let tags = serde_json::to_string(&new.tags).map_err(|e| StoreError::Other(e.to_string()))?;
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+        )
+        .map_err(classify)?;
+    // Whether the code was free (and is now the link's).
+    let mut claim = |code: &ShortCode| {
+        let values = params![
+            code.as_str(),
+            new.url.as_str(),
+            new.title,
+            tags,
+            new.owner,
+            now,
+            new.expires_at,
+            new.max_clicks.map(|m| m as i64),
+        ];
+        match insert.execute(values) {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    };
+    for code in rows::candidates(&new.code) {
+        if claim(&code)? {
+            return Ok(c.last_insert_rowid());
+        }
+    }
+    if let Some((len, space)) = rows::listable_space(&new.code)
+        && let Some(code) = free_code(c, len, space).map_err(classify)?
+        && claim(&code)?
+    {
+        return Ok(c.last_insert_rowid());
+    }
+    Err(rows::all_taken(&new.code))
 }
 
 /// Feeds every code in the store to `each`, from its own read-only connection (a long scan
@@ -208,15 +182,8 @@ pub fn import_links(
     Ok(inserted)
 }
 
-/// Code spaces up to this size are searched exhaustively when random attempts fail.
-const SMALL_CODE_SPACE: u64 = 250_000;
-
-/// A random never-used base62 code of length `len`, if the space is small enough to list.
-fn free_code(c: &Connection, len: usize) -> rusqlite::Result<Option<ShortCode>> {
-    let space = 62u64.checked_pow(len as u32).unwrap_or(u64::MAX);
-    if space > SMALL_CODE_SPACE {
-        return Ok(None);
-    }
+/// A random never-used code of length `len` (`space` codes), if any is left.
+fn free_code(c: &Connection, len: usize, space: u64) -> rusqlite::Result<Option<ShortCode>> {
     let mut stmt = c.prepare_cached("SELECT code FROM links WHERE length(code) = ?1")?;
     let taken: std::collections::HashSet<String> = stmt
         .query_map([len as i64], |r| r.get(0))?
@@ -297,20 +264,16 @@ pub fn delete_link(
     Ok(())
 }
 
-pub fn list_links(
-    c: &Connection,
-    owner: Option<i64>,
-    before_id: Option<i64>,
-    limit: usize,
-) -> rusqlite::Result<Vec<Link>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {LINK_COLUMNS} FROM links \
-         WHERE deleted_at IS NULL AND (?1 IS NULL OR owner = ?1) AND id < ?2 \
+pub fn list_links(c: &Connection, owner: Option<i64>, at: Cursor) -> rusqlite::Result<Vec<Link>> {
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM links WHERE deleted_at IS NULL AND (?1 IS NULL OR owner = ?1) AND id < ?2 \
          ORDER BY id DESC LIMIT ?3"
     ))?;
     let rows = stmt.query_map(
-        params![owner, before_id.unwrap_or(i64::MAX), limit as i64],
-        link_from_row,
+        params![owner, at.before_id.unwrap_or(i64::MAX), at.limit as i64],
+        |r| link_from(r),
     )?;
     rows.collect()
 }
@@ -474,67 +437,50 @@ pub fn replay_click_journal(c: &Connection) -> rusqlite::Result<u64> {
     Ok(batch.total())
 }
 
-pub fn link_stats(
-    c: &Connection,
-    link_id: i64,
-    q: &StatsRange,
-    unfolded: &ClickBatch,
-) -> rusqlite::Result<LinkStats> {
-    let mut stats = LinkStats::default();
-    let (total, bots): (i64, i64) = c
+/// A link's stored click rows for `q`, from one read snapshot (a roll-up committing meanwhile
+/// cannot count hours twice or not at all).
+pub fn link_clicks(c: &Connection, link_id: i64, q: &StatsRange) -> rusqlite::Result<StoredClicks> {
+    let ((first_hour, end_hour), (first_day, end_day)) = StoredClicks::bounds(q);
+    let tx = c.unchecked_transaction()?;
+    let totals = tx
         .prepare_cached(
             "SELECT COALESCE(SUM(clicks), 0), COALESCE(SUM(bot_clicks), 0) FROM ( \
              SELECT clicks, bot_clicks FROM clicks_hourly WHERE link_id = ?1 \
              UNION ALL SELECT clicks, bot_clicks FROM clicks_daily WHERE link_id = ?1)",
         )?
         .query_row([link_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    // The series: hourly rows in range, plus daily (rolled-up) rows, each at its day's start.
-    let mut series = Series::new(q, link_id, unfolded, (total, bots), &mut stats);
-    let (first_day, end_day) = (q.from.div_euclid(86_400), ceil_div(q.to, 86_400));
-    let (first_hour, end_hour) = (q.from.div_euclid(3600), ceil_div(q.to, 3600));
-    let mut hours = c.prepare_cached(
-        "SELECT hour, clicks, bot_clicks FROM clicks_hourly \
-         WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3",
-    )?;
-    let mut rows = hours.query(params![link_id, first_hour, end_hour])?;
-    while let Some(r) = rows.next()? {
-        series.add(r.get::<_, i64>(0)? * 3600, r.get(1)?, r.get(2)?);
-    }
-    let mut days = c.prepare_cached(
-        "SELECT day, clicks, bot_clicks FROM clicks_daily \
-         WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
-    )?;
-    let mut rows = days.query(params![link_id, first_day, end_day])?;
-    while let Some(r) = rows.next()? {
-        series.add(r.get::<_, i64>(0)? * 86_400, r.get(1)?, r.get(2)?);
-    }
-    series.finish(first_hour, end_hour, &mut stats);
-
-    // Dimensions and visitors: whole days.
-    let mut breakdown = Breakdown::new(q.include_bots);
-    let mut details = c.prepare_cached(
-        "SELECT dims, humans, bots FROM link_days WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
-    )?;
-    let mut rows = details.query(params![link_id, first_day, end_day])?;
-    while let Some(r) = rows.next()? {
-        breakdown.add_stored(
-            r.get_ref(0)?.as_blob()?,
-            r.get_ref(1)?.as_blob()?,
-            r.get_ref(2)?.as_blob()?,
-        );
-    }
-    breakdown.add_unfolded(unfolded, link_id, first_day, end_day);
-    breakdown.finish(&mut stats, q.limit);
-    Ok(stats)
+    let rows = tx
+        .prepare_cached(
+            "SELECT hour * 3600, clicks, bot_clicks FROM clicks_hourly \
+             WHERE link_id = ?1 AND hour >= ?2 AND hour < ?3 \
+             UNION ALL SELECT day * 86400, clicks, bot_clicks FROM clicks_daily \
+             WHERE link_id = ?1 AND day >= ?4 AND day < ?5",
+        )?
+        .query_map(
+            params![link_id, first_hour, end_hour, first_day, end_day],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let days = tx
+        .prepare_cached(
+            "SELECT dims, humans, bots FROM link_days WHERE link_id = ?1 AND day >= ?2 AND day < ?3",
+        )?
+        .query_map(params![link_id, first_day, end_day], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(StoredClicks { totals, rows, days })
 }
 
 pub fn unknown_stats(
     c: &Connection,
-    from: UnixSeconds,
-    to: UnixSeconds,
+    window: Range<UnixSeconds>,
     limit: usize,
 ) -> rusqlite::Result<UnknownStats> {
-    let (first_day, end_day) = (from.div_euclid(86_400), ceil_div(to, 86_400));
+    let (first_day, end_day) = (
+        window.start.div_euclid(86_400),
+        ceil_div(window.end, 86_400),
+    );
     let total: i64 = c
         .prepare_cached(
             "SELECT COALESCE(SUM(hits), 0) FROM unknown_codes WHERE code = '' AND day >= ?1 AND day < ?2",
@@ -653,19 +599,6 @@ pub fn convert_legacy_referrers(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch("DROP TABLE referrers_daily")
 }
 
-const KEY_COLUMNS: &str = "row_id, id, name, role, created_at";
-
-fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
-    let role: String = r.get(3)?;
-    Ok(ApiKey {
-        row_id: r.get(0)?,
-        id: r.get(1)?,
-        name: r.get(2)?,
-        role: Role::parse(&role).unwrap_or(Role::User),
-        created_at: r.get(4)?,
-    })
-}
-
 pub fn insert_key(
     c: &Connection,
     id: &str,
@@ -692,10 +625,11 @@ pub fn ensure_admin_key(c: &Connection, hash: &[u8], now: UnixSeconds) -> StoreR
     let existing: Option<(i64, ApiKey)> = c
         .query_row(
             &format!(
-                "SELECT {KEY_COLUMNS}, revoked_at IS NOT NULL FROM api_keys WHERE key_hash = ?1"
+                "SELECT {}, revoked_at IS NOT NULL FROM api_keys WHERE key_hash = ?1",
+                key_columns!()
             ),
             [hash],
-            |r| Ok((r.get::<_, i64>(5)?, key_from_row(r)?)),
+            |r| Ok((r.get::<_, i64>(5)?, key_from(r)?)),
         )
         .optional()
         .map_err(classify)?;
@@ -733,17 +667,19 @@ pub fn count_keys(c: &Connection) -> rusqlite::Result<u64> {
 
 pub fn find_key(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<ApiKey>> {
     c.prepare_cached(&format!(
-        "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+        "SELECT {} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+        key_columns!()
     ))?
-    .query_row([hash], key_from_row)
+    .query_row([hash], |r| key_from(r))
     .optional()
 }
 
 pub fn list_keys(c: &Connection) -> rusqlite::Result<Vec<ApiKey>> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL ORDER BY row_id"
+        "SELECT {} FROM api_keys WHERE revoked_at IS NULL ORDER BY row_id",
+        key_columns!()
     ))?;
-    let rows = stmt.query_map([], key_from_row)?;
+    let rows = stmt.query_map([], |r| key_from(r))?;
     rows.collect()
 }
 

@@ -190,8 +190,8 @@ async fn link_stats_match_the_sqlite_store_for_the_same_clicks() {
         }
         for (from, to, limit) in [(0, i64::MAX / 2, 10), (20_001 * 86_400, 20_002 * 86_400, 1)] {
             assert_eq!(
-                pg.unknown_stats(from, to, limit).await.unwrap(),
-                sqlite.unknown_stats(from, to, limit).await.unwrap(),
+                pg.unknown_stats(from..to, limit).await.unwrap(),
+                sqlite.unknown_stats(from..to, limit).await.unwrap(),
                 "{stage}"
             );
         }
@@ -286,7 +286,7 @@ async fn a_flush_applied_twice_counts_once() {
         vec![("Firefox".into(), 5)]
     );
     assert_eq!(
-        store.unknown_stats(0, 10 * 86_400, 5).await.unwrap().codes,
+        store.unknown_stats(0..10 * 86_400, 5).await.unwrap().codes,
         vec![("x".to_string(), 2)]
     );
     assert_eq!(
@@ -367,7 +367,7 @@ async fn flushes_from_two_instances_add_up() {
         "the sketches of every flush merged"
     );
     assert_eq!(
-        a.unknown_stats(0, 10 * 86_400, 5).await.unwrap().codes[0].1,
+        a.unknown_stats(0..10 * 86_400, 5).await.unwrap().codes[0].1,
         20
     );
 }

@@ -75,7 +75,7 @@ async fn committed_link_changes_are_announced() {
         )
         .await;
     store
-        .update_link("note1", None, LinkPatch::default())
+        .update_link("note1", Scope::All, LinkPatch::default())
         .await
         .unwrap();
     assert_eq!(
@@ -83,7 +83,7 @@ async fn committed_link_changes_are_announced() {
         note("note1"),
         "a failed create announces nothing"
     );
-    store.delete_link("note1", None).await.unwrap();
+    store.delete_link("note1", Scope::All).await.unwrap();
     assert_eq!(next().await, note("note1"));
     let import = vec![(
         ShortCode::parse_custom("note2").unwrap(),
