@@ -66,6 +66,15 @@ pub async fn follow(
     }
 }
 
+/// Reports an announced change, `INSTANCE CODE`, unless this instance sent it (it updated its
+/// cache when it wrote).
+fn report(payload: &str, instance: &str, sink: &dyn ChangeSink) {
+    let (from, code) = payload.rsplit_once(' ').unwrap_or(("", payload));
+    if from != instance {
+        sink.changed(code);
+    }
+}
+
 /// One connection's life: connect, `LISTEN`, report listening (`after_gap` on a `reconnect`),
 /// then report every announced change until the connection breaks (an error) or `stop` (Ok).
 async fn listen(
@@ -114,13 +123,7 @@ async fn listen(
                 beat = None;
             }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    // `INSTANCE CODE`; this instance updated its cache when it wrote.
-                    let (from, code) = n.payload().rsplit_once(' ').unwrap_or(("", n.payload()));
-                    if from != instance {
-                        sink.changed(code);
-                    }
-                }
+                Some(Ok(AsyncMessage::Notification(n))) => report(n.payload(), instance, sink),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
                 None => anyhow::bail!("the connection closed"),

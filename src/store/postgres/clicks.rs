@@ -159,6 +159,60 @@ impl DayRows {
         self.humans.push(humans.to_bytes());
         self.bots.push(bots.to_bytes());
     }
+
+    /// The row `key` holding `dims`, `humans` and `bots` with `details` merged in, in order.
+    fn push_merged<'a>(
+        &mut self,
+        key: (i64, i64),
+        (mut dims, mut humans, mut bots): (StoredDims<'a>, Visitors, Visitors),
+        details: &[&'a DayDetail],
+    ) {
+        for d in details {
+            merge_dims(&mut dims, borrowed_dims(d));
+            humans.merge(&d.humans);
+            bots.merge(&d.bots);
+        }
+        self.push(key, &dims, &humans, &bots);
+    }
+}
+
+/// The statements of [`merge_days`], prepared in its transaction.
+struct DayStatements {
+    select: tokio_postgres::Statement,
+    update: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+}
+
+impl DayStatements {
+    async fn prepare(tx: &Transaction<'_>) -> QueryResult<Self> {
+        let select = tx
+            .prepare_cached(
+                "SELECT link_id, day, dims, humans, bots FROM link_days \
+                 WHERE (link_id, day) IN (SELECT * FROM UNNEST($1::int8[], $2::int8[])) \
+                 ORDER BY link_id, day FOR UPDATE",
+            )
+            .await?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE link_days SET dims = u.dims, humans = u.humans, bots = u.bots \
+                 FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
+                 AS u (link_id, day, dims, humans, bots) \
+                 WHERE link_days.link_id = u.link_id AND link_days.day = u.day",
+            )
+            .await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO link_days (link_id, day, dims, humans, bots) \
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
+                 ON CONFLICT (link_id, day) DO NOTHING RETURNING link_id, day",
+            )
+            .await?;
+        Ok(DayStatements {
+            select,
+            update,
+            insert,
+        })
+    }
 }
 
 /// Merges day details into `link_days`, as SQLite's upsert with `snip_merge_dims` and
@@ -169,81 +223,22 @@ async fn merge_days(tx: &Transaction<'_>, days: &[DayDetail]) -> QueryResult<()>
     for d in days {
         pending.entry((d.link_id, d.day)).or_default().push(d);
     }
-    let select = tx
-        .prepare_cached(
-            "SELECT link_id, day, dims, humans, bots FROM link_days \
-             WHERE (link_id, day) IN (SELECT * FROM UNNEST($1::int8[], $2::int8[])) \
-             ORDER BY link_id, day FOR UPDATE",
-        )
-        .await?;
-    let update = tx
-        .prepare_cached(
-            "UPDATE link_days SET dims = u.dims, humans = u.humans, bots = u.bots \
-             FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
-             AS u (link_id, day, dims, humans, bots) \
-             WHERE link_days.link_id = u.link_id AND link_days.day = u.day",
-        )
-        .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO link_days (link_id, day, dims, humans, bots) \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $5::bytea[]) \
-             ON CONFLICT (link_id, day) DO NOTHING RETURNING link_id, day",
-        )
-        .await?;
+    let st = DayStatements::prepare(tx).await?;
     // The first round reads every key; later rounds only the rows another instance inserted
     // after this round's read.
     for _ in 0..MERGE_ROUNDS {
         if pending.is_empty() {
             return Ok(());
         }
-        let (ids, day_numbers): (Vec<i64>, Vec<i64>) = pending.keys().copied().unzip();
-        let rows = tx.query(&select, &[&ids, &day_numbers]).await?;
-        let mut existing = DayRows::default();
-        for row in &rows {
-            let key: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            let Some(details) = pending.remove(&key) else {
-                continue;
-            };
-            let mut dims = dims_from_bytes(row.try_get(2)?);
-            let mut humans = Visitors::from_bytes(row.try_get(3)?);
-            let mut bots = Visitors::from_bytes(row.try_get(4)?);
-            for d in details {
-                merge_dims(&mut dims, borrowed_dims(d));
-                humans.merge(&d.humans);
-                bots.merge(&d.bots);
-            }
-            existing.push(key, &dims, &humans, &bots);
-        }
-        if !existing.link_ids.is_empty() {
-            let e = &existing;
-            tx.execute(
-                &update,
-                &[&e.link_ids, &e.days, &e.dims, &e.humans, &e.bots],
-            )
-            .await?;
-        }
-        let mut fresh = DayRows::default();
-        for (key, details) in &pending {
-            let Some((first, rest)) = details.split_first() else {
-                continue;
-            };
-            let mut dims = borrowed_dims(first);
-            let (mut humans, mut bots) = (first.humans.clone(), first.bots.clone());
-            for d in rest {
-                merge_dims(&mut dims, borrowed_dims(d));
-                humans.merge(&d.humans);
-                bots.merge(&d.bots);
-            }
-            fresh.push(*key, &dims, &humans, &bots);
-        }
+        update_existing(tx, &st, &mut pending).await?;
+        let fresh = fresh_rows(&pending);
         if fresh.link_ids.is_empty() {
             continue;
         }
         let f = &fresh;
         for row in tx
             .query(
-                &insert,
+                &st.insert,
                 &[&f.link_ids, &f.days, &f.dims, &f.humans, &f.bots],
             )
             .await?
@@ -258,6 +253,55 @@ async fn merge_days(tx: &Transaction<'_>, days: &[DayDetail]) -> QueryResult<()>
         "link-day rows kept being inserted concurrently; the flush will be retried".into(),
     )
     .into())
+}
+
+/// Merges the pending details of the rows that exist (locking them) into them, and takes them
+/// off `pending`.
+async fn update_existing(
+    tx: &Transaction<'_>,
+    st: &DayStatements,
+    pending: &mut BTreeMap<(i64, i64), Vec<&DayDetail>>,
+) -> QueryResult<()> {
+    let (ids, day_numbers): (Vec<i64>, Vec<i64>) = pending.keys().copied().unzip();
+    let rows = tx.query(&st.select, &[&ids, &day_numbers]).await?;
+    let mut existing = DayRows::default();
+    for row in &rows {
+        let key: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let Some(details) = pending.remove(&key) else {
+            continue;
+        };
+        let stored = (
+            dims_from_bytes(row.try_get(2)?),
+            Visitors::from_bytes(row.try_get(3)?),
+            Visitors::from_bytes(row.try_get(4)?),
+        );
+        existing.push_merged(key, stored, &details);
+    }
+    if !existing.link_ids.is_empty() {
+        let e = &existing;
+        tx.execute(
+            &st.update,
+            &[&e.link_ids, &e.days, &e.dims, &e.humans, &e.bots],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// New rows for the pending keys: each the first detail with the others merged in.
+fn fresh_rows(pending: &BTreeMap<(i64, i64), Vec<&DayDetail>>) -> DayRows {
+    let mut fresh = DayRows::default();
+    for (key, details) in pending {
+        if let Some((first, rest)) = details.split_first() {
+            let first_row = (
+                borrowed_dims(first),
+                first.humans.clone(),
+                first.bots.clone(),
+            );
+            fresh.push_merged(*key, first_row, rest);
+        }
+    }
+    fresh
 }
 
 fn borrowed_dims(d: &DayDetail) -> StoredDims<'_> {
