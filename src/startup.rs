@@ -47,17 +47,7 @@ impl Application {
             .map(|url| SharedCache::new(url.expose(), settings.cache_ttl, settings.store_timeout))
             .transpose()
             .context("--redis")?;
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let admin_listener = match &settings.admin_listen {
-            Some(admin) => Some(
-                TcpListener::bind(admin)
-                    .await
-                    .with_context(|| format!("binding --admin-listen {admin}"))?,
-            ),
-            None => None,
-        };
+        let (listener, admin_listener) = bind(&settings).await?;
         let addr = listener.local_addr()?;
         let bound = base_url_for(addr);
         let base_url = settings.base_url.clone().unwrap_or_else(|| bound.clone());
@@ -70,20 +60,7 @@ impl Application {
                  not set: set it to the addresses of the proxy or CDN that sets the header"
             );
         }
-        let store = crate::store::open(
-            &settings.database,
-            &StoreOptions {
-                timeout: settings.store_timeout,
-                replicas: settings
-                    .database_replicas
-                    .iter()
-                    .map(|r| r.expose().to_string())
-                    .collect(),
-                pool_size: settings.database_pool_size,
-                click_durability: settings.click_durability,
-            },
-        )
-        .await?;
+        let store = crate::store::open(&settings.database, &store_options(&settings)).await?;
         // The last step that can fail: a key generated here is printed by the caller.
         let generated_admin_key = ensure_admin_key(store.as_ref(), &settings).await?;
         let analytics = Analytics::new(geo, trusted);
@@ -129,31 +106,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let settings = state.settings.clone();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let flusher = tokio::spawn(flusher::run(
-            state.clicks.clone(),
-            state.store.clone(),
-            settings.click_flush_interval,
-            stop_rx.clone(),
-        ));
-        let coherence = crate::service::coherence::start(&state, stop_rx.clone());
-        let janitor = tokio::spawn(housekeeping::run(state.clone(), stop_rx.clone()));
-        // Always: without a handler, SIGHUP would end the process without a graceful stop.
-        tokio::spawn(housekeeping::reload_deny_list_on_sighup(
-            state.clone(),
-            stop_rx,
-        ));
-        if coherence.is_some() {
-            // Serve once this instance hears the other instances' changes, so that `/health`
-            // does not start out `unhealthy`; bounded: a database that does not answer leaves
-            // the listener reconnecting in the background.
-            let deadline = tokio::time::Instant::now() + settings.store_timeout;
-            while state.change_feed.listening() != Some(true)
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        }
+        let background = Background::start(&state).await;
 
         let (drain_tx, drain_rx) = watch::channel(false);
         let draining = state.clone();
@@ -163,21 +116,9 @@ impl Application {
             tracing::info!("shutdown requested: draining in-flight requests");
             let _ = drain_tx.send(true);
         };
-        let admin = self.admin_listener.map(|listener| {
-            let router = http::admin_router(state.clone());
-            let mut drained = drain_rx.clone();
-            tokio::spawn(async move {
-                let stop = async move {
-                    let _ = drained.wait_for(|d| *d).await;
-                };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "the admin listener failed");
-                }
-            })
-        });
+        let admin = self
+            .admin_listener
+            .map(|listener| serve_admin(listener, state.clone(), drain_rx.clone()));
         let router = http::router(state.clone());
         let limits = http::server::ConnectionLimits {
             max_connections: http::server::connection_capacity(
@@ -206,14 +147,108 @@ impl Application {
         if let Some(admin) = admin {
             admin.abort();
         }
-        let _ = stop_tx.send(true);
-        let _ = flusher.await;
-        let _ = janitor.await;
-        if let Some(coherence) = coherence {
-            let _ = coherence.await;
-        }
+        background.stop().await;
         housekeeping::final_flush(&state).await;
         served
+    }
+}
+
+/// Binds the listener and the operators' listener (`--admin-listen`).
+async fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let admin_listener = match &settings.admin_listen {
+        Some(admin) => Some(
+            TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("binding --admin-listen {admin}"))?,
+        ),
+        None => None,
+    };
+    Ok((listener, admin_listener))
+}
+
+fn store_options(settings: &Settings) -> StoreOptions {
+    StoreOptions {
+        timeout: settings.store_timeout,
+        replicas: settings
+            .database_replicas
+            .iter()
+            .map(|r| r.expose().to_string())
+            .collect(),
+        pool_size: settings.database_pool_size,
+        click_durability: settings.click_durability,
+    }
+}
+
+/// Serves the operators' router on `listener` until `drained` is raised.
+fn serve_admin(
+    listener: TcpListener,
+    state: AppState,
+    mut drained: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let router = http::admin_router(state);
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = drained.wait_for(|d| *d).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the admin listener failed");
+        }
+    })
+}
+
+/// The background tasks (click flusher, housekeeping, the change feed of a shared store, the
+/// SIGHUP handler), all stopped by one signal.
+struct Background {
+    stop: watch::Sender<bool>,
+    /// The tasks [`Background::stop`] waits for.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts them; with a change feed, returns once it listens (bounded by the store timeout:
+    /// a database that does not answer leaves the feed reconnecting in the background), so
+    /// that `/health` does not start out `unhealthy`.
+    async fn start(state: &AppState) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![
+            tokio::spawn(flusher::run(
+                state.clicks.clone(),
+                state.store.clone(),
+                state.settings.click_flush_interval,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(housekeeping::run(state.clone(), stop_rx.clone())),
+        ];
+        let coherence = crate::service::coherence::start(state, stop_rx.clone());
+        // Always: without a handler, SIGHUP would end the process without a graceful stop.
+        tokio::spawn(housekeeping::reload_deny_list_on_sighup(
+            state.clone(),
+            stop_rx,
+        ));
+        if let Some(coherence) = coherence {
+            tasks.push(coherence);
+            let deadline = tokio::time::Instant::now() + state.settings.store_timeout;
+            while state.change_feed.listening() != Some(true)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        Background { stop, tasks }
+    }
+
+    /// Raises the stop signal and waits for the tasks to end.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
