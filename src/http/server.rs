@@ -20,7 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
 
@@ -84,10 +84,53 @@ pub async fn serve(
     limits: ConnectionLimits,
     stop: impl Future<Output = ()>,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
+    let connections = Connections {
+        builder: connection_builder(&limits),
+        state,
+        router,
+        header_read_timeout: limits.header_read_timeout,
+        graceful: GracefulShutdown::new(),
+    };
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("snip_connections_shed_total").increment(1);
+            shed(stream, &shedding);
+            continue;
+        };
+        connections.start(stream, peer, slot);
+    }
+    drop(listener);
+    connections.graceful.shutdown().await;
+}
+
+/// The next accepted connection. A failed accept of one connection is skipped; out of file
+/// descriptors or memory, it waits for connections to close.
+async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The connection settings, configured once and shared by every connection.
+fn connection_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
-    // (configured here, then shared by every connection). HTTP/1 gets no hyper timer: its
-    // header-read timeout allocates and registers a timer for every request, which cost the
-    // hot redirect ~10 % CPU; the per-connection watchdog below does the same job.
+    // HTTP/1 gets no hyper timer: its header-read timeout allocates and registers a timer for
+    // every request, which cost the hot redirect ~10 % CPU; the per-connection watchdog does
+    // the same job.
     builder
         .http1()
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
@@ -99,37 +142,28 @@ pub async fn serve(
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
         .max_concurrent_streams(256)
         .keep_alive_interval(None);
-    let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
-    let graceful = GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    if !is_connection_error(&e) {
-                        // Out of file descriptors or memory: wait for connections to close.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics::counter!("snip_connections_shed_total").increment(1);
-            shed(stream, &shedding);
-            continue;
-        };
+    builder
+}
+
+/// What every accepted connection is served with.
+struct Connections {
+    builder: Builder<TokioExecutor>,
+    state: AppState,
+    router: Router,
+    header_read_timeout: Duration,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    /// Serves one connection in a task of its own, holding `slot` until it ends, with its
+    /// watchdog beside it.
+    fn start(&self, stream: TcpStream, peer: std::net::SocketAddr, slot: OwnedSemaphorePermit) {
         let activity = Arc::new(Activity::new());
         // Everything a request needs, behind one per-connection `Arc`: cloning the service
         // for a request touches no counter shared with other connections.
         let context = Arc::new(Connection {
-            state: state.clone(),
-            router: router.clone(),
+            state: self.state.clone(),
+            router: self.router.clone(),
             peer: peer.ip(),
             activity: activity.clone(),
         });
@@ -153,10 +187,11 @@ pub async fn serve(
             activity: activity.clone(),
             http2: None,
         };
-        let connection = builder
+        let connection = self
+            .builder
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = self.graceful.watch(connection);
         let served = tokio::spawn(async move {
             let _ = connection.await;
             drop(slot);
@@ -164,11 +199,9 @@ pub async fn serve(
         tokio::spawn(watchdog(
             activity,
             served.abort_handle(),
-            limits.header_read_timeout,
+            self.header_read_timeout,
         ));
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// What the requests of one connection share.
