@@ -525,69 +525,36 @@ impl ServeArgs {
             store_urls(self.database, self.database_replica, self.redis)?;
         check_admin_key(self.admin_key.as_deref())?;
         let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
-        let log_format = self.log_format.unwrap_or_else(|| {
-            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                LogFormat::Pretty
-            } else {
-                LogFormat::Json
-            }
-        });
-        let redirect_status = self.redirect_status.unwrap_or(302);
-        if ![301, 302, 307, 308].contains(&redirect_status) {
-            bail!("--redirect-status must be 301, 302, 307 or 308, not {redirect_status}");
-        }
-        let hourly_stats_retention =
-            duration("hourly-stats-retention", self.hourly_stats_retention, "35d")?;
-        if hourly_stats_retention < std::time::Duration::from_secs(86_400) {
-            bail!("--hourly-stats-retention must be at least one day");
-        }
-        let max_connections = self.max_connections.unwrap_or(10_000);
-        if max_connections == 0 {
-            bail!("--max-connections must be at least 1");
-        }
-        let connections = ConnectionLimits {
-            header_read_timeout: positive("header-read-timeout", self.header_read_timeout, "10s")?,
-            max_header_bytes: within(
-                "max-header-bytes",
-                self.max_header_bytes,
-                16 * 1024,
-                MIN_HEADER_BYTES..=1024 * 1024,
-            )?,
-            max_connections,
-        };
+        let log_format = self.log_format.unwrap_or_else(LogFormat::for_stderr);
+        let redirect_status = redirect_status(self.redirect_status)?;
+        let hourly_stats_retention = retention(self.hourly_stats_retention)?;
+        let connections = connection_limits(
+            self.header_read_timeout,
+            self.max_header_bytes,
+            self.max_connections,
+        )?;
         let default_qr = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+        let pool_size = within("database-pool-size", self.database_pool_size, 16, 1..=1000)?;
+        let flush_interval = positive("click-flush-interval", self.click_flush_interval, "1s")?;
+        let body_timeout = positive("request-body-timeout", self.request_body_timeout, "10s")?;
         if let Some(file) = &self.deny_list {
             // A bad deny list is a bad flag: exit 2 before anything is opened.
             crate::deny::DenyList::load(Some(file)).context("--deny-list")?;
         }
-        let admin_listen = self.admin_listen.filter(|a| !a.is_empty());
-        if let Some(admin) = &admin_listen {
-            check_listen(admin).context("--admin-listen")?;
-        }
-        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        check_listen(&listen)?;
+        let (listen, admin_listen) = listeners(self.listen, self.admin_listen)?;
         let (trusted_proxies, country_header) =
             analytics_sources(self.trusted_proxies, self.country_header, &self.geoip_db)?;
         Ok(Settings {
             listen,
             database,
             database_replicas,
-            database_pool_size: within(
-                "database-pool-size",
-                self.database_pool_size,
-                16,
-                1..=1000,
-            )?,
+            database_pool_size: pool_size,
             redis,
             click_durability: self.click_durability.unwrap_or(ClickDurability::Local),
             cache_ttl: positive("cache-ttl", self.cache_ttl, "60s")?,
             base_url,
             admin_key: self.admin_key.map(Secret::new),
-            click_flush_interval: positive(
-                "click-flush-interval",
-                self.click_flush_interval,
-                "1s",
-            )?,
+            click_flush_interval: flush_interval,
             log_format,
             click_mode: self.click_mode.unwrap_or(ClickMode::Buffered),
             redirect_status,
@@ -598,11 +565,7 @@ impl ServeArgs {
             store_timeout: positive("store-timeout", self.store_timeout, "5s")?,
             shutdown_timeout: duration("shutdown-timeout", self.shutdown_timeout, "10s")?,
             connections,
-            request_body_timeout: positive(
-                "request-body-timeout",
-                self.request_body_timeout,
-                "10s",
-            )?,
+            request_body_timeout: body_timeout,
             qr_concurrency: within("qr-concurrency", self.qr_concurrency, default_qr, 1..=1024)?,
             failed_auth_limit: self.failed_auth_limit.unwrap_or(20),
             redirect_referrer_policy: referrer_policy(self.redirect_referrer_policy.as_deref())?,
@@ -614,6 +577,68 @@ impl ServeArgs {
             hourly_stats_retention,
         })
     }
+}
+
+impl LogFormat {
+    /// Unless chosen: pretty for a person at a terminal, JSON for a log collector.
+    fn for_stderr() -> LogFormat {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        }
+    }
+}
+
+fn redirect_status(value: Option<u16>) -> anyhow::Result<u16> {
+    let status = value.unwrap_or(302);
+    if ![301, 302, 307, 308].contains(&status) {
+        bail!("--redirect-status must be 301, 302, 307 or 308, not {status}");
+    }
+    Ok(status)
+}
+
+fn retention(value: Option<String>) -> anyhow::Result<Duration> {
+    let retention = duration("hourly-stats-retention", value, "35d")?;
+    if retention < Duration::from_secs(86_400) {
+        bail!("--hourly-stats-retention must be at least one day");
+    }
+    Ok(retention)
+}
+
+fn connection_limits(
+    header_read_timeout: Option<String>,
+    max_header_bytes: Option<usize>,
+    max_connections: Option<usize>,
+) -> anyhow::Result<ConnectionLimits> {
+    let max_connections = max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: positive("header-read-timeout", header_read_timeout, "10s")?,
+        max_header_bytes: within(
+            "max-header-bytes",
+            max_header_bytes,
+            16 * 1024,
+            MIN_HEADER_BYTES..=1024 * 1024,
+        )?,
+        max_connections,
+    })
+}
+
+/// `--listen` and `--admin-listen` (empty: none), checked.
+fn listeners(
+    listen: Option<String>,
+    admin_listen: Option<String>,
+) -> anyhow::Result<(String, Option<String>)> {
+    let admin_listen = admin_listen.filter(|a| !a.is_empty());
+    if let Some(admin) = &admin_listen {
+        check_listen(admin).context("--admin-listen")?;
+    }
+    let listen = listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    check_listen(&listen)?;
+    Ok((listen, admin_listen))
 }
 
 /// `--NAME`'s duration (`default` when unset), which must be more than zero.
