@@ -317,7 +317,7 @@ async fn countries_come_from_a_maxmind_database_file() {
     let db = dir.path().join("country.mmdb");
     std::fs::write(
         &db,
-        snip::analytics::mmdb_writer::country_db(&[("127.0.0.0/8", "NL"), ("10.0.0.0/8", "JP")]),
+        common::mmdb_writer::country_db(&[("127.0.0.0/8", "NL"), ("10.0.0.0/8", "JP")]),
     )
     .unwrap();
     let mut args = FAST_FLUSH.to_vec();

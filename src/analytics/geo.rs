@@ -91,8 +91,14 @@ impl Geo {
     }
 }
 
+/// The test support that writes MaxMind DB files, shared with the black-box tests.
+#[cfg(test)]
+#[path = "../../tests/common/mmdb_writer.rs"]
+mod mmdb_writer;
+
 #[cfg(test)]
 mod tests {
+    use super::mmdb_writer;
     use super::*;
     use axum::http::HeaderValue;
 
@@ -133,7 +139,7 @@ mod tests {
         let path = dir.path().join("c.mmdb");
         std::fs::write(
             &path,
-            super::super::mmdb_writer::country_db(&[("1.2.3.0/24", "DE"), ("2001:db8::/32", "JP")]),
+            mmdb_writer::country_db(&[("1.2.3.0/24", "DE"), ("2001:db8::/32", "JP")]),
         )
         .unwrap();
         let geo = Geo::new(Some("X-Country"), Some(&path)).unwrap();
@@ -186,7 +192,7 @@ mod tests {
         let path = dir.path().join("r.mmdb");
         std::fs::write(
             &path,
-            super::super::mmdb_writer::db(&[
+            mmdb_writer::db(&[
                 ("5.0.0.0/8", "registered_country", "se"),
                 ("5.5.0.0/16", "country", "NO"),
             ]),

@@ -6,7 +6,6 @@ pub mod client;
 mod front;
 pub mod geo;
 #[doc(hidden)]
-pub mod mmdb_writer;
 pub mod sketch;
 pub mod ua;
 pub mod visit;

@@ -4,6 +4,8 @@
 //! Every integration test file includes this module, and none of them uses all of it.
 #![allow(dead_code)]
 
+pub mod mmdb_writer;
+
 use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::future::Future;
