@@ -409,3 +409,143 @@ fn modules_depend_on_each_other_as_the_architecture_doc_draws() {
         }
     }
 }
+
+/// Longest function body outside tests, in lines (from `fn` to the closing brace).
+const MAX_FUNCTION_LINES: usize = 60;
+
+/// The functions of `src/` outside tests, as `(file, name, lines)`: test modules
+/// (`#[cfg(test)] mod …`, inline or in their own files) and `#[test]` functions are left out.
+fn function_lengths() -> Vec<(String, String, usize)> {
+    use syn::visit::Visit;
+
+    fn is_test(attrs: &[syn::Attribute]) -> bool {
+        attrs.iter().any(|a| {
+            let path = a.path();
+            path.is_ident("test")
+                || path.segments.last().is_some_and(|s| s.ident == "test")
+                || (path.is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test"))
+        })
+    }
+
+    struct Lengths {
+        file: String,
+        /// Files declared as test modules (`#[cfg(test)] mod name;`), by path stem.
+        test_modules: Vec<String>,
+        found: Vec<(String, String, usize)>,
+    }
+    impl Lengths {
+        fn add(&mut self, name: &syn::Ident, start: proc_macro2::Span, end: proc_macro2::Span) {
+            let lines = end.end().line - start.start().line + 1;
+            self.found
+                .push((self.file.clone(), name.to_string(), lines));
+        }
+    }
+    impl<'ast> Visit<'ast> for Lengths {
+        fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+            if !is_test(&m.attrs) {
+                syn::visit::visit_item_mod(self, m);
+            } else if m.content.is_none() {
+                self.test_modules.push(m.ident.to_string());
+            }
+        }
+        fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+            if !is_test(&f.attrs) {
+                self.add(
+                    &f.sig.ident,
+                    f.sig.fn_token.span,
+                    f.block.brace_token.span.close(),
+                );
+                syn::visit::visit_item_fn(self, f);
+            }
+        }
+        fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+            if !is_test(&f.attrs) {
+                self.add(
+                    &f.sig.ident,
+                    f.sig.fn_token.span,
+                    f.block.brace_token.span.close(),
+                );
+                syn::visit::visit_impl_item_fn(self, f);
+            }
+        }
+        fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+            if let Some(body) = &f.default
+                && !is_test(&f.attrs)
+            {
+                self.add(
+                    &f.sig.ident,
+                    f.sig.fn_token.span,
+                    body.brace_token.span.close(),
+                );
+            }
+        }
+    }
+
+    let mut all = Vec::new();
+    let mut test_files: Vec<PathBuf> = Vec::new();
+    let mut sources: Vec<PathBuf> = files(&["rs"])
+        .into_iter()
+        .filter(|f| f.starts_with(root().join("src")))
+        .collect();
+    sources.sort();
+    for file in &sources {
+        let text = std::fs::read_to_string(file).unwrap();
+        let syntax = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", relative(file)));
+        let mut lengths = Lengths {
+            file: relative(file),
+            test_modules: Vec::new(),
+            found: Vec::new(),
+        };
+        lengths.visit_file(&syntax);
+        // `a/b.rs` and `a/b/mod.rs` declare their modules in `a/b/`; `a/lib.rs` and `a/main.rs`
+        // in `a/`.
+        let stem = file.file_stem().unwrap().to_str().unwrap();
+        let dir = if ["mod", "lib", "main"].contains(&stem) {
+            file.parent().unwrap().to_path_buf()
+        } else {
+            file.with_extension("")
+        };
+        for m in &lengths.test_modules {
+            test_files.push(dir.join(format!("{m}.rs")));
+            test_files.push(dir.join(m));
+        }
+        all.push((file.clone(), lengths.found));
+    }
+    all.into_iter()
+        .filter(|(file, _)| !test_files.iter().any(|t| file.starts_with(t)))
+        .flat_map(|(_, found)| found)
+        .collect()
+}
+
+#[test]
+fn no_function_outside_tests_is_longer_than_the_architecture_doc_allows() {
+    let lengths = function_lengths();
+    assert!(
+        lengths
+            .iter()
+            .any(|(f, n, _)| f == "src/http/server.rs" && n == "serve")
+            && !lengths
+                .iter()
+                .any(|(f, _, _)| f.starts_with("src/store/contract")),
+        "the measure misses functions or counts test modules: {lengths:?}"
+    );
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap();
+    let long: Vec<String> = lengths
+        .iter()
+        .filter(|(_, _, lines)| *lines > MAX_FUNCTION_LINES)
+        .map(|(file, name, lines)| format!("{file} {name} ({lines} lines)"))
+        .filter(|entry| {
+            // An exception is a line of the doc naming both the file and `name`.
+            let (file, rest) = entry.split_once(' ').unwrap();
+            let name = rest.split(' ').next().unwrap();
+            !doc.lines()
+                .any(|l| l.contains(&format!("`{file}`")) && l.contains(&format!("`{name}`")))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines: split them, or list each with its reason \
+         in docs/architecture.md (a line naming `file` and `function`):\n{}",
+        long.join("\n")
+    );
+}
