@@ -434,10 +434,20 @@ fn function_lengths() -> Vec<(String, String, usize)> {
         found: Vec<(String, String, usize)>,
     }
     impl Lengths {
-        fn add(&mut self, name: &syn::Ident, start: proc_macro2::Span, end: proc_macro2::Span) {
-            let lines = end.end().line - start.start().line + 1;
+        /// Measures a function unless it is a test; whether it measured it.
+        fn add(
+            &mut self,
+            attrs: &[syn::Attribute],
+            sig: &syn::Signature,
+            close: proc_macro2::Span,
+        ) -> bool {
+            if is_test(attrs) {
+                return false;
+            }
+            let lines = close.end().line - sig.fn_token.span.start().line + 1;
             self.found
-                .push((self.file.clone(), name.to_string(), lines));
+                .push((self.file.clone(), sig.ident.to_string(), lines));
+            true
         }
     }
     impl<'ast> Visit<'ast> for Lengths {
@@ -449,34 +459,18 @@ fn function_lengths() -> Vec<(String, String, usize)> {
             }
         }
         fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
-            if !is_test(&f.attrs) {
-                self.add(
-                    &f.sig.ident,
-                    f.sig.fn_token.span,
-                    f.block.brace_token.span.close(),
-                );
+            if self.add(&f.attrs, &f.sig, f.block.brace_token.span.close()) {
                 syn::visit::visit_item_fn(self, f);
             }
         }
         fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
-            if !is_test(&f.attrs) {
-                self.add(
-                    &f.sig.ident,
-                    f.sig.fn_token.span,
-                    f.block.brace_token.span.close(),
-                );
+            if self.add(&f.attrs, &f.sig, f.block.brace_token.span.close()) {
                 syn::visit::visit_impl_item_fn(self, f);
             }
         }
         fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
-            if let Some(body) = &f.default
-                && !is_test(&f.attrs)
-            {
-                self.add(
-                    &f.sig.ident,
-                    f.sig.fn_token.span,
-                    body.brace_token.span.close(),
-                );
+            if let Some(body) = &f.default {
+                self.add(&f.attrs, &f.sig, body.brace_token.span.close());
             }
         }
     }
