@@ -99,6 +99,13 @@ impl Clicks {
             .await
     }
 
+    /// A link's all-time clicks: the store's total plus what is not folded yet.
+    pub async fn total(&self, store: &dyn Store, link_id: i64) -> StoreResult<u64> {
+        let _gate = self.flush_gate.read().await;
+        let stored = store.total_clicks(link_id).await?;
+        Ok(stored + self.unfolded(store, link_id).total())
+    }
+
     /// The `max_clicks` counter of a link, created from the store's total plus pending clicks.
     pub async fn limit_counter(
         &self,

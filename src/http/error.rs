@@ -83,6 +83,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The problem document of this error (what the API answers; the dashboard shows its
+    /// `detail`). Internal causes are logged here, never put in the document.
+    pub fn problem(&self) -> Problem {
+        let (status, code) = self.status_and_code();
+        match self {
+            ApiError::Unavailable(cause) => tracing::warn!(cause, "answering 503"),
+            ApiError::Internal(cause) => tracing::error!(cause, "answering 500"),
+            _ => {}
+        }
+        Problem::new(status, code, self.to_string())
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use ApiError::*;
         match self {
@@ -138,6 +150,11 @@ impl Problem {
         }
     }
 
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// The document as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -145,8 +162,7 @@ impl Problem {
 
     /// An answer carrying the document (`Content-Type: application/problem+json`).
     pub fn response(&self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, self.to_json()).into_response();
+        let mut response = (self.status_code(), self.to_json()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -166,13 +182,7 @@ fn title(status: StatusCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Unavailable(cause) => tracing::warn!(cause, "answering 503"),
-            ApiError::Internal(cause) => tracing::error!(cause, "answering 500"),
-            _ => {}
-        }
-        let mut response = Problem::new(status, code, self.to_string()).response();
+        let mut response = self.problem().response();
         let headers = response.headers_mut();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after } | ApiError::AuthThrottled { retry_after } => {

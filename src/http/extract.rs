@@ -38,9 +38,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        let authorization = parts.headers.get(header::AUTHORIZATION);
+        if authorization.is_none()
+            && parts.method.is_safe()
+            && let Some(token) = cookie(&parts.headers, SESSION_COOKIE)
+        {
+            return from_session(state, token).await;
+        }
+        let presented = authorization
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
             .filter(|k| !k.is_empty() && k.len() <= 256)
@@ -62,8 +67,38 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The cookie of a dashboard session (see `crate::service::session`).
+pub const SESSION_COOKIE: &str = "snip_session";
+
+/// A read-only API request (`GET`/`HEAD`) of a signed-in dashboard: the session acts as its
+/// key, within that key's rate limit. (Requests that change something need the key itself, or
+/// the dashboard's own forms with their anti-CSRF token.)
+async fn from_session(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let key = crate::service::session::resolve(state, token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .check_rate_limit(key.row_id)
+        .map_err(|r| ApiError::RateLimited {
+            retry_after: r.retry_after,
+        })?;
+    Ok(Caller(key))
+}
+
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
 /// The client address of a request, by the trusted-proxy rule.
-fn client_address(parts: &Parts, state: &AppState) -> std::net::IpAddr {
+pub fn client_address(parts: &Parts, state: &AppState) -> std::net::IpAddr {
     let peer = parts
         .extensions
         .get::<super::Peer>()
@@ -152,7 +187,7 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads at most [`MAX_BODY`] bytes: more is 413 (after draining some), a broken body 400.
-async fn read_limited(body: axum::body::Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_limited(body: axum::body::Body) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut buf = Vec::new();

@@ -53,7 +53,17 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<KeyView>)> {
     caller.require_admin()?;
     let CreateKey { name, role } = body.value;
-    let role = Role::parse(&role)
+    let (name, role) = key_request(&name, &role)?;
+    let (key, secret) = keys::create(&app, name, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyView::new(&key, Some(secret.expose().to_string()))),
+    ))
+}
+
+/// The validated name and role of a key to create (the API's JSON, the dashboard's form).
+pub(super) fn key_request(name: &str, role: &str) -> Result<(String, Role)> {
+    let role = Role::parse(role)
         .ok_or_else(|| ApiError::InvalidField("role: must be admin or user".into()))?;
     let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -61,11 +71,7 @@ pub(super) async fn create(
             "name: must be 1 to 100 printable characters".into(),
         ));
     }
-    let (key, secret) = keys::create(&app, name, role).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(KeyView::new(&key, Some(secret.expose().to_string()))),
-    ))
+    Ok((name, role))
 }
 
 /// Every key (without secrets).

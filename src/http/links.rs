@@ -21,6 +21,7 @@ use crate::domain::link::{CodeChoice, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN};
 use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
 use crate::service::links::{self, IdempotencyRequest};
+use crate::store::{ListFilter, ListOrder};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,21 +39,21 @@ pub fn router() -> Router<AppState> {
 pub(super) struct CreateRequest {
     /// The destination: an absolute `http` or `https` URL (docs/api.md, "Destinations").
     #[schema(format = "uri", pattern = "^https?://", max_length = 8192)]
-    url: String,
+    pub(super) url: String,
     /// A custom code; a random one when absent.
     #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
-    code: Option<String>,
+    pub(super) code: Option<String>,
     #[schema(max_length = 512, pattern = "^[^\\x00]*$")]
-    title: Option<String>,
+    pub(super) title: Option<String>,
     #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
-    tags: Option<Vec<String>>,
+    pub(super) tags: Option<Vec<String>>,
     /// A future time; then the link answers 410.
     #[schema(format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
-    expires_at: Option<String>,
+    pub(super) expires_at: Option<String>,
     /// Counted clicks after which the link answers 410.
     #[schema(minimum = 1)]
     #[serde(default, deserialize_with = "whole_number")]
-    max_clicks: Option<i64>,
+    pub(super) max_clicks: Option<i64>,
 }
 
 /// A tag: 1 to 64 printable characters.
@@ -104,20 +105,20 @@ pub(super) struct PatchRequest {
         max_length = 8192,
         nullable = false
     )]
-    url: Option<String>,
+    pub(super) url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 512, pattern = "^[^\\x00]*$")]
-    title: Option<Option<String>>,
+    pub(super) title: Option<Option<String>>,
     #[schema(max_items = 20, nullable = false, value_type = Option<Vec<Tag>>)]
-    tags: Option<Vec<String>>,
+    pub(super) tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
-    expires_at: Option<Option<String>>,
+    pub(super) expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
-    max_clicks: Option<Option<i64>>,
+    pub(super) max_clicks: Option<Option<i64>>,
     #[schema(nullable = false)]
-    disabled: Option<bool>,
+    pub(super) disabled: Option<bool>,
 }
 
 /// A valid destination that the deny list does not refuse.
@@ -240,9 +241,15 @@ pub(super) async fn create(
     body: JsonBody<CreateRequest>,
 ) -> Result<Response> {
     let idem = idempotency(&headers, &caller, &body.raw)?;
-    let req = body.value;
-    let new = NewLink {
-        url: destination(&app, &req.url)?,
+    let new = new_link(&app, &caller, body.value)?;
+    let link = links::create(&app, new, idem).await?;
+    Ok(created(&app, &link))
+}
+
+/// The validated link a create request asks for (the API's JSON, the dashboard's form).
+pub(super) fn new_link(app: &App, caller: &Caller, req: CreateRequest) -> Result<NewLink> {
+    Ok(NewLink {
+        url: destination(app, &req.url)?,
         code: match req.code {
             Some(c) => CodeChoice::Custom(
                 ShortCode::parse_custom(&c).map_err(|e| ApiError::InvalidCode(e.to_string()))?,
@@ -256,9 +263,7 @@ pub(super) async fn create(
         owner: caller.0.row_id,
         expires_at: req.expires_at.as_deref().map(expires_at).transpose()?,
         max_clicks: req.max_clicks.map(max_clicks).transpose()?,
-    };
-    let link = links::create(&app, new, idem).await?;
-    Ok(created(&app, &link))
+    })
 }
 
 /// A live link the caller may see, or 404.
@@ -307,12 +312,18 @@ pub(super) async fn update(
     if !ShortCode::could_be_code(&code) {
         return Err(ApiError::NotFound("link"));
     }
-    let req = body.value;
-    let patch = LinkPatch {
+    let patch = link_patch(&app, body.value)?;
+    let link = links::update(&app, caller.scope(), &code, patch).await?;
+    Ok(Json(LinkView::new(&app, &link)))
+}
+
+/// The validated change a patch request asks for (the API's JSON, the dashboard's form).
+pub(super) fn link_patch(app: &App, req: PatchRequest) -> Result<LinkPatch> {
+    Ok(LinkPatch {
         url: req
             .url
             .as_deref()
-            .map(|u| destination(&app, u))
+            .map(|u| destination(app, u))
             .transpose()?,
         title: req.title.map(|t| t.map(title).transpose()).transpose()?,
         tags: req.tags.map(tags).transpose()?,
@@ -326,9 +337,7 @@ pub(super) async fn update(
             .transpose()?,
         disabled: req.disabled,
         takedown: None,
-    };
-    let link = links::update(&app, caller.scope(), &code, patch).await?;
-    Ok(Json(LinkView::new(&app, &link)))
+    })
 }
 
 /// Why a link is taken down.
@@ -439,14 +448,18 @@ fn decode_cursor(raw: &str) -> Option<i64> {
         .ok()
 }
 
-/// Lists links, newest first (a user key: its own).
+/// Lists links, newest first unless `sort` says otherwise (a user key: its own), optionally
+/// only those matching a search text or carrying a tag.
 #[utoipa::path(
     get,
     path = "/api/v1/links",
     tag = "links",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (with the same filters)"),
+        ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, destination or title contains this (ASCII case-insensitive)"),
+        ("tag" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only links with this tag"),
+        ("sort" = Option<String>, Query, pattern = "^(newest|oldest)$", description = "`newest` (default) or `oldest` first"),
     ),
     responses((status = 200, description = "A page of links", body = Page)),
     security(("bearer" = []))
@@ -469,7 +482,8 @@ pub(super) async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| decode_cursor(c).ok_or_else(|| ApiError::InvalidField("cursor: malformed".into())))
         .transpose()?;
-    let page = links::list(&app, caller.scope(), before, limit).await?;
+    let filter = list_filter(&query)?;
+    let page = links::list(&app, caller.scope(), filter, before, limit).await?;
     let next_cursor = page
         .more
         .then(|| page.links.last().map(|l| encode_cursor(l.id)))
@@ -478,6 +492,41 @@ pub(super) async fn list(
         items: page.links.iter().map(|l| LinkView::new(&app, l)).collect(),
         next_cursor,
     }))
+}
+
+/// Longest search text of a list.
+pub(super) const MAX_SEARCH_LEN: usize = 200;
+
+/// The `q`, `tag` and `sort` of a list query (empty values are no filter).
+pub(super) fn list_filter(query: &QueryMap) -> Result<ListFilter> {
+    let text = query.get("q").map(str::trim).filter(|q| !q.is_empty());
+    if text.is_some_and(|q| q.chars().count() > MAX_SEARCH_LEN) {
+        return Err(ApiError::InvalidField(format!(
+            "q: at most {MAX_SEARCH_LEN} characters"
+        )));
+    }
+    let tag = query.get("tag").filter(|t| !t.is_empty());
+    if let Some(tag) = tag
+        && tags(vec![tag.to_string()]).is_err()
+    {
+        return Err(ApiError::InvalidField(format!(
+            "tag: must be 1 to {MAX_TAG_LEN} printable characters"
+        )));
+    }
+    let order = match query.get("sort") {
+        None | Some("" | "newest") => ListOrder::NewestFirst,
+        Some("oldest") => ListOrder::OldestFirst,
+        Some(_) => {
+            return Err(ApiError::InvalidField(
+                "sort: must be newest or oldest".into(),
+            ));
+        }
+    };
+    Ok(ListFilter {
+        text: text.map(|q| q.to_ascii_lowercase()),
+        tag: tag.map(str::to_string),
+        order,
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! - `redirect`: `GET|HEAD /{code}` and the `/{code}+` preview (the product's hot path)
 //! - `links`, `stats`, `qr`, `keys`: the JSON API under `/api/v1`
 //! - `health`: `/health`, `/health/live`, `/health/ready`, `/metrics`
+//! - `ui`: the dashboard under `/ui/` (server-rendered pages on the same service layer)
 
 mod admin;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod qr;
 mod redirect;
 pub mod server;
 pub(crate) mod stats;
+mod ui;
 mod views;
 
 use std::net::IpAddr;
@@ -77,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(nosniff));
     Router::new()
         .merge(api_and_health)
+        .merge(ui::router())
         .merge(redirect::router())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(middleware::from_fn(observe))

@@ -43,6 +43,7 @@ use super::views::html_page;
         super::links::lift_takedown,
         super::stats::stats,
         super::stats::stats_csv,
+        super::stats::overview,
         super::stats::unknown,
         super::qr::qr,
         super::keys::create,

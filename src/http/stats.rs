@@ -1,5 +1,6 @@
 //! `GET /api/v1/links/{code}/stats` (and `stats.csv`): click totals, bots apart, a time series,
-//! the dimension lists and unique visitors; `GET /api/v1/stats/unknown`: unknown-code hits.
+//! the dimension lists and unique visitors; `GET /api/v1/stats`: the overview of every link the
+//! caller may see; `GET /api/v1/stats/unknown`: unknown-code hits.
 //!
 //! Reads only flushed clicks: a click shows here at most one flush interval after it happened.
 //! `as_of` is the time of the last successful flush of this instance.
@@ -16,6 +17,7 @@ use super::AppState;
 use super::error::{ApiError, Result};
 use super::extract::{Caller, PathParam, QueryMap};
 use super::links::find_visible_link;
+use super::views::LinkView;
 use crate::domain::time::{now, parse_rfc3339, to_rfc3339};
 use crate::service::stats::{self, Interval, StatsRange};
 
@@ -28,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/links/{code}/stats", get(stats))
         .route("/links/{code}/stats.csv", get(stats_csv))
+        .route("/stats", get(overview))
         .route("/stats/unknown", get(unknown))
 }
 
@@ -36,43 +39,43 @@ pub fn router() -> Router<AppState> {
 pub(super) struct Point {
     /// The bucket's start.
     #[schema(format = DateTime)]
-    t: String,
-    clicks: u64,
+    pub(super) t: String,
+    pub(super) clicks: u64,
 }
 
 /// A value of a dimension (a referrer, a browser, a country…) with its clicks.
 #[derive(Serialize, ToSchema)]
 #[schema(as = StatsEntry)]
 pub(super) struct Entry {
-    key: String,
-    clicks: u64,
+    pub(super) key: String,
+    pub(super) clicks: u64,
 }
 
 /// A link's click statistics (flushed clicks: at most one flush interval behind).
 #[derive(Serialize, ToSchema)]
 #[schema(as = LinkStats)]
 pub(super) struct Stats {
-    code: String,
-    total_clicks: u64,
-    human_clicks: u64,
-    bot_clicks: u64,
+    pub(super) code: String,
+    pub(super) total_clicks: u64,
+    pub(super) human_clicks: u64,
+    pub(super) bot_clicks: u64,
     /// Estimated (HyperLogLog-style sketch).
-    unique_visitors: u64,
+    pub(super) unique_visitors: u64,
     #[schema(format = DateTime)]
-    from: String,
+    pub(super) from: String,
     #[schema(format = DateTime)]
-    to: String,
+    pub(super) to: String,
     #[schema(value_type = String, pattern = "^(hour|day)$")]
-    interval: &'static str,
-    series: Vec<Point>,
-    referrers: Vec<Entry>,
-    browsers: Vec<Entry>,
-    operating_systems: Vec<Entry>,
-    devices: Vec<Entry>,
-    countries: Vec<Entry>,
+    pub(super) interval: &'static str,
+    pub(super) series: Vec<Point>,
+    pub(super) referrers: Vec<Entry>,
+    pub(super) browsers: Vec<Entry>,
+    pub(super) operating_systems: Vec<Entry>,
+    pub(super) devices: Vec<Entry>,
+    pub(super) countries: Vec<Entry>,
     /// Clicks up to this time are counted.
     #[schema(format = DateTime)]
-    as_of: String,
+    pub(super) as_of: String,
 }
 
 fn time_param(query: &QueryMap, name: &str) -> Result<Option<i64>> {
@@ -87,7 +90,7 @@ fn time_param(query: &QueryMap, name: &str) -> Result<Option<i64>> {
 }
 
 /// A parsed stats query.
-struct Query {
+pub(super) struct Query {
     range: StatsRange,
     /// First bucket start (range start rounded down to the interval).
     first: i64,
@@ -96,7 +99,7 @@ struct Query {
     to: i64,
 }
 
-fn parse_query(query: &QueryMap) -> Result<Query> {
+pub(super) fn parse_query(query: &QueryMap) -> Result<Query> {
     let interval = match query.get("interval") {
         None | Some("day") => Interval::Day,
         Some("hour") => Interval::Hour,
@@ -160,6 +163,15 @@ fn entries(list: Vec<(String, u64)>) -> Vec<Entry> {
 async fn compute(app: &AppState, caller: &Caller, code: &str, query: &QueryMap) -> Result<Stats> {
     let q = parse_query(query)?;
     let link = find_visible_link(app, caller, code).await?;
+    link_stats(app, &link, q).await
+}
+
+/// The statistics of a link the caller may see, for a query of [`parse_query`]'s.
+pub(super) async fn link_stats(
+    app: &AppState,
+    link: &crate::domain::Link,
+    q: Query,
+) -> Result<Stats> {
     let computed = stats::link(app, link.id, q.range).await?;
     let width = q.range.interval.seconds();
     let mut counted = computed.series.into_iter().peekable();
@@ -374,6 +386,88 @@ pub(super) async fn stats_csv(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
+}
+
+/// The overview of the links a key may see (an admin: all; a user: its own).
+#[derive(Serialize, ToSchema)]
+#[schema(as = StatsOverview)]
+pub(super) struct OverviewView {
+    /// Human clicks in the last 24 hours.
+    pub(super) clicks_24h: u64,
+    /// Human clicks in the last 7 days.
+    pub(super) clicks_7d: u64,
+    /// Human clicks in the last 30 days.
+    pub(super) clicks_30d: u64,
+    /// Human clicks per UTC day over the last 30 days, oldest first, days without clicks
+    /// included.
+    pub(super) series: Vec<Point>,
+    /// The most clicked links of the last 30 days (`key`: the code).
+    pub(super) top_links: Vec<Entry>,
+    /// The top referrer hosts of the last 30 days.
+    pub(super) top_referrers: Vec<Entry>,
+    /// The top countries of the last 30 days.
+    pub(super) top_countries: Vec<Entry>,
+    /// The newest links.
+    pub(super) recent_links: Vec<LinkView>,
+    /// When it was computed. Clicks count once folded into the store's tables, at most one
+    /// fold interval after a flush.
+    #[schema(format = DateTime)]
+    pub(super) as_of: String,
+}
+
+impl OverviewView {
+    pub(super) fn new(app: &AppState, o: stats::Overview) -> Self {
+        OverviewView {
+            clicks_24h: o.clicks[0],
+            clicks_7d: o.clicks[1],
+            clicks_30d: o.clicks[2],
+            series: o
+                .per_day
+                .into_iter()
+                .map(|(t, clicks)| Point {
+                    t: to_rfc3339(t),
+                    clicks,
+                })
+                .collect(),
+            top_links: entries(o.top_links),
+            top_referrers: entries(o.top_referrers),
+            top_countries: entries(o.top_countries),
+            recent_links: o.recent.iter().map(|l| LinkView::new(app, l)).collect(),
+            as_of: to_rfc3339(o.as_of),
+        }
+    }
+}
+
+/// Entries per list of the overview unless `limit` says otherwise.
+pub(super) const OVERVIEW_LIMIT: usize = 10;
+
+/// `GET /api/v1/stats`: clicks over the last 24 hours, 7 and 30 days across the caller's
+/// links, per day, the top links, referrers and countries, and the newest links.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "statistics",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Entries per list (10)"),
+    ),
+    responses((status = 200, description = "The overview", body = OverviewView)),
+    security(("bearer" = []))
+)]
+pub(super) async fn overview(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: QueryMap,
+) -> Result<Json<OverviewView>> {
+    let limit = match query.get("limit") {
+        None => OVERVIEW_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::InvalidField("limit: must be 1 to 100".into()))?,
+    };
+    let overview = stats::overview(&app, caller.scope(), limit).await?;
+    Ok(Json(OverviewView::new(&app, overview)))
 }
 
 /// Requests for codes that do not exist.

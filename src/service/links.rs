@@ -9,7 +9,7 @@ use crate::domain::key::Scope;
 use crate::domain::{Link, LinkPatch, NewLink, ShortCode};
 use crate::service::app::App;
 pub use crate::store::IdempotencyRequest;
-use crate::store::{CreateOutcome, Cursor};
+use crate::store::{CreateOutcome, Cursor, ListFilter};
 
 /// A page of links, and whether more follow.
 pub struct Page {
@@ -62,6 +62,19 @@ pub async fn find_visible(app: &App, scope: Scope, code: &str) -> ServiceResult<
     match app.store.get_link(code).await {
         Ok(Some(link)) if !link.deleted && scope.includes(link.owner) => Ok(link),
         Ok(_) => Err(ServiceError::NotFound("link")),
+        Err(e) => Err(ServiceError::from_store(e, "link")),
+    }
+}
+
+/// Whether a custom code could be given to a new link: well-formed, not reserved, and never
+/// used (a deleted link's code is never reissued). `Err(reason)` for a code that cannot be.
+pub async fn code_available(app: &App, raw: &str) -> ServiceResult<Result<bool, String>> {
+    let code = match ShortCode::parse_custom(raw) {
+        Ok(code) => code,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    match app.store.get_link(code.as_str()).await {
+        Ok(found) => Ok(Ok(found.is_none())),
         Err(e) => Err(ServiceError::from_store(e, "link")),
     }
 }
@@ -139,19 +152,22 @@ pub async fn delete(app: &App, scope: Scope, code: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Up to `limit` live links in `scope`, newest first, with ids below `before`.
+/// Up to `limit` live links in `scope` that pass `filter`, in its order, past the link with
+/// id `past` (the last one of the previous page).
 pub async fn list(
     app: &App,
     scope: Scope,
-    before: Option<i64>,
+    filter: ListFilter,
+    past: Option<i64>,
     limit: usize,
 ) -> ServiceResult<Page> {
     let mut links = app
         .store
         .list_links(
             scope,
+            filter,
             Cursor {
-                before_id: before,
+                past_id: past,
                 limit: limit + 1,
             },
         )
@@ -160,4 +176,26 @@ pub async fn list(
     let more = links.len() > limit;
     links.truncate(limit);
     Ok(Page { links, more })
+}
+
+/// The tags used by the links of `scope` (for a filter), at most `limit`.
+pub async fn tags(app: &App, scope: Scope, limit: usize) -> ServiceResult<Vec<String>> {
+    app.store
+        .link_tags(scope, limit)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))
+}
+
+/// All-time clicks of each link (stored, and what this instance holds unfolded).
+pub async fn click_totals(app: &App, links: &[Link]) -> ServiceResult<Vec<u64>> {
+    let mut totals = Vec::with_capacity(links.len());
+    for link in links {
+        let total = app
+            .clicks
+            .total(app.store.as_ref(), link.id)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "statistics"))?;
+        totals.push(total);
+    }
+    Ok(totals)
 }

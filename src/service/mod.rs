@@ -6,7 +6,8 @@
 //! - `redirect`: following a short code (cache, Redis, store; expiry, `max_clicks`, the click)
 //! - `links`: create (with idempotency), read, change, take down, delete, list
 //! - `keys`: authenticating a presented key (cache, throttle); creating, listing, revoking keys
-//! - `stats`: a link's click statistics, unknown-code hits
+//! - `stats`: a link's click statistics, the overview of a caller's links, unknown-code hits
+//! - `session`: dashboard sessions (sign-in with a key, the session cookie's token, CSRF)
 //! - `health`: the checks of `/health`, readiness, the gauges of `/metrics`
 //! - `coherence`: the store's change feed → this instance's redirect cache
 //! - `housekeeping`: periodic chores, the deny list's SIGHUP reload, the final click flush
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod links;
 pub mod qr;
 pub mod redirect;
+pub mod session;
 pub mod stats;
 
 pub use app::{App, AppState};

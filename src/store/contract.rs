@@ -12,13 +12,15 @@ use crate::domain::time::now;
 
 /// How many live links an admin lists, at most `limit`.
 async fn live(store: &dyn Store, limit: usize) -> usize {
-    let listed = store.list_links(Scope::All, page(None, limit)).await;
+    let listed = store
+        .list_links(Scope::All, ListFilter::default(), page(None, limit))
+        .await;
     listed.unwrap().len()
 }
 
-/// A page of `limit` links below `before_id`.
-fn page(before_id: Option<i64>, limit: usize) -> Cursor {
-    Cursor { before_id, limit }
+/// A page of `limit` links past `past_id`.
+fn page(past_id: Option<i64>, limit: usize) -> Cursor {
+    Cursor { past_id, limit }
 }
 
 /// A store with an admin key (links need an owner).
@@ -128,7 +130,269 @@ contract!(
     keys_are_created_found_listed_and_revoked,
     the_last_active_admin_key_is_kept_unless_forced,
     the_visitor_key_of_a_day_stays_until_its_day_is_gone,
+    lists_are_searched_by_text_and_tag_in_either_order,
+    sessions_act_as_their_key_until_they_end,
+    a_scope_sums_its_links_clicks_per_window_and_day,
 );
+
+async fn lists_are_searched_by_text_and_tag_in_either_order(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let user = store
+        .create_key("u".into(), Role::User, vec![7; 32])
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (code, url, title, tags, owner) in [
+        (
+            "Alpha",
+            "https://one.example/a",
+            "First",
+            vec!["red"],
+            admin.row_id,
+        ),
+        (
+            "beta",
+            "https://two.example/Path",
+            "Second",
+            vec!["red", "blue"],
+            admin.row_id,
+        ),
+        (
+            "gamma",
+            "https://three.example/",
+            "Third ALPHA",
+            vec![],
+            user.row_id,
+        ),
+    ] {
+        let mut new = new_link(Some(code), url, owner);
+        new.title = Some(title.into());
+        new.tags = tags.into_iter().map(String::from).collect();
+        ids.push(created(store.create_link(new, None).await.unwrap()).id);
+    }
+    let codes = |links: Vec<Link>| {
+        links
+            .into_iter()
+            .map(|l| l.code.to_string())
+            .collect::<Vec<_>>()
+    };
+    let list = |scope, text: Option<&str>, tag: Option<&str>, order, past| {
+        let store = store.clone();
+        let filter = ListFilter {
+            text: text.map(String::from),
+            tag: tag.map(String::from),
+            order,
+        };
+        async move {
+            codes(
+                store
+                    .list_links(scope, filter, page(past, 10))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    use ListOrder::{NewestFirst, OldestFirst};
+    // The text is found in the code, the destination or the title, whatever the case.
+    assert_eq!(
+        list(Scope::All, Some("alpha"), None, NewestFirst, None).await,
+        ["gamma", "Alpha"]
+    );
+    assert_eq!(
+        list(Scope::All, Some("path"), None, NewestFirst, None).await,
+        ["beta"]
+    );
+    assert_eq!(
+        list(Scope::All, Some("%"), None, NewestFirst, None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(Scope::All, None, Some("red"), OldestFirst, None).await,
+        ["Alpha", "beta"]
+    );
+    assert_eq!(
+        list(Scope::All, None, Some("re"), OldestFirst, None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(Scope::All, None, None, OldestFirst, Some(ids[0])).await,
+        ["beta", "gamma"]
+    );
+    assert_eq!(
+        list(
+            Scope::OwnedBy(user.row_id),
+            Some("alpha"),
+            None,
+            NewestFirst,
+            None
+        )
+        .await,
+        ["gamma"]
+    );
+    assert_eq!(
+        store.link_tags(Scope::All, 10).await.unwrap(),
+        ["blue", "red"]
+    );
+    assert_eq!(store.link_tags(Scope::All, 1).await.unwrap(), ["blue"]);
+    assert!(
+        store
+            .link_tags(Scope::OwnedBy(user.row_id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn sessions_act_as_their_key_until_they_end(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let user = store
+        .create_key("u".into(), Role::User, vec![8; 32])
+        .await
+        .unwrap();
+    let at = now();
+    store
+        .create_session(vec![1; 32], admin.row_id, at + 60)
+        .await
+        .unwrap();
+    store
+        .create_session(vec![2; 32], user.row_id, at + 60)
+        .await
+        .unwrap();
+    store
+        .create_session(vec![3; 32], admin.row_id, at - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_session(vec![1; 32], at).await.unwrap(),
+        Some(admin.clone())
+    );
+    assert_eq!(
+        store.find_session(vec![2; 32], at).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.find_session(vec![3; 32], at).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.find_session(vec![1; 32], at + 60).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.find_session(vec![9; 32], at).await.unwrap(),
+        None,
+        "unknown"
+    );
+    store.delete_session(vec![1; 32]).await.unwrap();
+    store.delete_session(vec![1; 32]).await.unwrap();
+    assert_eq!(
+        store.find_session(vec![1; 32], at).await.unwrap(),
+        None,
+        "signed out"
+    );
+    store.revoke_key(&user.id, false).await.unwrap();
+    assert_eq!(
+        store.find_session(vec![2; 32], at).await.unwrap(),
+        None,
+        "key revoked"
+    );
+    // Expired sessions are purged with the idempotency records (and a live one is kept).
+    store
+        .create_session(vec![4; 32], admin.row_id, at + 600)
+        .await
+        .unwrap();
+    store.purge_idempotency(0).await.unwrap();
+    assert_eq!(
+        store.find_session(vec![4; 32], at).await.unwrap(),
+        Some(admin)
+    );
+}
+
+async fn a_scope_sums_its_links_clicks_per_window_and_day(f: Fixture) {
+    let (store, admin) = (f.store, f.admin);
+    let user = store
+        .create_key("u".into(), Role::User, vec![9; 32])
+        .await
+        .unwrap();
+    let a = created(
+        create_custom(store.as_ref(), "suma", "https://a.example/", admin.row_id)
+            .await
+            .unwrap(),
+    );
+    let b = created(
+        create_custom(store.as_ref(), "sumb", "https://b.example/", user.row_id)
+            .await
+            .unwrap(),
+    );
+    let hour = now().div_euclid(3600);
+    let count = |link_id, hour, clicks, bots| HourCount {
+        link_id,
+        hour,
+        clicks,
+        bots,
+    };
+    let dims = |link_id, day, key: &str, human| DayDetail {
+        link_id,
+        day,
+        dims: vec![DimCount {
+            dim: Dim::Country,
+            key: key.into(),
+            human,
+            bot: 0,
+        }],
+        ..DayDetail::default()
+    };
+    let batch = ClickBatch {
+        // a: 3 clicks now (1 of them a bot), 5 two days ago, 7 twenty days ago; b: 2 now.
+        hourly: vec![
+            count(a.id, hour, 3, 1),
+            count(a.id, hour - 48, 5, 0),
+            count(a.id, hour - 480, 7, 0),
+            count(b.id, hour, 2, 0),
+            count(b.id, hour - 2000, 100, 0),
+        ],
+        days: vec![
+            dims(a.id, hour.div_euclid(24), "FR", 2),
+            dims(b.id, hour.div_euclid(24), "FR", 2),
+            dims(b.id, hour.div_euclid(24), "DE", 1),
+        ],
+        unknown: vec![],
+    };
+    store.add_clicks(Arc::new(batch), true).await.unwrap();
+    let at = hour * 3600 + 1;
+    let windows = [at - 30 * 86_400, at - 7 * 86_400, at - 86_400];
+    let all = store.scope_clicks(Scope::All, windows).await.unwrap();
+    let mut per_link = all.per_link.clone();
+    per_link.sort();
+    assert_eq!(
+        per_link,
+        vec![
+            (a.id, "suma".to_string(), [14, 7, 2]),
+            (b.id, "sumb".to_string(), [2, 2, 2])
+        ]
+    );
+    assert_eq!(all.per_day.iter().map(|d| d.1).sum::<u64>(), 16);
+    assert_eq!(all.per_day.last(), Some(&(hour.div_euclid(24), 4)));
+    let countries = &crate::store::dims::scope_dims(&all.dims, 10)[Dim::Country as usize];
+    assert_eq!(countries, &[("FR".to_string(), 4), ("DE".to_string(), 1)]);
+    let mine = store
+        .scope_clicks(Scope::OwnedBy(user.row_id), windows)
+        .await
+        .unwrap();
+    assert_eq!(mine.per_link, vec![(b.id, "sumb".to_string(), [2, 2, 2])]);
+    store.delete_link("sumb", Scope::All).await.unwrap();
+    let gone = store
+        .scope_clicks(Scope::OwnedBy(user.row_id), windows)
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        ScopeClicks::default(),
+        "a deleted link's clicks leave the overview"
+    );
+}
 
 async fn links_are_created_read_changed_and_deleted(f: Fixture) {
     let (store, admin) = (f.store, f.admin);
@@ -211,14 +475,21 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
         .unwrap();
     assert_eq!((up.takedown, up.disabled), (None, false));
 
-    let listed = store.list_links(Scope::All, page(None, 10)).await.unwrap();
+    let listed = store
+        .list_links(Scope::All, ListFilter::default(), page(None, 10))
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|l| l.id).collect::<Vec<_>>(),
         vec![random.id, link.id],
         "newest first"
     );
     let mine = store
-        .list_links(Scope::OwnedBy(user.row_id), page(None, 10))
+        .list_links(
+            Scope::OwnedBy(user.row_id),
+            ListFilter::default(),
+            page(None, 10),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -226,7 +497,7 @@ async fn links_are_created_read_changed_and_deleted(f: Fixture) {
         vec![random.id]
     );
     let older = store
-        .list_links(Scope::All, page(Some(random.id), 10))
+        .list_links(Scope::All, ListFilter::default(), page(Some(random.id), 10))
         .await
         .unwrap();
     assert_eq!(

@@ -212,3 +212,19 @@ impl Breakdown {
         stats.unique_visitors = self.visitors.estimate();
     }
 }
+
+/// The top `limit` values per dimension (human clicks) of many stored link-days' dimension
+/// blobs (the overview of a scope; see [`super::ScopeClicks`]).
+pub(crate) fn scope_dims(blobs: &[Vec<u8>], limit: usize) -> [Vec<(String, u64)>; 5] {
+    let mut breakdown = Breakdown::new(false);
+    for blob in blobs {
+        for (dim, key, human, bot) in dims_from_bytes(blob) {
+            if let Some(d) = Dim::from_u8(dim) {
+                breakdown.add(d, key, human, bot);
+            }
+        }
+    }
+    let mut stats = LinkStats::default();
+    breakdown.finish(&mut stats, limit);
+    stats.dims
+}

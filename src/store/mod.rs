@@ -332,9 +332,41 @@ impl StoredClicks {
 /// Where a page of a list starts, and how long it is.
 #[derive(Debug, Clone, Copy)]
 pub struct Cursor {
-    /// Only ids below this one (`None`: from the newest).
-    pub before_id: Option<i64>,
+    /// Only links past this id in the list's order (`None`: from the first).
+    pub past_id: Option<i64>,
     pub limit: usize,
+}
+
+/// Which links a list shows, and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only links whose code, destination or title contains this, ASCII case-insensitively
+    /// (already lower-cased).
+    pub text: Option<String>,
+    /// Only links carrying this tag.
+    pub tag: Option<String>,
+    pub order: ListOrder,
+}
+
+/// The order of a list of links (by id, which is creation order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// Human clicks on the links of a scope since the start of a window, as stored (what the
+/// overview sums; see [`Store::scope_clicks`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScopeClicks {
+    /// `(link_id, code, [human clicks since each of the three window starts])`, links with
+    /// clicks.
+    pub per_link: Vec<(i64, String, [u64; 3])>,
+    /// `(day, human clicks)`: days (unix / 86400) since the first window start with clicks.
+    pub per_day: Vec<(i64, u64)>,
+    /// The dimension blobs of every link-day since the first window start.
+    pub dims: Vec<Vec<u8>>,
 }
 
 #[async_trait]
@@ -364,8 +396,24 @@ pub trait Store: Send + Sync + 'static {
     async fn update_link(&self, code: &str, scope: Scope, patch: LinkPatch) -> StoreResult<Link>;
     /// Turns a live link in `scope` into a tombstone.
     async fn delete_link(&self, code: &str, scope: Scope) -> StoreResult<()>;
-    /// Live links in `scope`, newest first, from the cursor on.
-    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>>;
+    /// Live links in `scope` that pass `filter`, in its order, from the cursor on.
+    async fn list_links(
+        &self,
+        scope: Scope,
+        filter: ListFilter,
+        cursor: Cursor,
+    ) -> StoreResult<Vec<Link>>;
+    /// The tags of the live links in `scope`, sorted, at most `limit`.
+    async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>>;
+    /// The stored human clicks of the live links in `scope` since each of `windows` (three
+    /// window starts, the earliest first), per link and per day, with the dimension blobs of
+    /// the link-days since the earliest start. Clicks an instance has not folded into the
+    /// tables yet are not in it.
+    async fn scope_clicks(
+        &self,
+        scope: Scope,
+        windows: [UnixSeconds; 3],
+    ) -> StoreResult<ScopeClicks>;
 
     /// Adds clicks straight to the tables; `durable` asks for a power-loss-safe commit (exact
     /// mode).
@@ -419,8 +467,26 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` ([`LAST_ADMIN`]), since revoking it would lock every admin out.
     async fn revoke_key(&self, id: &str, force: bool) -> StoreResult<()>;
 
-    /// Forgets idempotency records created before `before`.
+    /// Forgets idempotency records created before `before`, and expired dashboard sessions;
+    /// returns how many idempotency records went.
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64>;
+
+    /// Records a dashboard session: the SHA-256 of its token, the key it acts as, its end.
+    async fn create_session(
+        &self,
+        token_hash: Vec<u8>,
+        key_row_id: i64,
+        expires_at: UnixSeconds,
+    ) -> StoreResult<()>;
+    /// The active key of an unexpired session (read from the primary: a session is used the
+    /// moment it is created, possibly on another instance).
+    async fn find_session(
+        &self,
+        token_hash: Vec<u8>,
+        now: UnixSeconds,
+    ) -> StoreResult<Option<ApiKey>>;
+    /// Ends a session (a no-op for an unknown one).
+    async fn delete_session(&self, token_hash: Vec<u8>) -> StoreResult<()>;
     /// One round trip to the store; returns how long it took.
     async fn ping(&self) -> StoreResult<Duration>;
 

@@ -36,8 +36,8 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
 use super::{
-    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, StatsRange, Store,
-    StoreError, StoreResult, StoredClicks, UnknownStats,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, ListFilter, ScopeClicks,
+    StatsRange, Store, StoreError, StoreResult, StoredClicks, UnknownStats,
 };
 use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
@@ -426,11 +426,37 @@ impl Store for PgStore {
         ))
     }
 
-    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>> {
+    async fn list_links(
+        &self,
+        scope: Scope,
+        filter: ListFilter,
+        cursor: Cursor,
+    ) -> StoreResult<Vec<Link>> {
         on_primary!(self, "read", |c| queries::list_links(
             &c,
             scope.owner(),
+            &filter,
             cursor
+        ))
+    }
+
+    async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>> {
+        on_primary!(self, "read", |c| queries::link_tags(
+            &c,
+            scope.owner(),
+            limit
+        ))
+    }
+
+    async fn scope_clicks(
+        &self,
+        scope: Scope,
+        windows: [UnixSeconds; 3],
+    ) -> StoreResult<ScopeClicks> {
+        on_primary!(self, "read", |c| queries::scope_clicks(
+            &c,
+            scope.owner(),
+            windows
         ))
     }
 
@@ -524,6 +550,37 @@ impl Store for PgStore {
 
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64> {
         on_primary!(self, "write", |c| queries::purge(&c, before, now()))
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: Vec<u8>,
+        key_row_id: i64,
+        expires_at: UnixSeconds,
+    ) -> StoreResult<()> {
+        on_primary!(self, "write", |c| queries::create_session(
+            &c,
+            &token_hash,
+            key_row_id,
+            now(),
+            expires_at
+        ))
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: Vec<u8>,
+        now: UnixSeconds,
+    ) -> StoreResult<Option<ApiKey>> {
+        on_primary!(self, "read", |c| queries::find_session(
+            &c,
+            &token_hash,
+            now
+        ))
+    }
+
+    async fn delete_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
+        on_primary!(self, "write", |c| queries::delete_session(&c, &token_hash))
     }
 
     async fn ping(&self) -> StoreResult<Duration> {

@@ -13,7 +13,9 @@ use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::rows::{self, key_columns, key_from, link_columns, link_from};
-use crate::store::{CreateOutcome, Cursor, IdempotencyRequest, StoreError};
+use crate::store::{
+    CreateOutcome, Cursor, IdempotencyRequest, ListFilter, ListOrder, ScopeClicks, StoreError,
+};
 
 /// Announces a committed change of the link in CTE `l` (see [`super::NOTIFY_CHANNEL`]); the
 /// notification is sent only if the transaction commits. Its payload is `INSTANCE CODE`: the
@@ -341,25 +343,167 @@ pub async fn delete_link(
     }
 }
 
+/// A list of links: `$1` owner, `$2` cursor id, `$3` limit, `$4` lower-cased text, `$5` tag
+/// (one statement per order, so each can walk the primary key).
+macro_rules! list_links_sql {
+    ($past:literal, $order:literal) => {
+        concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE deleted_at IS NULL AND ($1::int8 IS NULL OR owner = $1) AND id ",
+            $past,
+            " $2 AND ($4::text IS NULL OR strpos(lower(code), $4) > 0 \
+             OR strpos(lower(url), $4) > 0 OR strpos(lower(coalesce(title, '')), $4) > 0) \
+             AND ($5::text IS NULL OR tags::jsonb ? $5) ORDER BY id ",
+            $order,
+            " LIMIT $3"
+        )
+    };
+}
+
 pub async fn list_links(
     c: &impl GenericClient,
     owner: Option<i64>,
+    filter: &ListFilter,
     at: Cursor,
 ) -> QueryResult<Vec<Link>> {
-    let stmt = c
-        .prepare_cached(concat!(
-            "SELECT ",
-            link_columns!(),
-            " FROM links WHERE deleted_at IS NULL AND ($1::int8 IS NULL OR owner = $1) \
-             AND id < $2 ORDER BY id DESC LIMIT $3"
-        ))
-        .await?;
+    let (sql, start) = match filter.order {
+        ListOrder::NewestFirst => (list_links_sql!("<", "DESC"), i64::MAX),
+        ListOrder::OldestFirst => (list_links_sql!(">", "ASC"), i64::MIN),
+    };
+    let stmt = c.prepare_cached(sql).await?;
     let limit = i64::try_from(at.limit).unwrap_or(i64::MAX);
-    c.query(&stmt, &[&owner, &at.before_id.unwrap_or(i64::MAX), &limit])
+    let past = at.past_id.unwrap_or(start);
+    c.query(&stmt, &[&owner, &past, &limit, &filter.text, &filter.tag])
         .await?
         .iter()
         .map(|r| link_from(r).map_err(QueryError::from))
         .collect()
+}
+
+pub async fn link_tags(
+    c: &impl GenericClient,
+    owner: Option<i64>,
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = c
+        .query(
+            "SELECT DISTINCT t FROM links, jsonb_array_elements_text(links.tags::jsonb) t \
+             WHERE links.deleted_at IS NULL AND ($1::int8 IS NULL OR links.owner = $1) \
+             ORDER BY t LIMIT $2",
+            &[&owner, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(QueryError::from))
+        .collect()
+}
+
+/// The stored human clicks of one scope's live links since three window starts (see
+/// [`crate::store::Store::scope_clicks`]), hourly and daily rows alike.
+pub async fn scope_clicks(
+    c: &impl GenericClient,
+    owner: Option<i64>,
+    windows: [UnixSeconds; 3],
+) -> QueryResult<ScopeClicks> {
+    const ROWS: &str = "SELECT x.link_id, l.code, x.t, x.n FROM ( \
+         SELECT link_id, hour * 3600 AS t, clicks - bot_clicks AS n FROM clicks_hourly \
+          WHERE hour >= $2::int8 / 3600 \
+         UNION ALL SELECT link_id, day * 86400, clicks - bot_clicks FROM clicks_daily \
+          WHERE day >= $2::int8 / 86400) x \
+         JOIN links l ON l.id = x.link_id \
+         WHERE l.deleted_at IS NULL AND ($1::int8 IS NULL OR l.owner = $1)";
+    let [first, second, third] = windows;
+    let count = |r: &tokio_postgres::Row, i: usize| -> QueryResult<u64> {
+        Ok(r.try_get::<_, i64>(i)?.max(0) as u64)
+    };
+    let per_link = c
+        .query(
+            &format!(
+                "SELECT link_id, code, SUM(n)::int8, SUM(CASE WHEN t >= $3 THEN n ELSE 0 END)::int8, \
+                 SUM(CASE WHEN t >= $4 THEN n ELSE 0 END)::int8 FROM ({ROWS}) r GROUP BY link_id, code"
+            ),
+            &[&owner, &first, &second, &third],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                [count(r, 2)?, count(r, 3)?, count(r, 4)?],
+            ))
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    let per_day = c
+        .query(
+            &format!(
+                "SELECT t / 86400 AS day, SUM(n)::int8 FROM ({ROWS}) r GROUP BY day ORDER BY day"
+            ),
+            &[&owner, &first],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
+        .collect::<QueryResult<Vec<_>>>()?;
+    let dims = c
+        .query(
+            "SELECT d.dims FROM link_days d JOIN links l ON l.id = d.link_id \
+             WHERE d.day >= $2::int8 / 86400 AND l.deleted_at IS NULL \
+             AND ($1::int8 IS NULL OR l.owner = $1)",
+            &[&owner, &first],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0).map_err(QueryError::from))
+        .collect::<QueryResult<Vec<_>>>()?;
+    Ok(ScopeClicks {
+        per_link,
+        per_day,
+        dims,
+    })
+}
+
+pub async fn create_session(
+    c: &impl GenericClient,
+    token_hash: &[u8],
+    key_row_id: i64,
+    now: UnixSeconds,
+    expires_at: UnixSeconds,
+) -> QueryResult<()> {
+    c.execute(
+        "INSERT INTO sessions (token_hash, key_row_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+        &[&token_hash, &key_row_id, &now, &expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn find_session(
+    c: &impl GenericClient,
+    token_hash: &[u8],
+    now: UnixSeconds,
+) -> QueryResult<Option<ApiKey>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE revoked_at IS NULL AND row_id = \
+             (SELECT key_row_id FROM sessions WHERE token_hash = $1 AND expires_at > $2)"
+        ))
+        .await?;
+    match c.query_opt(&stmt, &[&token_hash, &now]).await? {
+        Some(row) => Ok(Some(key_from(&row)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn delete_session(c: &impl GenericClient, token_hash: &[u8]) -> QueryResult<()> {
+    c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+        .await?;
+    Ok(())
 }
 
 /// The day's visitor-hash key: the first instance to ask creates it, every other one reads
@@ -510,6 +654,8 @@ pub async fn purge(
     before: UnixSeconds,
     now: UnixSeconds,
 ) -> QueryResult<u64> {
+    c.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+        .await?;
     let n = c
         .execute("DELETE FROM idempotency WHERE created_at < $1", &[&before])
         .await?;

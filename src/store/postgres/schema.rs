@@ -17,6 +17,7 @@ use crate::domain::time::now;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_takedown.sql")),
+    (3, include_str!("migrations/0003_sessions.sql")),
 ];
 
 /// The advisory lock key of migrations (ASCII "snipmigr").

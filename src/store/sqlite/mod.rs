@@ -27,8 +27,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::code_filter::CodeFilter;
 use super::{
-    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, StatsRange, Store,
-    StoreError, StoreResult, StoredClicks, UnknownStats,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, IdempotencyRequest, ListFilter, ScopeClicks,
+    StatsRange, Store, StoreError, StoreResult, StoredClicks, UnknownStats,
 };
 use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_analytics.sql"),
     include_str!("migrations/0003_click_journal.sql"),
     include_str!("migrations/0004_takedown.sql"),
+    include_str!("migrations/0005_sessions.sql"),
 ];
 /// Reader threads (each with its own connection). Two keep a core busy while the other waits
 /// on I/O; more mostly add context switches on small machines.
@@ -390,8 +391,27 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_links(&self, scope: Scope, cursor: Cursor) -> StoreResult<Vec<Link>> {
-        self.read(move |c| queries::list_links(c, scope.owner(), cursor))
+    async fn list_links(
+        &self,
+        scope: Scope,
+        filter: ListFilter,
+        cursor: Cursor,
+    ) -> StoreResult<Vec<Link>> {
+        self.read(move |c| queries::list_links(c, scope.owner(), &filter, cursor))
+            .await
+    }
+
+    async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>> {
+        self.read(move |c| queries::link_tags(c, scope.owner(), limit))
+            .await
+    }
+
+    async fn scope_clicks(
+        &self,
+        scope: Scope,
+        windows: [UnixSeconds; 3],
+    ) -> StoreResult<ScopeClicks> {
+        self.read(move |c| queries::scope_clicks(c, scope.owner(), windows))
             .await
     }
 
@@ -474,7 +494,36 @@ impl Store for SqliteStore {
 
     async fn purge_idempotency(&self, before: UnixSeconds) -> StoreResult<u64> {
         self.writer
-            .run(false, move |c| queries::purge_idempotency(c, before))
+            .run(false, move |c| queries::purge_idempotency(c, before, now()))
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: Vec<u8>,
+        key_row_id: i64,
+        expires_at: UnixSeconds,
+    ) -> StoreResult<()> {
+        let at = now();
+        self.writer
+            .run(true, move |c| {
+                queries::create_session(c, &token_hash, key_row_id, at, expires_at)
+            })
+            .await
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: Vec<u8>,
+        now: UnixSeconds,
+    ) -> StoreResult<Option<ApiKey>> {
+        self.read(move |c| queries::find_session(c, &token_hash, now))
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
+        self.writer
+            .run(true, move |c| queries::delete_session(c, &token_hash))
             .await
     }
 

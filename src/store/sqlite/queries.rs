@@ -11,7 +11,8 @@ use crate::domain::time::UnixSeconds;
 use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
     ClickBatch, ClickFlush, CreateOutcome, Cursor, Dim, DimCount, HourCount, IdempotencyRequest,
-    StatsRange, StoreError, StoreResult, StoredClicks, UnknownStats, Visitors, fold_slot,
+    ListFilter, ListOrder, ScopeClicks, StatsRange, StoreError, StoreResult, StoredClicks,
+    UnknownStats, Visitors, fold_slot,
 };
 
 use super::classify;
@@ -264,18 +265,111 @@ pub fn delete_link(
     Ok(())
 }
 
-pub fn list_links(c: &Connection, owner: Option<i64>, at: Cursor) -> rusqlite::Result<Vec<Link>> {
-    let mut stmt = c.prepare_cached(concat!(
-        "SELECT ",
-        link_columns!(),
-        " FROM links WHERE deleted_at IS NULL AND (?1 IS NULL OR owner = ?1) AND id < ?2 \
-         ORDER BY id DESC LIMIT ?3"
-    ))?;
+/// The `WHERE` and `ORDER BY` of a list of links: `?1` owner, `?2` cursor id, `?3` limit, `?4`
+/// lower-cased text, `?5` tag. (One statement per order, so each can walk the primary key.)
+macro_rules! list_links_sql {
+    ($past:literal, $order:literal) => {
+        concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE deleted_at IS NULL AND (?1 IS NULL OR owner = ?1) AND id ",
+            $past,
+            " ?2 AND (?4 IS NULL OR instr(lower(code), ?4) > 0 OR instr(lower(url), ?4) > 0 \
+             OR instr(lower(coalesce(title, '')), ?4) > 0) \
+             AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(links.tags) WHERE value = ?5)) \
+             ORDER BY id ",
+            $order,
+            " LIMIT ?3"
+        )
+    };
+}
+
+pub fn list_links(
+    c: &Connection,
+    owner: Option<i64>,
+    filter: &ListFilter,
+    at: Cursor,
+) -> rusqlite::Result<Vec<Link>> {
+    let (sql, start) = match filter.order {
+        ListOrder::NewestFirst => (list_links_sql!("<", "DESC"), i64::MAX),
+        ListOrder::OldestFirst => (list_links_sql!(">", "ASC"), i64::MIN),
+    };
+    let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(
-        params![owner, at.before_id.unwrap_or(i64::MAX), at.limit as i64],
+        params![
+            owner,
+            at.past_id.unwrap_or(start),
+            at.limit as i64,
+            filter.text,
+            filter.tag
+        ],
         |r| link_from(r),
     )?;
     rows.collect()
+}
+
+pub fn link_tags(
+    c: &Connection,
+    owner: Option<i64>,
+    limit: usize,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT DISTINCT t.value FROM links, json_each(links.tags) t \
+         WHERE links.deleted_at IS NULL AND (?1 IS NULL OR links.owner = ?1) \
+         ORDER BY t.value LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![owner, limit as i64], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The stored human clicks of one scope's live links since three window starts (see
+/// [`crate::store::Store::scope_clicks`]), hourly and daily rows alike.
+pub fn scope_clicks(
+    c: &Connection,
+    owner: Option<i64>,
+    windows: [UnixSeconds; 3],
+) -> rusqlite::Result<ScopeClicks> {
+    const ROWS: &str = "SELECT x.link_id, l.code, x.t, x.n FROM ( \
+         SELECT link_id, hour * 3600 AS t, clicks - bot_clicks AS n FROM clicks_hourly \
+          WHERE hour >= ?2 / 3600 \
+         UNION ALL SELECT link_id, day * 86400, clicks - bot_clicks FROM clicks_daily \
+          WHERE day >= ?2 / 86400) x \
+         JOIN links l ON l.id = x.link_id \
+         WHERE l.deleted_at IS NULL AND (?1 IS NULL OR l.owner = ?1)";
+    let [first, second, third] = windows;
+    let per_link = {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT link_id, code, SUM(n), SUM(CASE WHEN t >= ?3 THEN n ELSE 0 END), \
+             SUM(CASE WHEN t >= ?4 THEN n ELSE 0 END) FROM ({ROWS}) GROUP BY link_id, code"
+        ))?;
+        let rows = stmt.query_map(params![owner, first, second, third], |r| {
+            let n = |i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+            Ok((r.get(0)?, r.get(1)?, [n(2)?, n(3)?, n(4)?]))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let per_day = {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT t / 86400 AS day, SUM(n) FROM ({ROWS}) GROUP BY day ORDER BY day"
+        ))?;
+        let rows = stmt.query_map(params![owner, first], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let dims = {
+        let mut stmt = c.prepare_cached(
+            "SELECT d.dims FROM link_days d JOIN links l ON l.id = d.link_id \
+             WHERE d.day >= ?2 / 86400 AND l.deleted_at IS NULL AND (?1 IS NULL OR l.owner = ?1)",
+        )?;
+        let rows = stmt.query_map(params![owner, first], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok(ScopeClicks {
+        per_link,
+        per_day,
+        dims,
+    })
 }
 
 /// The same, owning its keys (for rows built in Rust rather than read).
@@ -711,8 +805,51 @@ pub fn revoke_key(c: &Connection, id: &str, force: bool, now: UnixSeconds) -> St
     Ok(())
 }
 
-pub fn purge_idempotency(c: &Connection, before: UnixSeconds) -> StoreResult<u64> {
+pub fn purge_idempotency(
+    c: &Connection,
+    before: UnixSeconds,
+    now: UnixSeconds,
+) -> StoreResult<u64> {
+    c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])
+        .map_err(classify)?;
     c.execute("DELETE FROM idempotency WHERE created_at < ?1", [before])
         .map(|n| n as u64)
+        .map_err(classify)
+}
+
+pub fn create_session(
+    c: &Connection,
+    token_hash: &[u8],
+    key_row_id: i64,
+    now: UnixSeconds,
+    expires_at: UnixSeconds,
+) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO sessions (token_hash, key_row_id, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![token_hash, key_row_id, now, expires_at]))
+    .map(|_| ())
+    .map_err(classify)
+}
+
+pub fn find_session(
+    c: &Connection,
+    token_hash: &[u8],
+    now: UnixSeconds,
+) -> rusqlite::Result<Option<ApiKey>> {
+    c.prepare_cached(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys WHERE revoked_at IS NULL AND row_id = \
+         (SELECT key_row_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2)"
+    ))?
+    .query_row(params![token_hash, now], |r| key_from(r))
+    .optional()
+}
+
+pub fn delete_session(c: &Connection, token_hash: &[u8]) -> StoreResult<()> {
+    c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+        .map(|_| ())
         .map_err(classify)
 }
