@@ -429,6 +429,28 @@ impl ClickBuffer {
             .collect()
     }
 
+    /// What this buffer holds of every link and has not folded yet, as a batch.
+    pub fn unfolded_all(&self) -> ClickBatch {
+        let mut batch = ClickBatch::default();
+        for shard in self.shards.iter() {
+            let tally = shard.absorb();
+            for (&(id, day), e) in tally.days.iter() {
+                batch.hourly.extend(e.hourly(id));
+                batch.days.push(e.detail(id, day));
+            }
+        }
+        batch
+    }
+
+    /// The clicks of every link not journalled yet, per hour.
+    pub fn unjournalled_all(&self) -> Vec<HourCount> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(shard.absorb().fresh.iter().copied());
+        }
+        all
+    }
+
     /// Takes what one flush writes: the not yet journalled clicks of every link, and the whole
     /// entries of the links in `slot` (`Some((s, n))`: the links of slice `s` of `n`, see
     /// [`fold_slot`];

@@ -65,25 +65,50 @@ impl Clicks {
     /// visitor sketches) wait for the fold on every store.
     fn unfolded(&self, store: &dyn Store, link_id: i64) -> ClickBatch {
         let mut batch = self.buffer.unfolded(link_id);
-        let unconfirmed = self.unconfirmed.lock().clone();
         if store.journal_in_tables() {
             batch.hourly = self.buffer.unjournalled(link_id);
-            if let Some(f) = &unconfirmed {
-                batch
-                    .hourly
-                    .extend(f.journal.iter().filter(|h| h.link_id == link_id));
-            }
-        } else if let Some(f) = &unconfirmed {
-            batch
-                .hourly
-                .extend(f.fold.hourly.iter().filter(|h| h.link_id == link_id));
         }
-        if let Some(f) = &unconfirmed {
-            batch
-                .days
-                .extend(f.fold.days.iter().filter(|d| d.link_id == link_id).cloned());
-        }
+        self.add_unconfirmed(store, &mut batch, |id| id == link_id);
         batch
+    }
+
+    /// The same for every link.
+    fn unfolded_all(&self, store: &dyn Store) -> ClickBatch {
+        let mut batch = self.buffer.unfolded_all();
+        if store.journal_in_tables() {
+            batch.hourly = self.buffer.unjournalled_all();
+        }
+        self.add_unconfirmed(store, &mut batch, |_| true);
+        batch
+    }
+
+    /// Adds what the flush in flight (unconfirmed) holds of the links `of` picks.
+    fn add_unconfirmed(&self, store: &dyn Store, batch: &mut ClickBatch, of: impl Fn(i64) -> bool) {
+        let unconfirmed = self.unconfirmed.lock().clone();
+        let Some(f) = &unconfirmed else {
+            return;
+        };
+        let hourly = if store.journal_in_tables() {
+            &f.journal
+        } else {
+            &f.fold.hourly
+        };
+        batch.hourly.extend(hourly.iter().filter(|h| of(h.link_id)));
+        batch
+            .days
+            .extend(f.fold.days.iter().filter(|d| of(d.link_id)).cloned());
+    }
+
+    /// What `read` reads from the store, and what is not folded into it yet of every link,
+    /// with no flush in between (so no click is missed or counted twice).
+    pub async fn read_with_unfolded<T>(
+        &self,
+        store: &dyn Store,
+        read: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<(T, ClickBatch)> {
+        let _gate = self.flush_gate.read().await;
+        let stored = read.await?;
+        Ok((stored, self.unfolded_all(store)))
     }
 
     /// A link's statistics: the store's, plus what is not folded yet.

@@ -20,8 +20,7 @@ use super::{App, AppState};
 use crate::domain::link::{CodeChoice, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN};
 use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
-use crate::service::links::{self, IdempotencyRequest};
-use crate::store::{ListFilter, ListOrder};
+use crate::service::links::{self, IdempotencyRequest, ListFilter, ListOrder};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -62,7 +62,8 @@ pub async fn final_flush(state: &App) {
 }
 
 /// Periodic chores: drain the metrics exporter's histogram samples (it keeps them until a
-/// scrape otherwise) and forget idempotency records older than the retention.
+/// scrape otherwise), roll hourly clicks up, forget idempotency records older than the
+/// retention and expired dashboard sessions.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut last_purge = None;

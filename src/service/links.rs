@@ -9,7 +9,8 @@ use crate::domain::key::Scope;
 use crate::domain::{Link, LinkPatch, NewLink, ShortCode};
 use crate::service::app::App;
 pub use crate::store::IdempotencyRequest;
-use crate::store::{CreateOutcome, Cursor, ListFilter};
+use crate::store::{CreateOutcome, Cursor};
+pub use crate::store::{ListFilter, ListOrder};
 
 /// A page of links, and whether more follow.
 pub struct Page {

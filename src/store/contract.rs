@@ -375,7 +375,7 @@ async fn a_scope_sums_its_links_clicks_per_window_and_day(f: Fixture) {
     );
     assert_eq!(all.per_day.iter().map(|d| d.1).sum::<u64>(), 16);
     assert_eq!(all.per_day.last(), Some(&(hour.div_euclid(24), 4)));
-    let countries = &crate::store::dims::scope_dims(&all.dims, 10)[Dim::Country as usize];
+    let countries = &crate::store::dims::scope_dims(&all.dims, &[], 10)[Dim::Country as usize];
     assert_eq!(countries, &[("FR".to_string(), 4), ("DE".to_string(), 1)]);
     let mine = store
         .scope_clicks(Scope::OwnedBy(user.row_id), windows)

@@ -215,7 +215,11 @@ impl Breakdown {
 
 /// The top `limit` values per dimension (human clicks) of many stored link-days' dimension
 /// blobs (the overview of a scope; see [`super::ScopeClicks`]).
-pub(crate) fn scope_dims(blobs: &[Vec<u8>], limit: usize) -> [Vec<(String, u64)>; 5] {
+pub(crate) fn scope_dims(
+    blobs: &[Vec<u8>],
+    unfolded: &[&super::DimCount],
+    limit: usize,
+) -> [Vec<(String, u64)>; 5] {
     let mut breakdown = Breakdown::new(false);
     for blob in blobs {
         for (dim, key, human, bot) in dims_from_bytes(blob) {
@@ -223,6 +227,9 @@ pub(crate) fn scope_dims(blobs: &[Vec<u8>], limit: usize) -> [Vec<(String, u64)>
                 breakdown.add(d, key, human, bot);
             }
         }
+    }
+    for d in unfolded {
+        breakdown.add(d.dim, &d.key, d.human, d.bot);
     }
     let mut stats = LinkStats::default();
     breakdown.finish(&mut stats, limit);

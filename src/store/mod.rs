@@ -403,6 +403,8 @@ pub trait Store: Send + Sync + 'static {
         filter: ListFilter,
         cursor: Cursor,
     ) -> StoreResult<Vec<Link>>;
+    /// The live links among `ids` (any order).
+    async fn links_by_id(&self, ids: Vec<i64>) -> StoreResult<Vec<Link>>;
     /// The tags of the live links in `scope`, sorted, at most `limit`.
     async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>>;
     /// The stored human clicks of the live links in `scope` since each of `windows` (three

@@ -18,8 +18,7 @@ use crate::http::error::{ApiError, Result};
 use crate::http::extract::{Caller, PathParam, QueryMap};
 use crate::http::links::{CreateRequest, PatchRequest, link_patch, list_filter, new_link};
 use crate::http::stats::{Entry, link_stats, parse_query};
-use crate::service::links;
-use crate::store::ListOrder;
+use crate::service::links::{self, ListOrder};
 
 /// Links per page of the list.
 const PAGE: usize = 50;
@@ -359,6 +358,52 @@ struct Range {
     bots: bool,
 }
 
+impl Range {
+    /// The start of the first day and the end of the last.
+    fn bounds(&self) -> (i64, i64) {
+        (day_start(self.from), day_start(self.to) + 86_400)
+    }
+
+    /// The same range as the API's statistics query.
+    fn api_query(&self) -> QueryMap {
+        let (from, to) = self.bounds();
+        QueryMap(
+            [
+                ("interval", self.interval.to_string()),
+                ("include_bots", self.bots.to_string()),
+                ("from", to_rfc3339(from)),
+                ("to", to_rfc3339(to)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        )
+    }
+
+    /// The page's own URL with this range (what the live refresh fetches), and the API's CSV
+    /// export of it.
+    fn urls(&self, code: &str) -> (String, String) {
+        let (from, to) = self.bounds();
+        let (from_day, to_day) = (self.from.to_string(), self.to.to_string());
+        let page = query_string(&[
+            ("interval", self.interval),
+            ("from", &from_day),
+            ("to", &to_day),
+            ("bots", if self.bots { "1" } else { "" }),
+        ]);
+        let csv = query_string(&[
+            ("interval", self.interval),
+            ("from", &to_rfc3339(from)),
+            ("to", &to_rfc3339(to)),
+            ("include_bots", if self.bots { "true" } else { "" }),
+        ]);
+        (
+            format!("/ui/links/{code}?{page}"),
+            format!("/api/v1/links/{code}/stats.csv?{csv}"),
+        )
+    }
+}
+
 fn stats_range(query: &QueryMap) -> Result<Range> {
     let interval = match query.get("interval") {
         Some("hour") => "hour",
@@ -397,6 +442,37 @@ fn stats_range(query: &QueryMap) -> Result<Range> {
     })
 }
 
+/// The clicks chart's points (`(start, clicks)`, one per bucket of the range), as JSON, and
+/// its table's rows.
+fn chart(
+    range: &Range,
+    series: &[crate::http::stats::Point],
+) -> (Vec<(i64, u64)>, String, Vec<Bucket>) {
+    let width = if range.interval == "hour" {
+        3600
+    } else {
+        86_400
+    };
+    let from = range.bounds().0;
+    let points: Vec<(i64, u64)> = (0..series.len())
+        .map(|i| from + i as i64 * width)
+        .zip(series.iter().map(|p| p.clicks))
+        .collect();
+    let series_json = serde_json::to_string(&points).unwrap_or_default();
+    let buckets = points
+        .iter()
+        .map(|&(t, clicks)| Bucket {
+            label: if width == 3600 {
+                show_time(t)
+            } else {
+                show_time(t).get(..10).unwrap_or_default().to_string()
+            },
+            clicks,
+        })
+        .collect();
+    (points, series_json, buckets)
+}
+
 fn day_start(d: chrono::NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0)
         .map_or(0, |t| t.and_utc().timestamp())
@@ -424,53 +500,11 @@ async fn detail_page(
     let scope = Caller(signed.key.clone()).scope();
     let link = links::find_visible(app, scope, code).await?;
     let range = stats_range(query)?;
-    let (from, to) = (day_start(range.from), day_start(range.to) + 86_400);
-    let api_query = QueryMap(
-        [
-            ("interval", range.interval.to_string()),
-            ("include_bots", range.bots.to_string()),
-            ("from", to_rfc3339(from)),
-            ("to", to_rfc3339(to)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
-    );
+    let api_query = range.api_query();
     let stats = link_stats(app, &link, parse_query(&api_query)?).await?;
-    let width = if range.interval == "hour" {
-        3600
-    } else {
-        86_400
-    };
-    let points: Vec<(i64, u64)> = (0..stats.series.len())
-        .map(|i| from + i as i64 * width)
-        .zip(stats.series.iter().map(|p| p.clicks))
-        .collect();
-    let series_json = serde_json::to_string(&points).unwrap_or_default();
-    let buckets = points
-        .iter()
-        .map(|&(t, clicks)| Bucket {
-            label: if width == 3600 {
-                show_time(t)
-            } else {
-                show_time(t).get(..10).unwrap_or_default().to_string()
-            },
-            clicks,
-        })
-        .collect();
+    let (points, series_json, buckets) = chart(&range, &stats.series);
     let (from_s, to_s) = (range.from.to_string(), range.to.to_string());
-    let stats_query = query_string(&[
-        ("interval", range.interval),
-        ("from", &from_s),
-        ("to", &to_s),
-        ("bots", if range.bots { "1" } else { "" }),
-    ]);
-    let csv_query = query_string(&[
-        ("interval", range.interval),
-        ("from", &to_rfc3339(from)),
-        ("to", &to_rfc3339(to)),
-        ("include_bots", if range.bots { "true" } else { "" }),
-    ]);
+    let (refresh, csv) = range.urls(link.code.as_str());
     let total = stats.total_clicks;
     let as_of_time = crate::domain::time::parse_rfc3339(&stats.as_of).unwrap_or_else(now);
     Ok(DetailPage {
@@ -497,23 +531,28 @@ async fn detail_page(
         from: from_s,
         to: to_s,
         bots: range.bots,
-        refresh: format!("/ui/links/{}?{stats_query}", link.code),
-        csv: format!("/api/v1/links/{}/stats.csv?{csv_query}", link.code),
+        refresh,
+        csv,
         range_clicks: points.iter().map(|p| p.1).sum(),
         total_clicks: total,
         unique_visitors: stats.unique_visitors,
         as_of_shown: show_time(as_of_time),
-        as_of: stats.as_of,
+        as_of: stats.as_of.clone(),
         series_json,
         buckets,
-        dims: vec![
-            ("Referrers", stats.referrers),
-            ("Countries", stats.countries),
-            ("Browsers", stats.browsers),
-            ("Operating systems", stats.operating_systems),
-            ("Devices", stats.devices),
-        ],
+        dims: dim_tables(stats),
     })
+}
+
+/// The dimension tables of a link's page, captioned.
+fn dim_tables(stats: crate::http::stats::Stats) -> Vec<(&'static str, Vec<Entry>)> {
+    vec![
+        ("Referrers", stats.referrers),
+        ("Countries", stats.countries),
+        ("Browsers", stats.browsers),
+        ("Operating systems", stats.operating_systems),
+        ("Devices", stats.devices),
+    ]
 }
 
 pub async fn edit(

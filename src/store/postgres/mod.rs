@@ -440,6 +440,10 @@ impl Store for PgStore {
         ))
     }
 
+    async fn links_by_id(&self, ids: Vec<i64>) -> StoreResult<Vec<Link>> {
+        on_primary!(self, "read", |c| queries::links_by_id(&c, &ids))
+    }
+
     async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>> {
         on_primary!(self, "read", |c| queries::link_tags(
             &c,

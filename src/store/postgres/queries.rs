@@ -381,6 +381,21 @@ pub async fn list_links(
         .collect()
 }
 
+pub async fn links_by_id(c: &impl GenericClient, ids: &[i64]) -> QueryResult<Vec<Link>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "SELECT ",
+            link_columns!(),
+            " FROM links WHERE deleted_at IS NULL AND id = ANY($1)"
+        ))
+        .await?;
+    c.query(&stmt, &[&ids])
+        .await?
+        .iter()
+        .map(|r| link_from(r).map_err(QueryError::from))
+        .collect()
+}
+
 pub async fn link_tags(
     c: &impl GenericClient,
     owner: Option<i64>,
@@ -400,6 +415,45 @@ pub async fn link_tags(
         .collect()
 }
 
+/// The rows `scope_clicks` sums: `$1` owner, `$2` the earliest window start.
+const SCOPE_ROWS: &str = "SELECT x.link_id, l.code, x.t, x.n FROM ( \
+     SELECT link_id, hour * 3600 AS t, clicks - bot_clicks AS n FROM clicks_hourly \
+      WHERE hour >= $2::int8 / 3600 \
+     UNION ALL SELECT link_id, day * 86400, clicks - bot_clicks FROM clicks_daily \
+      WHERE day >= $2::int8 / 86400) x \
+     JOIN links l ON l.id = x.link_id \
+     WHERE l.deleted_at IS NULL AND ($1::int8 IS NULL OR l.owner = $1)";
+
+fn count(r: &tokio_postgres::Row, i: usize) -> QueryResult<u64> {
+    Ok(r.try_get::<_, i64>(i)?.max(0) as u64)
+}
+
+/// Each link's human clicks since each of the three window starts.
+async fn per_link_windows(
+    c: &impl GenericClient,
+    owner: Option<i64>,
+    [first, second, third]: [UnixSeconds; 3],
+) -> QueryResult<Vec<(i64, String, [u64; 3])>> {
+    c.query(
+        &format!(
+            "SELECT link_id, code, SUM(n)::int8, SUM(CASE WHEN t >= $3 THEN n ELSE 0 END)::int8, \
+             SUM(CASE WHEN t >= $4 THEN n ELSE 0 END)::int8 FROM ({SCOPE_ROWS}) r \
+             GROUP BY link_id, code"
+        ),
+        &[&owner, &first, &second, &third],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get(0)?,
+            r.try_get(1)?,
+            [count(r, 2)?, count(r, 3)?, count(r, 4)?],
+        ))
+    })
+    .collect()
+}
+
 /// The stored human clicks of one scope's live links since three window starts (see
 /// [`crate::store::Store::scope_clicks`]), hourly and daily rows alike.
 pub async fn scope_clicks(
@@ -407,39 +461,12 @@ pub async fn scope_clicks(
     owner: Option<i64>,
     windows: [UnixSeconds; 3],
 ) -> QueryResult<ScopeClicks> {
-    const ROWS: &str = "SELECT x.link_id, l.code, x.t, x.n FROM ( \
-         SELECT link_id, hour * 3600 AS t, clicks - bot_clicks AS n FROM clicks_hourly \
-          WHERE hour >= $2::int8 / 3600 \
-         UNION ALL SELECT link_id, day * 86400, clicks - bot_clicks FROM clicks_daily \
-          WHERE day >= $2::int8 / 86400) x \
-         JOIN links l ON l.id = x.link_id \
-         WHERE l.deleted_at IS NULL AND ($1::int8 IS NULL OR l.owner = $1)";
-    let [first, second, third] = windows;
-    let count = |r: &tokio_postgres::Row, i: usize| -> QueryResult<u64> {
-        Ok(r.try_get::<_, i64>(i)?.max(0) as u64)
-    };
-    let per_link = c
-        .query(
-            &format!(
-                "SELECT link_id, code, SUM(n)::int8, SUM(CASE WHEN t >= $3 THEN n ELSE 0 END)::int8, \
-                 SUM(CASE WHEN t >= $4 THEN n ELSE 0 END)::int8 FROM ({ROWS}) r GROUP BY link_id, code"
-            ),
-            &[&owner, &first, &second, &third],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                [count(r, 2)?, count(r, 3)?, count(r, 4)?],
-            ))
-        })
-        .collect::<QueryResult<Vec<_>>>()?;
+    let [first, ..] = windows;
+    let per_link = per_link_windows(c, owner, windows).await?;
     let per_day = c
         .query(
             &format!(
-                "SELECT t / 86400 AS day, SUM(n)::int8 FROM ({ROWS}) r GROUP BY day ORDER BY day"
+                "SELECT t / 86400 AS day, SUM(n)::int8 FROM ({SCOPE_ROWS}) r GROUP BY day ORDER BY day"
             ),
             &[&owner, &first],
         )

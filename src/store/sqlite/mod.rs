@@ -401,6 +401,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn links_by_id(&self, ids: Vec<i64>) -> StoreResult<Vec<Link>> {
+        self.read(move |c| queries::links_by_id(c, &ids)).await
+    }
+
     async fn link_tags(&self, scope: Scope, limit: usize) -> StoreResult<Vec<String>> {
         self.read(move |c| queries::link_tags(c, scope.owner(), limit))
             .await

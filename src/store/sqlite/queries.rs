@@ -308,6 +308,17 @@ pub fn list_links(
     rows.collect()
 }
 
+pub fn links_by_id(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<Link>> {
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM links WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))"
+    ))?;
+    let rows = stmt.query_map([ids], |r| link_from(r))?;
+    rows.collect()
+}
+
 pub fn link_tags(
     c: &Connection,
     owner: Option<i64>,
