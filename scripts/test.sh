@@ -5,7 +5,8 @@
 # Debian's packages when they are missing) and removes afterwards.
 #
 # Then the contract check: Schemathesis against a live server and the OpenAPI document it
-# publishes (scripts/schemathesis.sh).
+# publishes (scripts/schemathesis.sh); then the dashboard's browser tests in headless Chromium
+# (ui-tests/run.sh, which installs Debian's chromium and its npm packages when missing).
 #
 # Every pass always runs, each to the end (`cargo test --no-fail-fast`): a failure in one test
 # binary or in the SQLite pass hides nothing else. At the end a summary names the passes and
@@ -82,14 +83,23 @@ if ! bash scripts/schemathesis.sh 2>&1 | tee "$work/contract.log"; then
   failed+=(contract)
 fi
 
+echo "== dashboard: end-to-end browser tests in headless Chromium (ui-tests/run.sh)" >&2
+if ! bash ui-tests/run.sh 2>&1 | tee "$work/ui.log"; then
+  failed+=(ui)
+fi
+
 if [ "${#failed[@]}" -eq 0 ]; then
-  echo "== test.sh: both passes (SQLite, PostgreSQL) and the contract check passed" >&2
+  echo "== test.sh: both passes (SQLite, PostgreSQL), the contract check and the browser tests passed" >&2
   exit 0
 fi
 echo "== test.sh: FAILED: ${failed[*]}" >&2
 for name in "${failed[@]}"; do
   if [ "$name" = contract ]; then
     echo "the contract check failed: Schemathesis's failures are above (reproduce with scripts/schemathesis.sh)" >&2
+    continue
+  fi
+  if [ "$name" = ui ]; then
+    echo "the browser tests failed: see their output above (reproduce with bash ui-tests/run.sh)" >&2
     continue
   fi
   tests=$(failed_tests "$work/$name.log")
