@@ -310,7 +310,8 @@ async fn the_preview_page_shows_the_destination_html_escaped() {
     // sniffing, no referrer leaked to the destination.
     assert_eq!(
         header(&resp, "content-security-policy"),
-        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
     );
     assert_eq!(header(&resp, "x-frame-options"), "DENY");
     assert_eq!(header(&resp, "x-content-type-options"), "nosniff");
@@ -325,6 +326,14 @@ async fn the_preview_page_shows_the_destination_html_escaped() {
         "raw <script> in preview: {body}"
     );
     assert!(!body.contains("\"><img"), "raw \"><img in preview: {body}");
+    assert!(
+        !body.contains("<script"),
+        "the preview runs no script: {body}"
+    );
+    assert!(
+        body.contains("rel=\"noopener noreferrer nofollow\""),
+        "{body}"
+    );
 }
 
 #[tokio::test]

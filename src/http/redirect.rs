@@ -18,7 +18,6 @@ use axum::routing::get;
 
 use super::AppState;
 use super::error::Problem;
-use super::views::html_page;
 use crate::domain::ShortCode;
 use crate::domain::code::RESERVED;
 use crate::service::redirect::{self, Outcome};
@@ -187,24 +186,9 @@ async fn preview(app: &AppState, code: &str) -> Response {
         Err(Outcome::Unavailable(e)) => return unavailable(e),
     };
     let url = target.location.to_str().unwrap_or_default();
-    let esc = |s: &str| html_escape::encode_quoted_attribute(s).into_owned();
-    let title = title.as_deref().map(esc);
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>Preview of {short}</title></head>\n<body>\n\
-         <h1>{heading}</h1>\n<p>{short} redirects to:</p>\n<p><code>{url}</code></p>\n\
-         <p><a href=\"{url}\" rel=\"noopener noreferrer nofollow\">Continue to the destination</a></p>\n\
-         </body></html>\n",
-        short = esc(&app.short_url(code)),
-        heading = title.unwrap_or_else(|| "Link preview".into()),
-        url = esc(url),
-    );
-    // The preview's own URL is not sent to the destination (`html_page`'s Referrer-Policy).
-    let mut response = html_page(
-        page,
-        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    );
+    // Every value is escaped by the template; the preview's own URL is not sent to the
+    // destination (`html_page`'s Referrer-Policy).
+    let mut response = super::ui::preview_page(&app.short_url(code), title.as_deref(), url);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -65,6 +65,8 @@ pub struct Chrome {
     /// The navigation entry of the page (`overview`, `links`, `keys`, `unknown`).
     pub current: &'static str,
     pub assets: &'static assets::Urls,
+    /// Whether the page loads the dashboard's script (not the preview page, which runs none).
+    pub scripts: bool,
 }
 
 pub struct Who {
@@ -83,6 +85,7 @@ impl Chrome {
             }),
             current,
             assets: assets::urls(),
+            scripts: true,
         }
     }
 
@@ -91,6 +94,7 @@ impl Chrome {
             who: None,
             current: "",
             assets: assets::urls(),
+            scripts: true,
         }
     }
 
@@ -162,6 +166,42 @@ async fn not_found() -> Response {
         "Not found",
         "There is no such page.",
     )
+}
+
+/// The policy of the `/{code}+` preview page: the dashboard's stylesheet and icon, nothing else
+/// (no script, no form).
+pub const PREVIEW_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+#[derive(Template)]
+#[template(path = "preview.html")]
+struct PreviewPage<'a> {
+    chrome: Chrome,
+    short_url: &'a str,
+    title: Option<&'a str>,
+    url: &'a str,
+}
+
+/// The `/{code}+` preview page, in the dashboard's look: where a short URL goes, without going.
+pub fn preview_page(short_url: &str, title: Option<&str>, url: &str) -> Response {
+    let chrome = Chrome {
+        scripts: false,
+        ..Chrome::anonymous()
+    };
+    match (PreviewPage {
+        chrome,
+        short_url,
+        title,
+        url,
+    })
+    .render()
+    {
+        Ok(html) => html_page(html, PREVIEW_CSP),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the preview page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
 }
 
 /// A time as the dashboard shows it: `2026-11-30 14:05 UTC`.
