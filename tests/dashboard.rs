@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// The fields of a form.
+type Fields = Vec<(&'static str, String)>;
+/// Extra request headers.
+type Headers = Vec<(&'static str, &'static str)>;
+
 /// Signs in with `key` through the form; returns the session cookie (`snip_session=…`).
 async fn sign_in(server: &TestServer, key: &str) -> String {
     let resp = post_form(server, "/ui/signin", None, &[("key", key)]).await;
@@ -204,7 +209,7 @@ async fn a_form_from_another_origin_or_without_the_token_changes_nothing() {
     let cookie = sign_in(&server, &server.admin_key).await;
     let csrf = csrf_of(&server, &cookie).await;
     let disable = format!("/ui/links/{code}/disable");
-    let attempts: Vec<(&str, Vec<(&str, String)>, Vec<(&str, &str)>)> = vec![
+    let attempts: Vec<(&str, Fields, Headers)> = vec![
         ("no token", vec![], vec![]),
         ("a wrong token", vec![("csrf", "0".repeat(32))], vec![]),
         (

@@ -289,26 +289,29 @@ function watchProblems(context) {
   };
 }
 
-/** Signs in through the sign-in form and waits for the overview. */
+/** Signs in through the sign-in form and waits for the overview; fails saying what the server answered. */
 export async function signIn(page, key) {
   await page.goto('/ui/signin');
   await page.getByLabel('API key').fill(key);
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/ui/'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
+  const response = await submitAndWait(page, page.getByRole('button', { name: 'Sign in' }), /^\/ui\/signin$/);
+  if (response.status() !== 303 || new URL(page.url()).pathname !== '/ui/') {
+    const alerts = await page.locator('[role="alert"]').allTextContents();
+    throw new Error(`signing in: POST /ui/signin answered ${response.status()} (expected 303 to /ui/), ` +
+      `the page shows ${page.url()}: ${alerts.map((a) => a.trim()).join(' | ')}`);
+  }
 }
 
 /**
- * Clicks `locator` (a submit button) and returns the response of the POST it sends, once the page
- * it leads to has loaded.
+ * Clicks `locator` (a submit button) and returns the response of the POST it sends (a redirect
+ * too), once the page it leads to has loaded: the next `load` event, since the page before was
+ * loaded already and may have the same URL.
  */
-export async function submitAndWait(page, locator, urlPattern) {
+export async function submitAndWait(page, locator, pathPattern) {
   const [response] = await Promise.all([
-    page.waitForResponse((r) => r.request().method() === 'POST' && urlPattern.test(new URL(r.url()).pathname)),
+    page.waitForResponse((r) => r.request().method() === 'POST' && pathPattern.test(new URL(r.url()).pathname)),
+    page.waitForEvent('load'),
     locator.click(),
   ]);
-  await page.waitForLoadState('load');
   return response;
 }
 

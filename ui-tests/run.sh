@@ -26,7 +26,7 @@ update_docs=0
 for arg in "$@"; do
   case "$arg" in
     --update-docs) update_docs=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ui-tests/run.sh: unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
