@@ -120,6 +120,8 @@ async fn a_key_is_exchanged_for_a_session_cookie_that_page_scripts_cannot_read()
         "{csp}"
     );
     assert_eq!(header(&page, "cache-control"), "no-store");
+    // Not `no-referrer`: a browser would send `Origin: null` with the page's own forms.
+    assert_eq!(header(&page, "referrer-policy"), "same-origin");
     let html = page.text().await.unwrap();
     assert!(html.contains("<h1>Overview</h1>"));
     assert!(

@@ -119,9 +119,15 @@ pub fn page(status: StatusCode, template: &impl Template) -> Response {
         Ok(html) => {
             let mut response = html_page(html, CSP);
             *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
+            // `Origin: null` with the page's own form posts, which the origin check refuses.
+            // Other origins (a destination followed from a page) still learn nothing.
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
             response
         }
         Err(e) => {
