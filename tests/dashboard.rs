@@ -600,6 +600,7 @@ async fn the_list_is_searched_filtered_by_tag_and_ordered() {
     for (query, detail) in [
         ("sort=clicks", "sort: must be newest or oldest"),
         ("tag=%01", "tag: must be 1 to 64 printable characters"),
+        ("q=a%00b", "q: must not contain the NUL character"),
     ] {
         let resp = server
             .call(Method::GET, &format!("/api/v1/links?{query}"))

@@ -456,8 +456,8 @@ fn decode_cursor(raw: &str) -> Option<i64> {
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (with the same filters)"),
-        ("q" = Option<String>, Query, max_length = 200, description = "Only links whose code, destination or title contains this (ASCII case-insensitive)"),
-        ("tag" = Option<String>, Query, min_length = 1, max_length = 64, description = "Only links with this tag"),
+        ("q" = Option<String>, Query, max_length = 200, pattern = "^[^\\x00]*$", description = "Only links whose code, destination or title contains this (ASCII case-insensitive)"),
+        ("tag" = Option<String>, Query, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "Only links with this tag (empty: all)"),
         ("sort" = Option<String>, Query, pattern = "^(newest|oldest)$", description = "`newest` (default) or `oldest` first"),
     ),
     responses((status = 200, description = "A page of links", body = Page)),
@@ -498,12 +498,19 @@ pub(super) const MAX_SEARCH_LEN: usize = 200;
 
 /// The `q`, `tag` and `sort` of a list query (empty values are no filter).
 pub(super) fn list_filter(query: &QueryMap) -> Result<ListFilter> {
-    let text = query.get("q").map(str::trim).filter(|q| !q.is_empty());
-    if text.is_some_and(|q| q.chars().count() > MAX_SEARCH_LEN) {
+    let raw = query.get("q");
+    if raw.is_some_and(|q| q.chars().count() > MAX_SEARCH_LEN) {
         return Err(ApiError::InvalidField(format!(
             "q: at most {MAX_SEARCH_LEN} characters"
         )));
     }
+    // No store keeps NUL in text (PostgreSQL refuses it), so no link could match it.
+    if raw.is_some_and(|q| q.contains('\0')) {
+        return Err(ApiError::InvalidField(
+            "q: must not contain the NUL character".into(),
+        ));
+    }
+    let text = raw.map(str::trim).filter(|q| !q.is_empty());
     let tag = query.get("tag").filter(|t| !t.is_empty());
     if let Some(tag) = tag
         && tags(vec![tag.to_string()]).is_err()
@@ -513,7 +520,7 @@ pub(super) fn list_filter(query: &QueryMap) -> Result<ListFilter> {
         )));
     }
     let order = match query.get("sort") {
-        None | Some("" | "newest") => ListOrder::NewestFirst,
+        None | Some("newest") => ListOrder::NewestFirst,
         Some("oldest") => ListOrder::OldestFirst,
         Some(_) => {
             return Err(ApiError::InvalidField(
