@@ -28,7 +28,7 @@ after(async () => {
   await landing?.close();
   if (server) {
     const { code, signal } = await server.stop();
-    // SIGTERM is a clean shutdown (API.md: exit 0).
+    // SIGTERM is a clean shutdown (docs/api.md and README: exit 0).
     assert.equal(code, 0, `snip did not exit 0 on SIGTERM (code ${code}, signal ${signal}); stderr tail:\n${server.stderr().slice(-3000)}`);
   }
 });
@@ -194,11 +194,12 @@ scenario('1. a wrong key stays on the sign-in page with 401 and an alert; the ad
   assert.ok((await context.cookies()).some((c) => c.name === 'snip_session'), 'a session cookie after the right key');
 });
 
-scenario('2. creating a link with a custom code: availability hint, "Link created.", short URL, QR code, copy button', async ({ openAdmin }) => {
+scenario('2. creating a link with a custom code: availability hint, a taken code refused with the form kept, "Link created.", short URL, QR code, copy button', async ({ openAdmin }) => {
   const taken = await createLink(server, { url: `${landing.origin}/existing`, code: uniqueToken('taken-') });
   const code = uniqueToken('ui-');
   const destination = `${landing.origin}/created/${code}`;
-  const { page, context } = await openAdmin();
+  const { page, context, problems } = await openAdmin();
+  problems.allowStatus(409, /\/ui\/links$/);
 
   await page.goto('/ui/links/new');
   assert.equal(await h1(page), 'New link');
@@ -209,12 +210,22 @@ scenario('2. creating a link with a custom code: availability hint, "Link create
   await codeInput.fill(taken.code);
   await waitFor(async () => (await text(hint)).includes(`${taken.code} is taken`),
     { what: `#code-hint to say "${taken.code} is taken"` });
-  await codeInput.fill(code);
-  await waitFor(async () => (await text(hint)).includes(`${code} is available`),
-    { what: `#code-hint to say "${code} is available"` });
-
   await page.getByLabel('Title', { exact: true }).fill('Made in the browser');
   await page.getByLabel('Tags (comma-separated)').fill('e2e, browser');
+
+  // Submitted anyway: refused (docs/api.md: a taken code is 409), the form comes back filled in.
+  const refused = await submitAndWait(page, page.getByRole('button', { name: 'Create link' }), /^\/ui\/links$/);
+  await assertStatus(page, refused, 409);
+  assert.equal(await h1(page), 'New link');
+  assert.match(await text(page.locator('.alert.error[role="alert"]')), /taken/);
+  assert.equal(await page.getByLabel('Destination URL').inputValue(), destination);
+  assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), 'Made in the browser');
+  assert.equal(await page.getByLabel('Tags (comma-separated)').inputValue(), 'e2e, browser');
+  assert.equal((await getLink(server, taken.code)).url, taken.url, 'the existing link is unchanged');
+
+  await page.getByLabel('Custom code (optional)').fill(code);
+  await waitFor(async () => (await text(page.locator('#code-hint'))).includes(`${code} is available`),
+    { what: `#code-hint to say "${code} is available"` });
   const created = await submitAndWait(page, page.getByRole('button', { name: 'Create link' }), /^\/ui\/links$/);
   await assertStatus(page, created, 303);
   await page.waitForURL((u) => u.pathname === `/ui/links/${code}` && u.searchParams.get('created') === '1');
@@ -361,7 +372,7 @@ scenario('6. disabling a link makes it answer 410; enabling it makes it redirect
   assert.equal((await getLink(server, code)).disabled, false);
 });
 
-scenario('7. deleting a link after the confirmation page removes it from the list; its code answers 410 (API.md: deleted)', async ({ openAdmin }) => {
+scenario('7. deleting a link after the confirmation page removes it from the list; its code answers 410 (docs/api.md: deleted links)', async ({ openAdmin }) => {
   const code = uniqueToken('gone-');
   const link = await createLink(server, { url: `${landing.origin}/gone/${code}`, code });
   const { page } = await openAdmin();
@@ -382,7 +393,7 @@ scenario('7. deleting a link after the confirmation page removes it from the lis
   assert.equal(landed.searchParams.get('deleted'), code);
   assert.ok(!(await listedCodes(page)).includes(code), 'the deleted link is not listed');
 
-  // API.md: "DELETE … the code then answers 410" (deleted codes are never reissued).
+  // docs/api.md: "DELETE … the code then answers 410" (deleted codes are never reissued).
   assert.equal((await hit(link.short_url)).status, 410);
 });
 
