@@ -403,24 +403,16 @@ async fn links_are_created_edited_disabled_and_deleted_through_the_forms() {
         (Value::Null, json!([]))
     );
 
-    let off = post_form(
-        &server,
-        "/ui/links/launch-day/disable",
-        Some(&cookie),
-        &[("csrf", &csrf)],
-    )
-    .await;
-    assert_eq!(off.status(), StatusCode::SEE_OTHER);
-    assert_eq!(server.visit("launch-day").await.status(), StatusCode::GONE);
-    let on = post_form(
-        &server,
-        "/ui/links/launch-day/enable",
-        Some(&cookie),
-        &[("csrf", &csrf)],
-    )
-    .await;
-    assert_eq!(on.status(), StatusCode::SEE_OTHER);
-    assert_eq!(server.visit("launch-day").await.status(), StatusCode::FOUND);
+    for (action, redirect) in [("disable", StatusCode::GONE), ("enable", StatusCode::FOUND)] {
+        let path = format!("/ui/links/launch-day/{action}");
+        let resp = post_form(&server, &path, Some(&cookie), &[("csrf", &csrf)]).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(
+            server.visit("launch-day").await.status(),
+            redirect,
+            "{action}"
+        );
+    }
 
     let confirm = get_page(&server, "/ui/links/launch-day/delete", &cookie).await;
     assert!(confirm.text().await.unwrap().contains("Delete permanently"));

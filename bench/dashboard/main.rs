@@ -13,61 +13,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use snip::config::{Cli, Command};
 use snip::domain::{Destination, ShortCode};
-use snip::startup::Application;
 use snip::store::{ClickBatch, HourCount, StoreOptions};
 
+#[path = "../common/server.rs"]
+mod server;
 #[path = "../stats_year/year.rs"]
 mod year;
 
 const KEY: &str = "snip_dashboardbenchmarkkey0000000000000";
 const LINKS: usize = 10_000;
 
-async fn start(
-    database: &str,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let cli = Cli::try_parse_from([
-        "snip",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database,
-        "--admin-key",
-        KEY,
-        "--log-format",
-        "json",
-        "--rate-limit",
-        "100000",
-    ])
-    .expect("valid flags");
-    let Command::Serve(args) = cli.command else {
-        unreachable!("serve was parsed")
-    };
-    let app = Application::build(args.load().expect("valid settings"))
-        .await
-        .expect("the server starts");
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("the server runs");
-    });
-    (base, stop, task)
-}
-
 /// Writes the links and their clicks; returns the code of the link with a year of clicks.
 async fn fill(database: &str, client: &reqwest::Client) -> String {
-    let (base, stop, task) = start(database).await;
+    let (base, stop, task) = server::start(database, KEY, &["--rate-limit", "100000"]).await;
     let mut year_code = String::new();
     for i in 0..50 {
         let link: serde_json::Value = client
@@ -173,7 +132,7 @@ async fn main() {
         .expect("a client");
     let year_code = fill(&database, &client).await;
 
-    let (base, stop, task) = start(&database).await;
+    let (base, stop, task) = server::start(&database, KEY, &["--rate-limit", "100000"]).await;
     let cookie = sign_in(&client, &base).await;
     let a_year_ago = (chrono::Utc::now() - chrono::Duration::days(364)).format("%Y-%m-%d");
     let pages = [

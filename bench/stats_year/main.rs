@@ -11,52 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use snip::config::{Cli, Command};
-use snip::startup::Application;
 use snip::store::StoreOptions;
 
+#[path = "../common/server.rs"]
+mod server;
 mod year;
 
 const KEY: &str = "snip_statsyearbenchmarkkey000000000000";
-
-async fn start(
-    database: &str,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let cli = Cli::try_parse_from([
-        "snip",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database,
-        "--admin-key",
-        KEY,
-        "--log-format",
-        "json",
-    ])
-    .expect("valid flags");
-    let Command::Serve(args) = cli.command else {
-        unreachable!("serve was parsed")
-    };
-    let app = Application::build(args.load().expect("valid settings"))
-        .await
-        .expect("the server starts");
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("the server runs");
-    });
-    (base, stop, task)
-}
 
 #[tokio::main]
 async fn main() {
@@ -71,7 +32,7 @@ async fn main() {
         .map_or(50, |r| r.parse().expect("ROUNDS is a number"));
     let client = reqwest::Client::new();
 
-    let (base, stop, task) = start(&database).await;
+    let (base, stop, task) = server::start(&database, KEY, &[]).await;
     let link: serde_json::Value = client
         .post(format!("{base}/api/v1/links"))
         .bearer_auth(KEY)
@@ -104,7 +65,7 @@ async fn main() {
         .expect("roll up");
     drop(store);
 
-    let (base, stop, task) = start(&database).await;
+    let (base, stop, task) = server::start(&database, KEY, &[]).await;
     let from = (chrono::Utc::now() - chrono::Duration::days(365)).format("%Y-%m-%dT%H:%M:%SZ");
     let url = format!("{base}/api/v1/links/{code}/stats?from={from}&interval=day");
     let mut took = Vec::with_capacity(rounds);

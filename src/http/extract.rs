@@ -58,13 +58,18 @@ impl FromRequestParts<AppState> for Caller {
                 AuthError::Throttled { retry_after } => ApiError::AuthThrottled { retry_after },
                 AuthError::Service(e) => e.into(),
             })?;
-        state
-            .check_rate_limit(key.row_id)
-            .map_err(|r| ApiError::RateLimited {
-                retry_after: r.retry_after,
-            })?;
-        Ok(Caller(key))
+        within_rate_limit(state, key)
     }
+}
+
+/// The caller `key`, if it is within its rate limit.
+fn within_rate_limit(state: &AppState, key: ApiKey) -> Result<Caller, ApiError> {
+    state
+        .check_rate_limit(key.row_id)
+        .map_err(|r| ApiError::RateLimited {
+            retry_after: r.retry_after,
+        })?;
+    Ok(Caller(key))
 }
 
 /// The cookie of a dashboard session (see `crate::service::session`).
@@ -77,12 +82,7 @@ async fn from_session(state: &AppState, token: &str) -> Result<Caller, ApiError>
     let key = crate::service::session::resolve(state, token)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    state
-        .check_rate_limit(key.row_id)
-        .map_err(|r| ApiError::RateLimited {
-            retry_after: r.retry_after,
-        })?;
-    Ok(Caller(key))
+    within_rate_limit(state, key)
 }
 
 /// The value of the cookie `name` in a request's `Cookie` headers.

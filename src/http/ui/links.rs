@@ -555,15 +555,28 @@ fn dim_tables(stats: crate::http::stats::Stats) -> Vec<(&'static str, Vec<Entry>
     ]
 }
 
+/// A page about one link the signed-in key may see (404 page otherwise).
+async fn with_link(
+    app: &AppState,
+    signed: &Signed,
+    code: &str,
+    render: impl FnOnce(Chrome, Link) -> Response,
+) -> Response {
+    let chrome = Chrome::signed(signed, "links");
+    let scope = Caller(signed.key.clone()).scope();
+    match links::find_visible(app, scope, code).await {
+        Ok(link) => render(chrome, link),
+        Err(e) => error_page(chrome, e.into()),
+    }
+}
+
 pub async fn edit(
     State(app): State<AppState>,
     signed: Signed,
     PathParam(code): PathParam,
 ) -> Response {
-    let chrome = Chrome::signed(&signed, "links");
-    let scope = Caller(signed.key.clone()).scope();
-    match links::find_visible(&app, scope, &code).await {
-        Ok(link) => page(
+    with_link(&app, &signed, &code, |chrome, link| {
+        page(
             StatusCode::OK,
             &LinkFormPage {
                 chrome,
@@ -571,9 +584,9 @@ pub async fn edit(
                 form: LinkForm::from_link(&link),
                 error: None,
             },
-        ),
-        Err(e) => error_page(chrome, e.into()),
-    }
+        )
+    })
+    .await
 }
 
 pub async fn save(State(app): State<AppState>, PathParam(code): PathParam, form: Form) -> Response {
@@ -641,10 +654,8 @@ pub async fn confirm_delete(
     signed: Signed,
     PathParam(code): PathParam,
 ) -> Response {
-    let chrome = Chrome::signed(&signed, "links");
-    let scope = Caller(signed.key.clone()).scope();
-    match links::find_visible(&app, scope, &code).await {
-        Ok(link) => page(
+    with_link(&app, &signed, &code, |chrome, link| {
+        page(
             StatusCode::OK,
             &DeletePage {
                 chrome,
@@ -652,9 +663,9 @@ pub async fn confirm_delete(
                 code: link.code.to_string(),
                 url: link.url,
             },
-        ),
-        Err(e) => error_page(chrome, e.into()),
-    }
+        )
+    })
+    .await
 }
 
 pub async fn delete(
