@@ -52,13 +52,16 @@ async fn post_form(
 }
 
 async fn get_page(server: &TestServer, path: &str, cookie: &str) -> Response {
-    server
-        .client
-        .get(server.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("GET a page")
+    get_as(server, path, Some(cookie)).await
+}
+
+/// `GET path`, with the session `cookie` if any.
+async fn get_as(server: &TestServer, path: &str, cookie: Option<&str>) -> Response {
+    let mut req = server.client.get(server.url(path));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    req.send().await.expect("GET a page")
 }
 
 /// The anti-CSRF token in a page's forms.
@@ -78,12 +81,7 @@ async fn csrf_of(server: &TestServer, cookie: &str) -> String {
 #[tokio::test]
 async fn a_key_is_exchanged_for_a_session_cookie_that_page_scripts_cannot_read() {
     let server = TestServer::spawn(&[]);
-    let anonymous = server
-        .client
-        .get(server.url("/ui/links"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = get_as(&server, "/ui/links", None).await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
     assert_eq!(header(&anonymous, "location"), "/ui/signin");
 
@@ -616,16 +614,14 @@ async fn the_list_is_searched_filtered_by_tag_and_ordered() {
 #[tokio::test]
 async fn assets_are_served_under_hashed_names_for_a_year() {
     let server = TestServer::spawn(&[]);
-    let page = server
-        .client
-        .get(server.url("/ui/signin"))
-        .send()
+    let html = get_as(&server, "/ui/signin", None)
+        .await
+        .text()
         .await
         .unwrap();
-    let html = page.text().await.unwrap();
     let mut served = 0;
     for part in html.split('"').filter(|p| p.starts_with("/ui/assets/")) {
-        let resp = server.client.get(server.url(part)).send().await.unwrap();
+        let resp = get_as(&server, part, None).await;
         assert_eq!(resp.status(), StatusCode::OK, "{part}");
         assert_eq!(
             header(&resp, "cache-control"),
@@ -637,11 +633,6 @@ async fn assets_are_served_under_hashed_names_for_a_year() {
         served >= 3,
         "the stylesheet, the script and the icon: {html}"
     );
-    let unknown = server
-        .client
-        .get(server.url("/ui/assets/app.0000000000.css"))
-        .send()
-        .await
-        .unwrap();
+    let unknown = get_as(&server, "/ui/assets/app.0000000000.css", None).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }

@@ -140,9 +140,7 @@ impl Clicks {
         if let Some(c) = self.limits.lock().get(&link_id) {
             return Ok(c.clone());
         }
-        let _gate = self.flush_gate.read().await;
-        let stored = store.total_clicks(link_id).await?;
-        let used = stored + self.unfolded(store, link_id).total();
+        let used = self.total(store, link_id).await?;
         Ok(self
             .limits
             .lock()

@@ -115,23 +115,29 @@ impl Chrome {
 /// A rendered page with the dashboard's headers: the CSP, no caching (pages show a signed-in
 /// key's data).
 pub fn page(status: StatusCode, template: &impl Template) -> Response {
+    let mut response = rendered(template, CSP);
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+    // the page's own form posts, which the origin check refuses. Other origins (a destination
+    // followed from a page) still learn nothing.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// A template rendered into an HTML page with the policy `csp` (a `500` if it cannot be).
+fn rendered(template: &impl Template, csp: &'static str) -> Response {
     match template.render() {
-        Ok(html) => {
-            let mut response = html_page(html, CSP);
-            *response.status_mut() = status;
-            let h = response.headers_mut();
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
-            // `Origin: null` with the page's own form posts, which the origin check refuses.
-            // Other origins (a destination followed from a page) still learn nothing.
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            );
-            response
-        }
+        Ok(html) => html_page(html, csp),
         Err(e) => {
-            tracing::error!(error = %e, "rendering a dashboard page failed");
+            tracing::error!(error = %e, "rendering a page failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
         }
     }
@@ -194,20 +200,13 @@ pub fn preview_page(short_url: &str, title: Option<&str>, url: &str) -> Response
         scripts: false,
         ..Chrome::anonymous()
     };
-    match (PreviewPage {
+    let page = PreviewPage {
         chrome,
         short_url,
         title,
         url,
-    })
-    .render()
-    {
-        Ok(html) => html_page(html, PREVIEW_CSP),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering the preview page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
-        }
-    }
+    };
+    rendered(&page, PREVIEW_CSP)
 }
 
 /// A time as the dashboard shows it: `2026-11-30 14:05 UTC`.
