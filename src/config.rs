@@ -9,68 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde::Deserialize;
 
-/// Command line of the `snip` binary.
-#[derive(Debug, Parser)]
-#[command(name = "snip", version, about = "A fast, reliable URL shortener")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP server until SIGINT/SIGTERM.
-    Serve(Box<ServeArgs>),
-    /// Bulk-load links from a tab-separated file (`CODE<TAB>URL` per line) into the store.
-    Import(ImportArgs),
-    /// Copy the embedded store to a new file, consistently, while the server may run.
-    Backup(BackupArgs),
-    /// Manage API keys directly in the store (works while the server runs: the way back in
-    /// when every admin key is lost).
-    #[command(subcommand)]
-    Keys(KeysCommand),
-}
-
-/// `snip keys …`
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a key and print its secret (once) on stdout.
-    Create(KeysCreateArgs),
-}
-
-/// Flags of `snip keys create`.
-#[derive(Debug, Args)]
-pub struct KeysCreateArgs {
-    /// The store (same syntax as `serve --database`).
-    #[arg(
-        long,
-        env = "SNIP_DATABASE",
-        default_value = "sqlite://snip-data/snip.db"
-    )]
-    pub database: String,
-    /// `admin` or `user`.
-    #[arg(long, value_parser = ["admin", "user"])]
-    pub role: String,
-    /// A name for the key, 1 to 100 printable characters.
-    #[arg(long, default_value = "created with snip keys create")]
-    pub name: String,
-}
-
-impl KeysCreateArgs {
-    /// The validated role and name; a bad one is a usage error.
-    pub fn role_and_name(&self) -> anyhow::Result<(crate::domain::Role, String)> {
-        let role = crate::domain::Role::parse(&self.role)
-            .with_context(|| format!("--role must be admin or user, not {:?}", self.role))?;
-        let name = self.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            bail!("--name must be 1 to 100 printable characters");
-        }
-        Ok((role, name))
-    }
-}
+/// The store `serve` (and the offline commands) use when none is given.
+pub const DEFAULT_DATABASE: &str = "sqlite://snip-data/snip.db";
 
 /// Flags of `snip backup`.
 #[derive(Debug, Args)]
@@ -97,31 +40,6 @@ impl BackupArgs {
                  pg_basebackup (see docs/operations.md)"
             ),
         }
-    }
-}
-
-/// Flags of `snip import`.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The store to load into (same syntax as `serve --database`).
-    #[arg(
-        long,
-        env = "SNIP_DATABASE",
-        default_value = "sqlite://snip-data/snip.db"
-    )]
-    pub database: String,
-    /// File of `CODE<TAB>URL` lines; `-` reads standard input. Empty lines and `#` comments
-    /// are skipped.
-    pub file: PathBuf,
-    /// Exit 1 (importing nothing) when any line is rejected. Without it, the valid lines are
-    /// imported, rejected ones are reported on stderr, and the exit code is 0.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-impl ImportArgs {
-    pub fn database(&self) -> anyhow::Result<Database> {
-        Database::parse(&self.database)
     }
 }
 
@@ -674,8 +592,7 @@ fn store_urls(
     replicas: Option<Vec<String>>,
     redis: Option<String>,
 ) -> anyhow::Result<(Database, Vec<Dsn>, Option<Dsn>)> {
-    let database =
-        Database::parse(&database.unwrap_or_else(|| "sqlite://snip-data/snip.db".into()))?;
+    let database = Database::parse(&database.unwrap_or_else(|| DEFAULT_DATABASE.into()))?;
     let replicas: Vec<Dsn> = replicas
         .unwrap_or_default()
         .into_iter()
@@ -929,12 +846,20 @@ mod tests {
     /// help shows must give the same settings as leaving it out.
     #[test]
     fn the_defaults_serve_help_shows_are_the_defaults() {
-        use clap::CommandFactory;
+        use clap::{CommandFactory, Parser, Subcommand};
+        /// `snip serve` as the binary parses it (the whole command line is in `cli`).
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: Command,
+        }
+        #[derive(Subcommand)]
+        enum Command {
+            Serve(Box<ServeArgs>),
+        }
         let serve = |args: &[&str]| -> Settings {
             let cli = Cli::try_parse_from([&["snip", "serve"], args].concat()).unwrap();
-            let Command::Serve(args) = cli.command else {
-                panic!("serve")
-            };
+            let Command::Serve(args) = cli.command;
             args.load().unwrap()
         };
         let plain = format!("{:?}", serve(&[]));

@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod backup;
 pub mod cache;
+pub mod cli;
 pub mod clicks;
 pub mod config;
 pub mod deny;

@@ -18,7 +18,9 @@ fn snip(dir: &Path, args: &[&str], stdin: &str) -> Output {
             cmd.env_remove(key);
         }
     }
+    // The command line's saved server and key, if the user has any, stay out of it.
     let mut child = cmd
+        .env("XDG_CONFIG_HOME", dir.join(".no-config"))
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::piped())
@@ -213,17 +215,33 @@ fn import_works_on_a_fresh_directory_reports_rejected_lines_and_strict_refuses_t
         "{}",
         text(&strict.stderr)
     );
-    assert_eq!(entries(dir.path()), Vec::<String>::new(), "--strict wrote");
+    assert_eq!(
+        entries(dir.path()),
+        vec![
+            dir.path()
+                .join("snip-import.rejected.csv")
+                .display()
+                .to_string()
+        ],
+        "--strict wrote more than the rejected rows"
+    );
+    let rejected = std::fs::read_to_string(dir.path().join("snip-import.rejected.csv")).unwrap();
+    assert!(rejected.contains("2,rejected,"), "{rejected}");
+    std::fs::remove_file(dir.path().join("snip-import.rejected.csv")).unwrap();
 
     let out = snip(dir.path(), &["import", "-"], input);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         text(&out.stdout).trim(),
-        "imported 2 links, 0 codes already taken, 1 lines rejected"
+        "imported 2, already present 0, taken by another destination 0, rejected 1"
     );
-    assert!(stderr.contains("line 2: "), "{stderr}");
-    assert!(stderr.contains("warning: 1 lines rejected"), "{stderr}");
+    assert!(stderr.contains("line 2: rejected: "), "{stderr}");
+    assert!(stderr.contains("1 rows not imported"), "{stderr}");
+    assert!(
+        stderr.contains("writing into the store sqlite://snip-data/snip.db"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains('\u{1b}'),
         "colours when not on a terminal: {stderr:?}"

@@ -33,6 +33,8 @@ use regex::Regex;
 const README_ADDR: &str = "127.0.0.1:8080";
 const SERVE_COMMAND: &str = "cargo run --release -- serve";
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The sections whose `sh` blocks run (in order, in one shell session).
+const EXECUTED_SECTIONS: [&str; 2] = ["Quick start", "Command line"];
 
 /// A fenced block of the README.
 #[derive(Debug, Clone)]
@@ -420,7 +422,17 @@ fn every_quick_start_example_in_the_readme_prints_what_the_readme_shows() {
     let server = Server::start(&workdir);
     let addr = format!("127.0.0.1:{}", server.port);
     let key = server.admin_key();
-    std::fs::write(&state, format!("export SNIP_KEY='{key}'\n")).unwrap();
+    // The command line's own config file goes to a fresh directory, never the user's.
+    let config = work.path().join("config");
+    std::fs::write(
+        &state,
+        format!(
+            "export SNIP_KEY='{key}'\nexport XDG_CONFIG_HOME='{}'\nexport HOME='{}'\n",
+            config.display(),
+            work.path().display()
+        ),
+    )
+    .unwrap();
     let mut matcher = Matcher::default();
 
     // The start block: the README's first-start output is what the server printed.
@@ -446,7 +458,7 @@ fn every_quick_start_example_in_the_readme_prints_what_the_readme_shows() {
     let mut checked = 0;
     let mut run = 0;
     for (i, block) in blocks.iter().enumerate() {
-        if block.section != "Quick start" || block.lang != "sh" {
+        if !EXECUTED_SECTIONS.contains(&block.section.as_str()) || block.lang != "sh" {
             continue;
         }
         let script: String = block

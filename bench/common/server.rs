@@ -3,7 +3,7 @@
 //! returned sender (the task ends once it has stopped).
 
 use clap::Parser;
-use snip::config::{Cli, Command};
+use snip::cli::{Cli, Command};
 use snip::startup::Application;
 
 /// Starts `snip serve` on `127.0.0.1:0` with `database`, the admin key `key` and `extra`

@@ -57,11 +57,15 @@ async fn fill(database: &str, client: &reqwest::Client) -> String {
     .await
     .expect("open the store");
     let links: Vec<_> = (50..LINKS)
-        .map(|i| {
-            (
-                ShortCode::parse_custom(&format!("bench{i:05}")).expect("a code"),
-                Destination::parse(&format!("https://example.org/page/{i}"), &[]).expect("a URL"),
-            )
+        .map(|i| snip::domain::ImportLink {
+            code: ShortCode::parse_custom(&format!("bench{i:05}")).expect("a code"),
+            url: Destination::parse(&format!("https://example.org/page/{i}"), &[]).expect("a URL"),
+            title: None,
+            tags: Vec::new(),
+            expires_at: None,
+            max_clicks: None,
+            created_at: None,
+            imported_clicks: 0,
         })
         .collect();
     store
@@ -126,6 +130,7 @@ async fn main() {
     let rounds: usize = args
         .get(1)
         .map_or(30, |r| r.parse().expect("ROUNDS is a number"));
+    snip::cli::client::install_tls_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -30,6 +30,7 @@ async fn main() {
     let rounds: usize = args
         .get(1)
         .map_or(50, |r| r.parse().expect("ROUNDS is a number"));
+    snip::cli::client::install_tls_provider();
     let client = reqwest::Client::new();
 
     let (base, stop, task) = server::start(&database, KEY, &[]).await;

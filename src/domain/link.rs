@@ -21,6 +21,8 @@ pub struct Link {
     pub deleted: bool,
     /// Set when an admin took the link down: the reason (the link is disabled too).
     pub takedown: Option<String>,
+    /// Clicks the shortener it was imported from had counted (0 for links made here).
+    pub imported_clicks: u64,
 }
 
 /// How a code is chosen for a new link.
@@ -43,6 +45,45 @@ pub struct NewLink {
     pub owner: i64,
     pub expires_at: Option<UnixSeconds>,
     pub max_clicks: Option<u64>,
+    /// The creation time an import keeps; `None` is now.
+    pub created_at: Option<UnixSeconds>,
+    /// Clicks counted before the link came to snip (imports only).
+    pub imported_clicks: u64,
+}
+
+/// A link an import brings in with its code (see [`ImportOutcome`] for what happens to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportLink {
+    pub code: ShortCode,
+    pub url: Destination,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+    pub expires_at: Option<UnixSeconds>,
+    pub max_clicks: Option<u64>,
+    /// `None` is the time of the import.
+    pub created_at: Option<UnixSeconds>,
+    pub imported_clicks: u64,
+}
+
+/// What an import did with one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The code was free: the link is new.
+    Imported,
+    /// The code exists with the same destination (a re-run, or imported before): unchanged.
+    Present,
+    /// The code is (or was: deleted codes are never reissued) another destination's.
+    Taken,
+}
+
+impl ImportOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportOutcome::Imported => "imported",
+            ImportOutcome::Present => "present",
+            ImportOutcome::Taken => "taken",
+        }
+    }
 }
 
 /// A validated partial update: `None` leaves a field as it is; `Some(None)` clears it.
@@ -62,3 +103,38 @@ pub struct LinkPatch {
 pub const MAX_TITLE_LEN: usize = 512;
 pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_LEN: usize = 64;
+
+/// A title as links keep it, or why it cannot be one. Line breaks and tabs are kept; NUL is
+/// refused (no store keeps it in text: PostgreSQL rejects it, and a C string would end there).
+pub fn check_title(raw: String) -> Result<String, String> {
+    if raw.chars().count() > MAX_TITLE_LEN {
+        return Err(format!("title: longer than {MAX_TITLE_LEN} characters"));
+    }
+    if raw.contains('\0') {
+        return Err("title: must not contain the NUL character".into());
+    }
+    Ok(raw)
+}
+
+/// Tags as links keep them, or why they cannot be.
+pub fn check_tags(raw: Vec<String>) -> Result<Vec<String>, String> {
+    if raw.len() > MAX_TAGS {
+        return Err(format!("tags: more than {MAX_TAGS}"));
+    }
+    if let Some(bad) = raw.iter().find(|t| {
+        t.is_empty() || t.chars().count() > MAX_TAG_LEN || t.chars().any(char::is_control)
+    }) {
+        return Err(format!(
+            "tags: {bad:?} must be 1 to {MAX_TAG_LEN} printable characters"
+        ));
+    }
+    Ok(raw)
+}
+
+/// A click limit, or why it cannot be one.
+pub fn check_max_clicks(raw: i64) -> Result<u64, String> {
+    if raw < 1 {
+        return Err("max_clicks: must be at least 1".into());
+    }
+    Ok(raw as u64)
+}

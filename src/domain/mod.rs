@@ -10,4 +10,4 @@ pub mod time;
 pub use code::ShortCode;
 pub use destination::Destination;
 pub use key::{ApiKeySecret, Role};
-pub use link::{Link, LinkPatch, NewLink};
+pub use link::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink};

@@ -5,7 +5,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use utoipa::ToSchema;
 
 use crate::service::error::ServiceError;
@@ -14,19 +15,22 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// An error answer (RFC 9457 problem details, `application/problem+json`). Its members are
 /// written in this order (alphabetical).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A stable machine-readable code, e.g. `invalid_url` (docs/api.md, "Errors").
-    pub code: &'static str,
+    #[schema(value_type = String)]
+    pub code: Cow<'static, str>,
     /// What went wrong, for a person.
     pub detail: String,
     /// The HTTP status.
     pub status: u16,
     /// The status's reason phrase.
-    pub title: &'static str,
+    #[schema(value_type = String)]
+    pub title: Cow<'static, str>,
     /// Always `about:blank`: `code` says which problem it is.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Cow<'static, str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,11 +146,11 @@ impl Problem {
     /// The problem document of `status`, with its stable `code` and a `detail` for a person.
     pub fn new(status: StatusCode, code: &'static str, detail: String) -> Self {
         Problem {
-            code,
+            code: code.into(),
             detail,
             status: status.as_u16(),
-            title: title(status),
-            kind: "about:blank",
+            title: title(status).into(),
+            kind: "about:blank".into(),
         }
     }
 

@@ -22,19 +22,19 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A key to create.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = NewApiKey)]
-pub(super) struct CreateKey {
+pub struct CreateKey {
     /// 1 to 100 printable characters.
     #[schema(
         min_length = 1,
         max_length = 100,
         pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
     )]
-    name: String,
+    pub name: String,
     /// `admin` (everything) or `user` (its own links).
     #[schema(pattern = "^(admin|user)$")]
-    role: String,
+    pub role: String,
 }
 
 /// Creates an API key; the answer is the only place its secret appears.
@@ -75,10 +75,10 @@ pub(super) fn key_request(name: &str, role: &str) -> Result<(String, Role)> {
 }
 
 /// Every key (without secrets).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = ApiKeyList)]
-pub(super) struct KeyList {
-    items: Vec<KeyView>,
+pub struct KeyList {
+    pub items: Vec<KeyView>,
 }
 
 #[utoipa::path(

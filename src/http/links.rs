@@ -10,14 +10,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem, Result};
 use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::LinkView;
 use super::{App, AppState};
-use crate::domain::link::{CodeChoice, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN};
+use crate::domain::link::{CodeChoice, check_max_clicks, check_tags, check_title};
 use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
 use crate::service::links::{self, IdempotencyRequest, ListFilter, ListOrder};
@@ -33,26 +33,31 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A link to create. Fields not listed here are ignored.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = NewLink)]
-pub(super) struct CreateRequest {
+pub struct CreateRequest {
     /// The destination: an absolute `http` or `https` URL (docs/api.md, "Destinations").
     #[schema(format = "uri", pattern = "^https?://", max_length = 8192)]
-    pub(super) url: String,
+    pub url: String,
     /// A custom code; a random one when absent.
     #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$")]
-    pub(super) code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     #[schema(max_length = 512, pattern = "^[^\\x00]*$")]
-    pub(super) title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
-    pub(super) tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     /// A future time; then the link answers 410.
     #[schema(format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
-    pub(super) expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// Counted clicks after which the link answers 410.
     #[schema(minimum = 1)]
     #[serde(default, deserialize_with = "whole_number")]
-    pub(super) max_clicks: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_clicks: Option<i64>,
 }
 
 /// A tag: 1 to 64 printable characters.
@@ -95,29 +100,35 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// Changes to a link: absent fields stay as they are; `null` clears `title`, `expires_at` and
 /// `max_clicks`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = LinkPatch)]
-pub(super) struct PatchRequest {
+pub struct PatchRequest {
     #[schema(
         format = "uri",
         pattern = "^https?://",
         max_length = 8192,
         nullable = false
     )]
-    pub(super) url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 512, pattern = "^[^\\x00]*$")]
-    pub(super) title: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<Option<String>>,
     #[schema(max_items = 20, nullable = false, value_type = Option<Vec<Tag>>)]
-    pub(super) tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime, pattern = "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$")]
-    pub(super) expires_at: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable_integer")]
     #[schema(value_type = Option<i64>, minimum = 1)]
-    pub(super) max_clicks: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_clicks: Option<Option<i64>>,
     #[schema(nullable = false)]
-    pub(super) disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
 }
 
 /// A valid destination that the deny list does not refuse.
@@ -132,35 +143,11 @@ fn destination(app: &App, raw: &str) -> Result<Destination> {
 }
 
 fn title(raw: String) -> Result<String> {
-    if raw.chars().count() > MAX_TITLE_LEN {
-        return Err(ApiError::InvalidField(format!(
-            "title: longer than {MAX_TITLE_LEN} characters"
-        )));
-    }
-    // Line breaks and tabs are kept; NUL is refused (no store keeps it in text: PostgreSQL
-    // rejects it, and a C string would end there).
-    if raw.contains('\0') {
-        return Err(ApiError::InvalidField(
-            "title: must not contain the NUL character".into(),
-        ));
-    }
-    Ok(raw)
+    check_title(raw).map_err(ApiError::InvalidField)
 }
 
 fn tags(raw: Vec<String>) -> Result<Vec<String>> {
-    if raw.len() > MAX_TAGS {
-        return Err(ApiError::InvalidField(format!(
-            "tags: more than {MAX_TAGS}"
-        )));
-    }
-    if let Some(bad) = raw.iter().find(|t| {
-        t.is_empty() || t.chars().count() > MAX_TAG_LEN || t.chars().any(char::is_control)
-    }) {
-        return Err(ApiError::InvalidField(format!(
-            "tags: {bad:?} must be 1 to {MAX_TAG_LEN} printable characters"
-        )));
-    }
-    Ok(raw)
+    check_tags(raw).map_err(ApiError::InvalidField)
 }
 
 fn expires_at(raw: &str) -> Result<UnixSeconds> {
@@ -176,12 +163,7 @@ fn expires_at(raw: &str) -> Result<UnixSeconds> {
 }
 
 fn max_clicks(raw: i64) -> Result<u64> {
-    if raw < 1 {
-        return Err(ApiError::InvalidField(
-            "max_clicks: must be at least 1".into(),
-        ));
-    }
-    Ok(raw as u64)
+    check_max_clicks(raw).map_err(ApiError::InvalidField)
 }
 
 /// The `Idempotency-Key` of a create, scoped to the caller, with the body's hash.
@@ -262,6 +244,8 @@ pub(super) fn new_link(app: &App, caller: &Caller, req: CreateRequest) -> Result
         owner: caller.0.row_id,
         expires_at: req.expires_at.as_deref().map(expires_at).transpose()?,
         max_clicks: req.max_clicks.map(max_clicks).transpose()?,
+        created_at: None,
+        imported_clicks: 0,
     })
 }
 
@@ -418,13 +402,24 @@ pub(super) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `clicks=true|false` of a list.
+fn with_clicks(query: &QueryMap) -> Result<bool> {
+    match query.get("clicks") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::InvalidField(
+            "clicks: must be true or false".into(),
+        )),
+    }
+}
+
 /// A page of links, newest first.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = LinkPage)]
-pub(super) struct Page {
-    items: Vec<LinkView>,
+pub struct Page {
+    pub items: Vec<LinkView>,
     /// Pass as `cursor` for the next page; `null` on the last.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// Fuzz target (see `crate::fuzzing`): any cursor decodes or is refused without panicking, and
@@ -459,6 +454,7 @@ fn decode_cursor(raw: &str) -> Option<i64> {
         ("q" = Option<String>, Query, max_length = 200, pattern = "^[^\\x00]*$", description = "Only links whose code, destination or title contains this (ASCII case-insensitive)"),
         ("tag" = Option<String>, Query, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$", description = "Only links with this tag (empty: all)"),
         ("sort" = Option<String>, Query, pattern = "^(newest|oldest)$", description = "`newest` (default) or `oldest` first"),
+        ("clicks" = Option<bool>, Query, description = "`true`: each link carries `clicks`, its all-time counted clicks plus imported ones"),
     ),
     responses((status = 200, description = "A page of links", body = Page)),
     security(("bearer" = []))
@@ -487,10 +483,14 @@ pub(super) async fn list(
         .more
         .then(|| page.links.last().map(|l| encode_cursor(l.id)))
         .flatten();
-    Ok(Json(Page {
-        items: page.links.iter().map(|l| LinkView::new(&app, l)).collect(),
-        next_cursor,
-    }))
+    let mut items: Vec<LinkView> = page.links.iter().map(|l| LinkView::new(&app, l)).collect();
+    if with_clicks(&query)? {
+        let totals = links::click_totals(&app, &page.links).await?;
+        for ((item, link), total) in items.iter_mut().zip(&page.links).zip(totals) {
+            item.clicks = Some(total + link.imported_clicks);
+        }
+    }
+    Ok(Json(Page { items, next_cursor }))
 }
 
 /// Longest search text of a list.
@@ -516,7 +516,8 @@ pub(super) fn list_filter(query: &QueryMap) -> Result<ListFilter> {
         && tags(vec![tag.to_string()]).is_err()
     {
         return Err(ApiError::InvalidField(format!(
-            "tag: must be 1 to {MAX_TAG_LEN} printable characters"
+            "tag: must be 1 to {} printable characters",
+            crate::domain::link::MAX_TAG_LEN
         )));
     }
     let order = match query.get("sort") {

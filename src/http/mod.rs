@@ -9,15 +9,16 @@ mod admin;
 pub mod error;
 pub mod extract;
 mod health;
-mod keys;
-pub(crate) mod links;
+pub mod import;
+pub mod keys;
+pub mod links;
 pub mod openapi;
 pub mod qr;
 mod redirect;
 pub mod server;
-pub(crate) mod stats;
+pub mod stats;
 mod ui;
-mod views;
+pub mod views;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -58,6 +59,7 @@ pub async fn dispatch(state: &AppState, router: &Router, req: Request, peer: IpA
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(links::router())
+        .merge(import::router())
         .merge(stats::router())
         .merge(qr::router())
         .merge(keys::router())

@@ -41,6 +41,7 @@ use super::views::html_page;
         super::links::remove,
         super::links::take_down,
         super::links::lift_takedown,
+        super::import::import,
         super::stats::stats,
         super::stats::stats_csv,
         super::stats::overview,

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -35,47 +35,50 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Clicks in one bucket of the series.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Point {
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Point {
     /// The bucket's start.
     #[schema(format = DateTime)]
-    pub(super) t: String,
-    pub(super) clicks: u64,
+    pub t: String,
+    pub clicks: u64,
 }
 
 /// A value of a dimension (a referrer, a browser, a country…) with its clicks.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = StatsEntry)]
-pub(super) struct Entry {
-    pub(super) key: String,
-    pub(super) clicks: u64,
+pub struct Entry {
+    pub key: String,
+    pub clicks: u64,
 }
 
 /// A link's click statistics (flushed clicks: at most one flush interval behind).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = LinkStats)]
-pub(super) struct Stats {
-    pub(super) code: String,
-    pub(super) total_clicks: u64,
-    pub(super) human_clicks: u64,
-    pub(super) bot_clicks: u64,
+pub struct Stats {
+    pub code: String,
+    pub total_clicks: u64,
+    pub human_clicks: u64,
+    pub bot_clicks: u64,
     /// Estimated (HyperLogLog-style sketch).
-    pub(super) unique_visitors: u64,
+    pub unique_visitors: u64,
     #[schema(format = DateTime)]
-    pub(super) from: String,
+    pub from: String,
     #[schema(format = DateTime)]
-    pub(super) to: String,
+    pub to: String,
     #[schema(value_type = String, pattern = "^(hour|day)$")]
-    pub(super) interval: &'static str,
-    pub(super) series: Vec<Point>,
-    pub(super) referrers: Vec<Entry>,
-    pub(super) browsers: Vec<Entry>,
-    pub(super) operating_systems: Vec<Entry>,
-    pub(super) devices: Vec<Entry>,
-    pub(super) countries: Vec<Entry>,
+    pub interval: String,
+    pub series: Vec<Point>,
+    pub referrers: Vec<Entry>,
+    pub browsers: Vec<Entry>,
+    pub operating_systems: Vec<Entry>,
+    pub devices: Vec<Entry>,
+    pub countries: Vec<Entry>,
+    /// Clicks the shortener this link was imported from had counted (`snip import`); not in
+    /// `total_clicks` or the series. 0 for links made here.
+    pub imported_clicks: u64,
     /// Clicks up to this time are counted.
     #[schema(format = DateTime)]
-    pub(super) as_of: String,
+    pub as_of: String,
 }
 
 fn time_param(query: &QueryMap, name: &str) -> Result<Option<i64>> {
@@ -202,13 +205,14 @@ pub(super) async fn link_stats(
         unique_visitors: computed.unique_visitors,
         from: to_rfc3339(q.from),
         to: to_rfc3339(q.to),
-        interval: interval_name(q.range.interval),
+        interval: interval_name(q.range.interval).into(),
         series,
         referrers: entries(referrers),
         browsers: entries(browsers),
         operating_systems: entries(operating_systems),
         devices: entries(devices),
         countries: entries(countries),
+        imported_clicks: link.imported_clicks,
         as_of: to_rfc3339(as_of),
     })
 }

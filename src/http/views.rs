@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::App;
@@ -33,7 +33,7 @@ pub fn html_page(page: impl Into<axum::body::Body>, csp: &'static str) -> Respon
 }
 
 /// A short link.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = Link)]
 pub struct LinkView {
     /// The short code: the path of the short URL.
@@ -59,9 +59,14 @@ pub struct LinkView {
     pub max_clicks: Option<u64>,
     pub disabled: bool,
     /// Only on links an admin took down: the reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub takedown_reason: Option<String>,
+    /// Only in lists asked with `clicks=true`: every counted click (bots included) plus the
+    /// clicks an import brought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub clicks: Option<u64>,
 }
 
 impl LinkView {
@@ -78,18 +83,19 @@ impl LinkView {
             max_clicks: link.max_clicks,
             disabled: link.disabled,
             takedown_reason: link.takedown.clone(),
+            clicks: None,
         }
     }
 }
 
 /// An API key (its secret only in the answer that created it).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(as = ApiKey)]
 pub struct KeyView {
     pub id: String,
     pub name: String,
     #[schema(value_type = String, pattern = "^(admin|user)$")]
-    pub role: &'static str,
+    pub role: String,
     /// The secret, shown once: only in the answer to `POST /api/v1/keys`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -103,7 +109,7 @@ impl KeyView {
         KeyView {
             id: key.id.clone(),
             name: key.name.clone(),
-            role: key.role.as_str(),
+            role: key.role.as_str().into(),
             key: secret,
             created_at: to_rfc3339(key.created_at),
         }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ServiceError, ServiceResult};
 use crate::domain::key::Scope;
 use crate::domain::{Link, LinkPatch, NewLink, ShortCode};
+use crate::import::{ImportResult, ImportRow, ImportStatus};
 use crate::service::app::App;
 pub use crate::store::IdempotencyRequest;
 use crate::store::{CreateOutcome, Cursor};
@@ -53,6 +54,42 @@ pub async fn create(
         CreateOutcome::Replayed(link) => Ok(link),
         CreateOutcome::IdempotencyMismatch => Err(ServiceError::IdempotencyMismatch),
     }
+}
+
+/// Imports `rows` owned by the key `owner` (see [`crate::import`]): each validated like a
+/// create (the deny list included), then written in one batch. One result per row, in order.
+pub async fn import(
+    app: &App,
+    owner: i64,
+    rows: Vec<ImportRow>,
+) -> ServiceResult<Vec<ImportResult>> {
+    let now = crate::domain::time::now();
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let item = crate::import::validate(row, &app.own_origins, now)?;
+            match app.deny.denies_url(item.destination().url()) {
+                Some(entry) => {
+                    metrics::counter!("snip_denied_destinations_total", "at" => "write")
+                        .increment(1);
+                    Err(format!("destination_denied: {entry}"))
+                }
+                None => Ok(item),
+            }
+        })
+        .collect();
+    let results = crate::import::apply(app.store.as_ref(), owner, items, app.settings.code_length)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "link"))?;
+    for code in results
+        .iter()
+        .filter(|r| r.status == ImportStatus::Imported)
+        .filter_map(|r| r.code.as_deref())
+    {
+        // A negative-cache entry for this code must not outlive its creation.
+        app.cache.invalidate(code);
+    }
+    Ok(results)
 }
 
 /// A live link in `scope`.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::domain::link::CodeChoice;
 use crate::domain::time::now;
+use crate::domain::{Destination, ShortCode};
 
 /// How many live links an admin lists, at most `limit`.
 async fn live(store: &dyn Store, limit: usize) -> usize {
@@ -64,6 +65,8 @@ async fn postgres() -> Option<Fixture> {
 /// A link to create: a custom `code` or a random one, with a title, a tag and `max_clicks`.
 pub(crate) fn new_link(code: Option<&str>, url: &str, owner: i64) -> NewLink {
     NewLink {
+        created_at: None,
+        imported_clicks: 0,
         code: match code {
             Some(c) => CodeChoice::Custom(ShortCode::parse_custom(c).unwrap()),
             None => CodeChoice::Random { len: 7 },
@@ -662,24 +665,58 @@ async fn imports_skip_taken_codes(f: Fixture) {
     create_custom(store.as_ref(), "old", "https://example.com/", admin.row_id)
         .await
         .unwrap();
-    let links: Vec<_> = ["old", "new1", "new2", "new1"]
-        .iter()
-        .map(|c| {
-            (
-                ShortCode::parse_custom(c).unwrap(),
-                Destination::parse(&format!("https://example.com/{c}"), &[]).unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(store.import_links(links, admin.row_id).await.unwrap(), 2);
+    create_custom(
+        store.as_ref(),
+        "gone",
+        "https://example.com/gone",
+        admin.row_id,
+    )
+    .await
+    .unwrap();
+    store.delete_link("gone", Scope::All).await.unwrap();
+    let import = |code: &str, url: &str| ImportLink {
+        code: ShortCode::parse_custom(code).unwrap(),
+        url: Destination::parse(url, &[]).unwrap(),
+        title: Some(format!("title of {code}")),
+        tags: vec!["imported".into()],
+        expires_at: Some(1_000),
+        max_clicks: Some(9),
+        created_at: Some(500),
+        imported_clicks: 42,
+    };
+    let links = vec![
+        import("old", "https://example.com/"),
+        import("new1", "https://example.com/new1"),
+        import("new2", "https://example.com/new2"),
+        import("new1", "https://example.com/other"),
+        import("new2", "https://example.com/new2"),
+        import("gone", "https://example.com/gone"),
+    ];
+    use ImportOutcome::*;
+    assert_eq!(
+        store.import_links(links, admin.row_id).await.unwrap(),
+        [Present, Imported, Imported, Taken, Present, Taken]
+    );
     let new1 = store.get_link("new1").await.unwrap().unwrap();
     assert_eq!(new1.url, "https://example.com/new1");
     assert_eq!(new1.owner, admin.row_id);
+    assert_eq!(new1.title.as_deref(), Some("title of new1"));
+    assert_eq!(new1.tags, ["imported"]);
     assert_eq!(
-        store.get_link("old").await.unwrap().unwrap().url,
-        "https://example.com/",
+        (
+            new1.created_at,
+            new1.expires_at,
+            new1.max_clicks,
+            new1.imported_clicks
+        ),
+        (500, Some(1_000), Some(9), 42)
+    );
+    let old = store.get_link("old").await.unwrap().unwrap();
+    assert_eq!(
+        old.url, "https://example.com/",
         "an import never overwrites"
     );
+    assert_eq!(old.imported_clicks, 0);
 }
 
 async fn keys_are_created_found_listed_and_revoked(f: Fixture) {

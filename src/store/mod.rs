@@ -19,7 +19,7 @@ use async_trait::async_trait;
 pub use crate::analytics::sketch::Visitors;
 use crate::domain::key::{ApiKey, Scope};
 use crate::domain::time::UnixSeconds;
-use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -371,13 +371,14 @@ pub struct ScopeClicks {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Bulk-inserts links (one durable transaction); codes already taken are skipped.
-    /// Returns how many were inserted.
+    /// Bulk-inserts links owned by `owner` (one durable transaction); a code already taken
+    /// (or repeated in `links`: the first wins) is left as it is. One outcome per link, in
+    /// order.
     async fn import_links(
         &self,
-        links: Vec<(ShortCode, Destination)>,
+        links: Vec<ImportLink>,
         owner: i64,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<ImportOutcome>>;
     /// Creates a link; the result is durable when this returns `Ok`.
     async fn create_link(
         &self,

@@ -11,7 +11,7 @@ use crate::store::StoreError;
 macro_rules! link_columns {
     () => {
         "id, code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks, \
-         disabled, deleted_at, takedown_reason"
+         disabled, deleted_at, takedown_reason, imported_clicks"
     };
 }
 pub(crate) use link_columns;
@@ -68,7 +68,22 @@ pub(crate) fn link_from<R: Columns>(r: &R) -> Result<Link, R::Error> {
         disabled: r.column(10)?,
         deleted: r.column::<Option<i64>>(11)?.is_some(),
         takedown: r.column(12)?,
+        imported_clicks: r.column::<i64>(13)?.max(0) as u64,
     })
+}
+
+/// What an import did with `link`, whose code the store already has for `url` (`live`: not
+/// deleted).
+pub(crate) fn import_outcome(
+    link: &crate::domain::ImportLink,
+    url: &str,
+    live: bool,
+) -> crate::domain::ImportOutcome {
+    if live && url == link.url.as_str() {
+        crate::domain::ImportOutcome::Present
+    } else {
+        crate::domain::ImportOutcome::Taken
+    }
 }
 
 /// The API key in a row of [`key_columns!`].

@@ -604,6 +604,7 @@ impl Drop for TestServer {
 
 /// The client every test uses: no redirect following, 10 s timeout, no proxies.
 pub fn http_client() -> reqwest::Client {
+    snip::cli::client::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -615,6 +616,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// A client that keeps at most one idle connection, for "N concurrent connections" tests.
 pub fn single_connection_client() -> reqwest::Client {
+    snip::cli::client::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
@@ -996,5 +998,73 @@ impl Drop for PgCluster {
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh"))
             .args(["stop", &self.data(), "immediate"])
             .output();
+    }
+}
+
+/// Variables of the test's environment that a client run must not see (besides `SNIP_*`).
+pub const CLIENT_ENV_REMOVED: &[&str] = &[
+    "NO_COLOR",
+    "TMUX",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// `snip ARGS` as a user runs the client: a fresh empty HOME and XDG_CONFIG_HOME under `home`
+/// (no saved login), and none of the `SNIP_*` variables, `NO_COLOR`, `TMUX` or proxy settings
+/// of the test's environment (a test sets what it means to).
+pub fn snip_cli(home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snip"));
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("SNIP_") || CLIENT_ENV_REMOVED.contains(&name.as_ref()) {
+            cmd.env_remove(key);
+        }
+    }
+    let config = home.join(".config");
+    std::fs::create_dir_all(&config).expect("create the test HOME");
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", &config)
+        .current_dir(home);
+    cmd
+}
+
+/// The output of a command run to its end, with stdin closed; its pipes are read while it
+/// runs. Panics (after killing it) when it has not exited within `timeout`.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not exit within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }

@@ -41,7 +41,7 @@ use super::{
 };
 use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
-use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role};
 
 /// The channel name as a literal, for SQL built with `concat!` (see [`NOTIFY_CHANNEL`]).
 macro_rules! notify_channel {
@@ -356,9 +356,9 @@ macro_rules! on_primary {
 impl Store for PgStore {
     async fn import_links(
         &self,
-        links: Vec<(ShortCode, Destination)>,
+        links: Vec<ImportLink>,
         owner: i64,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<ImportOutcome>> {
         on_primary!(self, "write", |c| queries::import_links(
             &mut c,
             &links,

@@ -11,7 +11,7 @@ use deadpool_postgres::{GenericClient, Object};
 use super::{QueryError, QueryResult};
 use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
-use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::rows::{self, key_columns, key_from, link_columns, link_from};
 use crate::store::{
     CreateOutcome, Cursor, IdempotencyRequest, ListFilter, ListOrder, ScopeClicks, StoreError,
@@ -159,7 +159,7 @@ async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) ->
     let stmt = c
         .prepare_cached(concat!(
             "WITH l AS (INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
-             expires_at, max_clicks) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) \
+             expires_at, max_clicks, imported_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (code) DO NOTHING RETURNING ",
             link_columns!(),
             ") SELECT l.*, ",
@@ -168,6 +168,7 @@ async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) ->
         ))
         .await?;
     let max_clicks = new.max_clicks.map(|m| m as i64);
+    let (created_at, imported_clicks) = (new.created_at.unwrap_or(now), new.imported_clicks as i64);
     let try_insert = |code: ShortCode| {
         let (stmt, tags) = (&stmt, &tags);
         async move {
@@ -180,9 +181,11 @@ async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) ->
                         &new.title,
                         tags,
                         &new.owner,
+                        &created_at,
                         &now,
                         &new.expires_at,
                         &max_clicks,
+                        &imported_clicks,
                     ],
                 )
                 .await?;
@@ -226,19 +229,41 @@ async fn free_code(
 /// are skipped. The inserted codes are announced (they may be cached as unknown elsewhere).
 pub async fn import_links(
     c: &mut Object,
-    links: &[(ShortCode, Destination)],
+    links: &[ImportLink],
     owner: i64,
     now: UnixSeconds,
-) -> QueryResult<u64> {
-    let codes: Vec<&str> = links.iter().map(|(code, _)| code.as_str()).collect();
-    let urls: Vec<&str> = links.iter().map(|(_, url)| url.as_str()).collect();
+) -> QueryResult<Vec<ImportOutcome>> {
+    let codes: Vec<&str> = links.iter().map(|l| l.code.as_str()).collect();
+    let urls: Vec<&str> = links.iter().map(|l| l.url.as_str()).collect();
+    let titles: Vec<Option<&str>> = links.iter().map(|l| l.title.as_deref()).collect();
+    let tags = links
+        .iter()
+        .map(|l| serde_json::to_string(&l.tags))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(other)?;
+    let numbers = ImportNumbers::of(links, now);
     let tx = c.transaction().await?;
     let inserted: Vec<String> = tx
         .query(
-            "INSERT INTO links (code, url, owner, created_at, updated_at) \
-             SELECT code, url, $3, $4, $4 FROM UNNEST($1::text[], $2::text[]) AS t (code, url) \
+            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
+             expires_at, max_clicks, imported_clicks) \
+             SELECT code, url, title, tags, $9, created_at, $10, expires_at, max_clicks, imported \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+             $7::int8[], $8::int8[]) \
+             AS t (code, url, title, tags, created_at, expires_at, max_clicks, imported) \
              ON CONFLICT (code) DO NOTHING RETURNING code",
-            &[&codes, &urls, &owner, &now],
+            &[
+                &codes,
+                &urls,
+                &titles,
+                &tags,
+                &numbers.created,
+                &numbers.expires,
+                &numbers.max_clicks,
+                &numbers.imported,
+                &owner,
+                &now,
+            ],
         )
         .await?
         .iter()
@@ -256,8 +281,68 @@ pub async fn import_links(
         )
         .await?;
     }
+    let existing = stored_links(&tx, &codes).await?;
     tx.commit().await?;
-    Ok(inserted.len() as u64)
+    Ok(import_outcomes(links, inserted, &existing))
+}
+
+/// `code → (url, live)` of the stored links among `codes`.
+async fn stored_links(
+    c: &impl GenericClient,
+    codes: &[&str],
+) -> QueryResult<std::collections::HashMap<String, (String, bool)>> {
+    Ok(c.query(
+        "SELECT code, url, deleted_at IS NULL FROM links WHERE code = ANY($1)",
+        &[&codes],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+    .collect::<Result<_, tokio_postgres::Error>>()?)
+}
+
+/// The number columns of an import, one array each.
+struct ImportNumbers {
+    created: Vec<i64>,
+    expires: Vec<Option<i64>>,
+    max_clicks: Vec<Option<i64>>,
+    imported: Vec<i64>,
+}
+
+impl ImportNumbers {
+    fn of(links: &[ImportLink], now: UnixSeconds) -> Self {
+        ImportNumbers {
+            created: links.iter().map(|l| l.created_at.unwrap_or(now)).collect(),
+            expires: links.iter().map(|l| l.expires_at).collect(),
+            max_clicks: links
+                .iter()
+                .map(|l| l.max_clicks.map(|m| m as i64))
+                .collect(),
+            imported: links.iter().map(|l| l.imported_clicks as i64).collect(),
+        }
+    }
+}
+
+/// What an import did with each of `links`: the first of them with an `inserted` code is
+/// imported; the others are compared with the stored link (`existing`: url, live).
+fn import_outcomes(
+    links: &[ImportLink],
+    inserted: Vec<String>,
+    existing: &std::collections::HashMap<String, (String, bool)>,
+) -> Vec<ImportOutcome> {
+    let mut fresh: std::collections::HashSet<String> = inserted.into_iter().collect();
+    links
+        .iter()
+        .map(|link| {
+            if fresh.remove(link.code.as_str()) {
+                return ImportOutcome::Imported;
+            }
+            match existing.get(link.code.as_str()) {
+                Some((url, live)) => rows::import_outcome(link, url, *live),
+                None => ImportOutcome::Taken,
+            }
+        })
+        .collect()
 }
 
 /// Applies a patch to a live link that `owner` (if given) owns, in one statement (no lost

@@ -14,10 +14,11 @@ use tokio_postgres::{Client, NoTls};
 use crate::domain::time::now;
 
 /// `(version, SQL)`, in order; each runs in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_takedown.sql")),
     (3, include_str!("migrations/0003_sessions.sql")),
+    (4, include_str!("migrations/0004_imported_clicks.sql")),
 ];
 
 /// The advisory lock key of migrations (ASCII "snipmigr").

@@ -32,7 +32,7 @@ use super::{
 };
 use crate::domain::key::{ApiKey, Scope, new_key_id};
 use crate::domain::time::{UnixSeconds, now};
-use crate::domain::{Destination, Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role};
 use writer::Writer;
 
 const MIGRATIONS: &[&str] = &[
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_click_journal.sql"),
     include_str!("migrations/0004_takedown.sql"),
     include_str!("migrations/0005_sessions.sql"),
+    include_str!("migrations/0006_imported_clicks.sql"),
 ];
 /// Reader threads (each with its own connection). Two keep a core busy while the other waits
 /// on I/O; more mostly add context switches on small machines.
@@ -347,9 +348,9 @@ impl Store for SqliteStore {
 
     async fn import_links(
         &self,
-        links: Vec<(ShortCode, Destination)>,
+        links: Vec<ImportLink>,
         owner: i64,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<ImportOutcome>> {
         let at = now();
         let codes = self.codes.clone();
         let (n, grow) = self
@@ -357,8 +358,8 @@ impl Store for SqliteStore {
             .run(true, move |c| {
                 let n = queries::import_links(c, &links, owner, at)?;
                 let mut grow = false;
-                for (code, _) in &links {
-                    grow |= codes.insert(code.as_str());
+                for link in &links {
+                    grow |= codes.insert(link.code.as_str());
                 }
                 Ok((n, grow))
             })

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
-use crate::domain::{Link, LinkPatch, NewLink, Role, ShortCode};
+use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
     ClickBatch, ClickFlush, CreateOutcome, Cursor, Dim, DimCount, HourCount, IdempotencyRequest,
     ListFilter, ListOrder, ScopeClicks, StatsRange, StoreError, StoreResult, StoredClicks,
@@ -101,8 +101,8 @@ fn insert_link(c: &Connection, new: &NewLink, now: UnixSeconds) -> StoreResult<i
     let tags = serde_json::to_string(&new.tags).map_err(|e| StoreError::Other(e.to_string()))?;
     let mut insert = c
         .prepare_cached(
-            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, expires_at, max_clicks) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, expires_at, \
+             max_clicks, imported_clicks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(classify)?;
     // Whether the code was free (and is now the link's).
@@ -113,9 +113,11 @@ fn insert_link(c: &Connection, new: &NewLink, now: UnixSeconds) -> StoreResult<i
             new.title,
             tags,
             new.owner,
+            new.created_at.unwrap_or(now),
             now,
             new.expires_at,
             new.max_clicks.map(|m| m as i64),
+            new.imported_clicks as i64,
         ];
         match insert.execute(values) {
             Ok(_) => Ok(true),
@@ -164,23 +166,46 @@ pub fn scan_codes(
 
 pub fn import_links(
     c: &Connection,
-    links: &[(ShortCode, crate::domain::Destination)],
+    links: &[ImportLink],
     owner: i64,
     now: UnixSeconds,
-) -> StoreResult<u64> {
+) -> StoreResult<Vec<ImportOutcome>> {
     let mut insert = c
         .prepare_cached(
-            "INSERT INTO links (code, url, owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) \
-             ON CONFLICT (code) DO NOTHING",
+            "INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
+             expires_at, max_clicks, imported_clicks) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (code) DO NOTHING",
         )
         .map_err(classify)?;
-    let mut inserted = 0;
-    for (code, url) in links {
-        inserted += insert
-            .execute(params![code.as_str(), url.as_str(), owner, now])
-            .map_err(classify)? as u64;
+    let mut existing = c
+        .prepare_cached("SELECT url, deleted_at IS NULL FROM links WHERE code = ?1")
+        .map_err(classify)?;
+    let mut outcomes = Vec::with_capacity(links.len());
+    for link in links {
+        let tags =
+            serde_json::to_string(&link.tags).map_err(|e| StoreError::Other(e.to_string()))?;
+        let values = params![
+            link.code.as_str(),
+            link.url.as_str(),
+            link.title,
+            tags,
+            owner,
+            link.created_at.unwrap_or(now),
+            now,
+            link.expires_at,
+            link.max_clicks.map(|m| m as i64),
+            link.imported_clicks as i64,
+        ];
+        if insert.execute(values).map_err(classify)? == 1 {
+            outcomes.push(ImportOutcome::Imported);
+            continue;
+        }
+        let (url, live): (String, bool) = existing
+            .query_row([link.code.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(classify)?;
+        outcomes.push(rows::import_outcome(link, &url, live));
     }
-    Ok(inserted)
+    Ok(outcomes)
 }
 
 /// A random never-used code of length `len` (`space` codes), if any is left.

@@ -85,10 +85,16 @@ async fn committed_link_changes_are_announced() {
     );
     store.delete_link("note1", Scope::All).await.unwrap();
     assert_eq!(next().await, note("note1"));
-    let import = vec![(
-        ShortCode::parse_custom("note2").unwrap(),
-        Destination::parse("https://example.com/", &[]).unwrap(),
-    )];
+    let import = vec![crate::domain::ImportLink {
+        code: crate::domain::ShortCode::parse_custom("note2").unwrap(),
+        url: crate::domain::Destination::parse("https://example.com/", &[]).unwrap(),
+        title: None,
+        tags: Vec::new(),
+        expires_at: None,
+        max_clicks: None,
+        created_at: None,
+        imported_clicks: 0,
+    }];
     store.import_links(import, admin.row_id).await.unwrap();
     assert_eq!(next().await, note("note2"));
 }
