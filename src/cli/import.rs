@@ -257,7 +257,7 @@ pub fn to_import_row(row: &SourceRow, format: SourceFormat) -> ImportRow {
         expires_at: row.expires_at.map(to_rfc3339),
         max_clicks: row.max_clicks.map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
         created_at: row.created_at.map(to_rfc3339),
-        clicks: row.visits,
+        clicks: row.visits.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         idempotency_key: None,
     };
     if import.code.is_none() {

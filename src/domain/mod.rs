@@ -3,6 +3,7 @@
 
 pub mod code;
 pub mod destination;
+pub mod json;
 pub mod key;
 pub mod link;
 pub mod time;

@@ -17,6 +17,7 @@ use super::error::{ApiError, Problem, Result};
 use super::extract::{Caller, JsonBody, PathParam, QueryMap};
 use super::views::LinkView;
 use super::{App, AppState};
+use crate::domain::json::whole_number;
 use crate::domain::link::{CodeChoice, check_max_clicks, check_tags, check_title};
 use crate::domain::time::{UnixSeconds, now, parse_rfc3339};
 use crate::domain::{Destination, Link, LinkPatch, NewLink, ShortCode};
@@ -65,25 +66,6 @@ pub struct CreateRequest {
 #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
 #[allow(dead_code)]
 pub(super) struct Tag(String);
-
-/// A JSON integer, also written with a zero fraction (`5.0`: the same number to JSON Schema,
-/// and what some clients' serializers write).
-fn whole_number<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if let Some(i) = n.as_i64() {
-        return Ok(Some(i));
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
-            Ok(Some(f as i64))
-        }
-        _ => Err(serde::de::Error::custom(format!(
-            "invalid number {n}, expected an integer"
-        ))),
-    }
-}
 
 fn nullable_integer<'de, D: Deserializer<'de>>(
     d: D,

@@ -36,40 +36,41 @@ pub const PLACEHOLDER_OWNER: &str = "snip import";
 
 /// One link to import. The fields of a create (`url`, `code`, `title`, `tags`, `expires_at`,
 /// `max_clicks`) with the same rules, except that `expires_at` may be past (the link then
-/// answers 410, and its code stays reserved), plus what a migration keeps.
+/// answers 410, and its code stays reserved), plus what a migration keeps. The rules are
+/// checked per link: a link that breaks one is answered `rejected` in its result (the request
+/// itself is not refused), so the schema gives only the types. `null` is the same as absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRow {
-    #[schema(format = "uri", pattern = "^https?://", max_length = 8192)]
     pub url: String,
     /// The code to keep; a random one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", nullable = false)]
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 512, nullable = false)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 20)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime, nullable = false)]
     pub expires_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, nullable = false)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json::whole_number"
+    )]
     pub max_clicks: Option<i64>,
     /// When the link was created where it comes from; now when absent. Not in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime, nullable = false)]
     pub created_at: Option<String>,
     /// Clicks the shortener it comes from counted (shown as `imported_clicks` in its stats).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, nullable = false)]
-    pub clicks: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json::whole_number"
+    )]
+    pub clicks: Option<i64>,
     /// For a link without `code`: the same key (with the same link) creates one link however
     /// often it is sent (for at least 48 hours). `snip import` derives it from the source row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, nullable = false)]
     pub idempotency_key: Option<String>,
 }
 
@@ -171,12 +172,17 @@ pub fn validate(
         expires_at: time("expires_at", &row.expires_at)?,
         max_clicks: row.max_clicks.map(check_max_clicks).transpose()?,
         created_at,
-        imported_clicks: row.clicks.unwrap_or(0),
+        imported_clicks: clicks(row.clicks)?,
     };
     Ok(match code {
         Some(_) => Item::Coded(link),
         None => Item::Random { link, idempotency },
     })
+}
+
+/// An imported click total: not negative.
+fn clicks(raw: Option<i64>) -> Result<u64, String> {
+    u64::try_from(raw.unwrap_or(0)).map_err(|_| "clicks: must not be negative".to_string())
 }
 
 /// SHA-256 of the row as JSON (its fields in declaration order): a retry with the same key
