@@ -155,7 +155,7 @@ async fn link(cmd: LinkCommand) -> CliResult<()> {
             let link: LinkView = client.get(&link_path(&code), &[]).await?;
             print_link(&link, format)
         }
-        LinkCommand::Edit { .. } => edit(cmd).await,
+        LinkCommand::Edit(args) => edit(args).await,
         LinkCommand::Disable(args) => set_disabled(args, true).await,
         LinkCommand::Enable(args) => set_disabled(args, false).await,
         LinkCommand::Rm(CodeArgs { code, conn, format }) => {
@@ -216,8 +216,8 @@ async fn list(
     }
 }
 
-async fn edit(cmd: LinkCommand) -> CliResult<()> {
-    let LinkCommand::Edit {
+async fn edit(args: super::EditArgs) -> CliResult<()> {
+    let super::EditArgs {
         code,
         url,
         title,
@@ -230,20 +230,15 @@ async fn edit(cmd: LinkCommand) -> CliResult<()> {
         no_max_clicks,
         conn,
         format,
-    } = cmd
-    else {
-        unreachable!("edit is called with Edit")
-    };
-    if url.is_none()
-        && title.is_none()
-        && !no_title
-        && tags.is_empty()
-        && !no_tags
-        && expires.is_none()
-        && !no_expiry
-        && max_clicks.is_none()
-        && !no_max_clicks
-    {
+    } = args;
+    let clears = [no_title, no_tags, no_expiry, no_max_clicks];
+    let sets = [
+        url.is_some(),
+        title.is_some(),
+        !tags.is_empty(),
+        expires.is_some(),
+    ];
+    if !clears.into_iter().chain(sets).any(|b| b) && max_clicks.is_none() {
         return Err(CliError::usage(
             "nothing to change: give --url, --title, --tag, --expires, --max-clicks or a --no-… flag",
         ));

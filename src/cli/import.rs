@@ -79,19 +79,7 @@ pub async fn run(args: ImportArgs) -> CliResult<u8> {
         None => Some(profile::client(&args.conn, true)?),
         Some(_) => None,
     };
-    let most = if client.is_some() {
-        MAX_BATCH
-    } else {
-        MAX_OFFLINE_BATCH
-    };
-    let batch = args.batch.unwrap_or(if client.is_some() {
-        500
-    } else {
-        MAX_OFFLINE_BATCH
-    });
-    if batch == 0 || batch > most {
-        return Err(CliError::usage(format!("--batch must be 1 to {most}")));
-    }
+    let batch = batch_size(args.batch, client.is_some())?;
     let source = Source::open(&args.file)?;
     let rejected_path = args
         .rejected
@@ -125,6 +113,19 @@ pub async fn run(args: ImportArgs) -> CliResult<u8> {
     let interrupted = watch_ctrl_c();
     let outcome = job.run(&sink, &interrupted).await;
     job.finish(outcome, &args)
+}
+
+/// `--batch`, or the default of the way in (`api`: over a server's API).
+fn batch_size(asked: Option<usize>, api: bool) -> CliResult<usize> {
+    let (default, most) = if api {
+        (500, MAX_BATCH)
+    } else {
+        (MAX_OFFLINE_BATCH, MAX_OFFLINE_BATCH)
+    };
+    match asked.unwrap_or(default) {
+        n if (1..=most).contains(&n) => Ok(n),
+        _ => Err(CliError::usage(format!("--batch must be 1 to {most}"))),
+    }
 }
 
 /// The store an import writes into, or `None` to go through a server: `--database` (or

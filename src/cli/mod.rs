@@ -130,37 +130,7 @@ pub enum LinkCommand {
     /// Show one link.
     Show(CodeArgs),
     /// Change a link.
-    Edit {
-        code: String,
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long, conflicts_with = "no_title")]
-        title: Option<String>,
-        /// Remove the title.
-        #[arg(long)]
-        no_title: bool,
-        /// Replace the tags (repeat for more).
-        #[arg(long = "tag", conflicts_with = "no_tags")]
-        tags: Vec<String>,
-        /// Remove every tag.
-        #[arg(long)]
-        no_tags: bool,
-        /// RFC 3339 or a duration from now (30d, 12h).
-        #[arg(long, conflicts_with = "no_expiry")]
-        expires: Option<String>,
-        /// Never expire.
-        #[arg(long)]
-        no_expiry: bool,
-        #[arg(long, conflicts_with = "no_max_clicks")]
-        max_clicks: Option<i64>,
-        /// No click limit.
-        #[arg(long)]
-        no_max_clicks: bool,
-        #[command(flatten)]
-        conn: Connection,
-        #[command(flatten)]
-        format: Format,
-    },
+    Edit(EditArgs),
     /// Disable a link (it answers 410 until enabled).
     Disable(CodeArgs),
     /// Enable a disabled link.
@@ -199,6 +169,40 @@ pub enum LinkCommand {
         #[command(flatten)]
         conn: Connection,
     },
+}
+
+/// Flags of `snip link edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub code: String,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, conflicts_with = "no_title")]
+    pub title: Option<String>,
+    /// Remove the title.
+    #[arg(long)]
+    pub no_title: bool,
+    /// Replace the tags (repeat for more).
+    #[arg(long = "tag", conflicts_with = "no_tags")]
+    pub tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long)]
+    pub no_tags: bool,
+    /// RFC 3339 or a duration from now (30d, 12h).
+    #[arg(long, conflicts_with = "no_expiry")]
+    pub expires: Option<String>,
+    /// Never expire.
+    #[arg(long)]
+    pub no_expiry: bool,
+    #[arg(long, conflicts_with = "no_max_clicks")]
+    pub max_clicks: Option<i64>,
+    /// No click limit.
+    #[arg(long)]
+    pub no_max_clicks: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(flatten)]
+    pub format: Format,
 }
 
 /// A command on one link.
