@@ -14,14 +14,15 @@
 #
 # If PostgreSQL or Redis cannot be installed or started, this fails: the tests that need them
 # are never skipped here. The command-line tools the tests and the README's examples use (curl,
-# jq, file, python3, promtool) are installed from Debian's packages when missing. Extra
+# jq, file, python3, promtool, tmux for the terminal test, script for a pseudo-terminal) are
+# installed from Debian's packages when missing. Extra
 # arguments go to every `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Command-line tools the tests, the scripts and the README's examples call: command → package.
 missing=()
-for tool in curl:curl jq:jq file:file python3:python3 promtool:prometheus; do
+for tool in curl:curl jq:jq file:file python3:python3 promtool:prometheus tmux:tmux script:bsdutils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
