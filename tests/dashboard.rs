@@ -636,3 +636,30 @@ async fn assets_are_served_under_hashed_names_for_a_year() {
     let unknown = get_as(&server, "/ui/assets/app.0000000000.css", None).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+/// A link brought by an import shows the clicks its old shortener had counted beside its own.
+#[tokio::test]
+async fn a_link_page_shows_the_clicks_counted_before_an_import() {
+    let server = TestServer::spawn(&[]);
+    let imported = server
+        .api(Method::POST, "/api/v1/import")
+        .json(&json!({"links": [
+            {"code": "old-one", "url": "https://example.com/old", "clicks": 1532},
+            {"code": "new-one", "url": "https://example.com/new"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), StatusCode::OK);
+    let cookie = sign_in(&server, &server.admin_key).await;
+    let page = get_page(&server, "/ui/links/old-one", &cookie).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("and 1532 counted before it was imported"),
+        "{html}"
+    );
+    let page = get_page(&server, "/ui/links/new-one", &cookie).await;
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("before it was imported"), "{html}");
+}

@@ -341,6 +341,8 @@ struct DetailPage {
     csv: String,
     range_clicks: u64,
     total_clicks: u64,
+    /// Clicks the shortener it was imported from had counted.
+    imported_clicks: u64,
     unique_visitors: u64,
     as_of: String,
     as_of_shown: String,
@@ -535,6 +537,7 @@ async fn detail_page(
         csv,
         range_clicks: points.iter().map(|p| p.1).sum(),
         total_clicks: total,
+        imported_clicks: link.imported_clicks,
         unique_visitors: stats.unique_visitors,
         as_of_shown: show_time(as_of_time),
         as_of: stats.as_of.clone(),
