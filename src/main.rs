@@ -68,6 +68,9 @@ fn backup(args: snip::config::BackupArgs) -> ExitCode {
 
 async fn serve(settings: snip::config::Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
+    // The handlers are installed before the address is printed: a SIGTERM sent as soon as it
+    // appears must stop the server gracefully, not kill it.
+    let stop = shutdown_signal()?;
     if let Some(key) = &app.generated_admin_key {
         eprintln!(
             "snip: created admin API key: {key}\n\
@@ -80,27 +83,18 @@ async fn serve(settings: snip::config::Settings) -> anyhow::Result<()> {
     let addr = app.local_addr();
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
-    app.run_until_stopped(shutdown_signal()).await
+    app.run_until_stopped(stop).await
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            return;
+/// Resolves on SIGINT or SIGTERM; both handlers are installed when this returns.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        std::future::pending::<()>().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
+    })
 }

@@ -12,7 +12,7 @@ use super::client::{CliError, CliResult};
 use super::profile;
 use crate::http::links::Page;
 use crate::http::views::LinkView;
-use crate::import::sources::{CSV_COLUMNS, escape_cell};
+use crate::import::sources::{CSV_COLUMNS, escape_cell, tags_cell};
 
 /// Links per request.
 const PAGE: usize = 1000;
@@ -104,7 +104,7 @@ fn csv_record(link: &LinkView) -> Vec<String> {
         cell(&link.code),
         cell(&link.url),
         cell(link.title.as_deref().unwrap_or("")),
-        cell(&link.tags.join(";")),
+        cell(&tags_cell(&link.tags)),
         link.expires_at.clone().unwrap_or_default(),
         link.max_clicks.map(|m| m.to_string()).unwrap_or_default(),
         link.created_at.clone(),

@@ -232,7 +232,7 @@ fn rows_of(
 
 /// `--strict`: checks every row first; the number rejected (written to `rejected_path`).
 fn check_all(source: &Source, format: SourceFormat, rejected_path: &Path) -> CliResult<u64> {
-    let mut rejects = Rejects::new(rejected_path.to_path_buf(), false);
+    let mut rejects = Rejects::new(rejected_path.to_path_buf(), false, ProgressBar::hidden());
     let at = now();
     for row in rows_of(Box::new(source.reader()?), format)? {
         let (line, why, code, url) = match row {
@@ -277,15 +277,18 @@ struct Rejects {
     append: bool,
     writer: Option<csv::Writer<std::fs::File>>,
     count: u64,
+    /// The bar drawn on stderr, hidden while a rejected row is printed there.
+    progress: ProgressBar,
 }
 
 impl Rejects {
-    fn new(path: PathBuf, append: bool) -> Self {
+    fn new(path: PathBuf, append: bool, progress: ProgressBar) -> Self {
         Rejects {
             path,
             append,
             writer: None,
             count: 0,
+            progress,
         }
     }
 
@@ -323,7 +326,8 @@ impl Rejects {
             .map_err(|e| fail(&e))?;
         self.count += 1;
         if self.count <= SHOWN_REJECTS {
-            eprintln!("line {line}: {status}: {reason}");
+            self.progress
+                .suspend(|| eprintln!("line {line}: {status}: {reason}"));
         }
         Ok(())
     }
@@ -343,6 +347,73 @@ struct Job {
     batch: usize,
     progress: ProgressBar,
     started: Instant,
+}
+
+/// Cuts the checked rows of a source into batches (on the reading thread).
+struct Batcher {
+    format: SourceFormat,
+    batch: usize,
+    /// A batch's JSON stays under this (the server's body limit), when it goes over the API.
+    max_bytes: usize,
+    /// Records an interrupted run already did.
+    skip: u64,
+}
+
+impl Batcher {
+    /// Sends every batch to `tx`; stops early when the receiver is gone (an error or Ctrl-C).
+    fn run(
+        self,
+        rows: Box<dyn Iterator<Item = Result<SourceRow, RowError>> + Send>,
+        tx: &tokio::sync::mpsc::Sender<Vec<Pending>>,
+    ) {
+        let at = now();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut bytes = 0;
+        for row in rows.skip(self.skip as usize) {
+            let next = self.check(row, at);
+            let size = match &next.sent {
+                Ok((import, _)) if self.max_bytes != usize::MAX => {
+                    serde_json::to_vec(import).map_or(0, |v| v.len()) + 1
+                }
+                _ => 0,
+            };
+            if !pending.is_empty() && (pending.len() >= self.batch || bytes + size > self.max_bytes)
+            {
+                if tx.blocking_send(std::mem::take(&mut pending)).is_err() {
+                    return;
+                }
+                bytes = 0;
+            }
+            bytes += size;
+            pending.push(next);
+        }
+        if !pending.is_empty() {
+            let _ = tx.blocking_send(pending);
+        }
+    }
+
+    /// A source record, checked by the API's rules.
+    fn check(&self, row: Result<SourceRow, RowError>, at: i64) -> Pending {
+        match row {
+            Err(e) => Pending {
+                line: e.line,
+                code: None,
+                url: e.raw,
+                sent: Err(e.reason),
+            },
+            Ok(row) => {
+                let import = to_import_row(&row, self.format);
+                let sent =
+                    crate::import::validate(import.clone(), &[], at).map(|item| (import, item));
+                Pending {
+                    line: row.line,
+                    code: row.code,
+                    url: row.url,
+                    sent,
+                }
+            }
+        }
+    }
 }
 
 /// A source record on its way, in order: sent (`Ok`: what the server or store is sent) or
@@ -400,7 +471,7 @@ impl Job {
             format,
             target,
             checkpoint,
-            rejects: Rejects::new(rejected_path, saved.is_some()),
+            rejects: Rejects::new(rejected_path, saved.is_some(), progress.clone()),
             resume_after: summary.rows,
             summary,
             jsonl: args.format.jsonl,
@@ -411,52 +482,32 @@ impl Job {
         })
     }
 
-    /// Reads, checks and sends every row; `Ok(false)` when Ctrl-C stopped it.
+    /// Reads, checks and sends every row; `Ok(false)` when Ctrl-C stopped it. The file is
+    /// read and checked on a thread of its own, one batch ahead of the batch being written.
     async fn run(&mut self, sink: &Sink, interrupted: &AtomicBool) -> CliResult<bool> {
         let reader = self.progress.wrap_read(self.source.reader()?);
         let rows = rows_of(Box::new(reader), self.format)?;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut bytes = 0;
-        let at = now();
-        for row in rows.skip(self.resume_after as usize) {
-            let next = match row {
-                Err(e) => Pending {
-                    line: e.line,
-                    code: None,
-                    url: e.raw,
-                    sent: Err(e.reason),
-                },
-                Ok(row) => {
-                    let import = to_import_row(&row, self.format);
-                    let sent =
-                        crate::import::validate(import.clone(), &[], at).map(|item| (import, item));
-                    Pending {
-                        line: row.line,
-                        code: row.code,
-                        url: row.url,
-                        sent,
-                    }
-                }
-            };
-            let size = match (&next.sent, sink) {
-                (Ok((import, _)), Sink::Api(_)) => {
-                    serde_json::to_vec(import).map_or(0, |v| v.len()) + 1
-                }
-                _ => 0,
-            };
-            if pending.len() >= self.batch || bytes + size > MAX_BATCH_BYTES {
-                self.send(sink, std::mem::take(&mut pending)).await?;
-                bytes = 0;
-                if interrupted.load(Ordering::SeqCst) {
-                    return Ok(false);
-                }
+        let batcher = Batcher {
+            format: self.format,
+            batch: self.batch,
+            max_bytes: match sink {
+                Sink::Api(_) => MAX_BATCH_BYTES,
+                Sink::Store(_) => usize::MAX,
+            },
+            skip: self.resume_after,
+        };
+        // One batch waits while another is written: memory stays at two batches.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let reading = std::thread::spawn(move || batcher.run(rows, &tx));
+        while let Some(batch) = rx.recv().await {
+            self.send(sink, batch).await?;
+            if interrupted.load(Ordering::SeqCst) {
+                return Ok(false);
             }
-            bytes += size;
-            pending.push(next);
         }
-        if !pending.is_empty() {
-            self.send(sink, pending).await?;
-        }
+        reading
+            .join()
+            .map_err(|_| CliError::failed("the thread reading the file stopped unexpectedly"))?;
         Ok(!interrupted.load(Ordering::SeqCst))
     }
 
@@ -591,10 +642,16 @@ impl Job {
 
     fn report(&self, secs: f64) {
         let s = &self.summary;
-        let _ = output::line(&format!(
+        let summary = format!(
             "imported {}, already present {}, taken by another destination {}, rejected {}",
             s.imported, s.present, s.taken, s.rejected
-        ));
+        );
+        if self.jsonl {
+            // stdout holds only the rows' JSON lines.
+            eprintln!("{summary}");
+        } else {
+            let _ = output::line(&summary);
+        }
         if s.taken + s.rejected > 0 {
             eprintln!(
                 "snip import: {} rows not imported, with the reason, in {}",

@@ -572,6 +572,31 @@ fn required_url(s: &str, column: &str) -> Result<String, String> {
     non_empty(s).ok_or_else(|| format!("missing {column}"))
 }
 
+/// The tags cell of snip's CSV: `a;b` (trimmed, empty ones dropped), or a JSON array of
+/// strings taken as it is.
+fn snip_tags(s: &str) -> Result<Vec<String>, String> {
+    if s.trim_start().starts_with('[') {
+        return serde_json::from_str(s)
+            .map_err(|e| format!("tags: not a JSON array of strings: {e}"));
+    }
+    Ok(split_tags(s, &[';']))
+}
+
+/// The tags cell `snip export` writes: `a;b`, or a JSON array when a tag would not come back
+/// the same from that (it contains `;`, starts or ends with white space, or the first one starts
+/// with `[`).
+pub fn tags_cell(tags: &[String]) -> String {
+    let plain = tags
+        .iter()
+        .all(|t| !t.is_empty() && !t.contains(';') && t.trim() == t)
+        && !tags.first().is_some_and(|t| t.starts_with('['));
+    if plain {
+        tags.join(";")
+    } else {
+        serde_json::to_string(tags).unwrap_or_default()
+    }
+}
+
 fn split_tags(s: &str, separators: &[char]) -> Vec<String> {
     s.split(separators).filter_map(non_empty).collect()
 }
@@ -659,8 +684,10 @@ impl MapRecord for CsvColumns {
             line: 0,
             code: non_empty(&text(self.code)?),
             url: required_url(&text(Some(self.url))?, "url")?,
-            title: title(&text(self.title)?),
-            tags: split_tags(&text(self.tags)?, &[';']),
+            // snip's own export: a title is kept exactly (only an empty cell is none), and a
+            // tags cell that is a JSON array holds tags a `;` list cannot (see `tags_cell`).
+            title: Some(text(self.title)?.into_owned()).filter(|t| !t.is_empty()),
+            tags: snip_tags(&text(self.tags)?)?,
             expires_at: time(cell(r, self.expires_at)?, "expires_at", true)?,
             max_clicks: click_limit(
                 count(cell(r, self.max_clicks)?, "max_clicks")?,

@@ -96,10 +96,14 @@ pub struct StoreOptions {
     pub replicas: Vec<String>,
     pub pool_size: usize,
     pub click_durability: crate::config::ClickDurability,
+    /// SQLite: build the in-memory filter of existing codes (the server answers unknown codes
+    /// from it). One-shot commands do not need it, and an import would rebuild it as it grows.
+    pub code_filter: bool,
 }
 
 /// Opens (and migrates) the store `database` names: the embedded SQLite file, whose filter of
-/// existing codes starts building in the background, or a PostgreSQL primary with its
+/// existing codes starts building in the background (when `options` asks), or a PostgreSQL
+/// primary with its
 /// replicas. The one place outside the backends that picks one.
 pub async fn open(
     database: &crate::config::Database,
@@ -111,7 +115,9 @@ pub async fn open(
         crate::config::Database::Sqlite(path) => {
             let sqlite =
                 sqlite::SqliteStore::open(path, options.timeout).context("opening the store")?;
-            sqlite.start_code_filter();
+            if options.code_filter {
+                sqlite.start_code_filter();
+            }
             Ok(Arc::new(sqlite))
         }
         crate::config::Database::Postgres(url) => {
@@ -140,6 +146,7 @@ impl StoreOptions {
             replicas: Vec::new(),
             pool_size,
             click_durability: crate::config::ClickDurability::Local,
+            code_filter: false,
         }
     }
 }
