@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -274,7 +274,7 @@ fn bounded_output(
         // The command may exit without reading its input.
         let _ = input.write_all(stdin);
     }
-    let status = wait_bounded(&mut child, bound, what);
+    let status = common::wait_within(&mut child, bound, what);
     (
         status,
         stdout.join().expect("stdout reader"),
@@ -288,22 +288,6 @@ fn read_all<R: Read + Send + 'static>(mut reader: R) -> JoinHandle<Vec<u8>> {
         let _ = reader.read_to_end(&mut buf);
         buf
     })
-}
-
-/// Waits (polling) at most `bound` for `child` to exit; kills it and panics after that.
-fn wait_bounded(child: &mut Child, bound: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll the child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {bound:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Runs `probe` until `done` accepts its run (every 50 ms, at most `bound`); panics with the
@@ -887,7 +871,7 @@ async fn link_list_into_a_closed_pipe_does_not_panic() {
         assert!(link["code"].is_string(), "{first}");
         // Dropping the reader closes the pipe, like `head -1` exiting.
     }
-    let status = wait_bounded(&mut child, RUN_BOUND, "snip link list into a closed pipe");
+    let status = common::wait_within(&mut child, RUN_BOUND, "snip link list into a closed pipe");
     let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
     assert!(
         !stderr.contains("panicked") && status.code() != Some(101),

@@ -57,15 +57,11 @@ async fn fill(database: &str, client: &reqwest::Client) -> String {
     .await
     .expect("open the store");
     let links: Vec<_> = (50..LINKS)
-        .map(|i| snip::domain::ImportLink {
-            code: ShortCode::parse_custom(&format!("bench{i:05}")).expect("a code"),
-            url: Destination::parse(&format!("https://example.org/page/{i}"), &[]).expect("a URL"),
-            title: None,
-            tags: Vec::new(),
-            expires_at: None,
-            max_clicks: None,
-            created_at: None,
-            imported_clicks: 0,
+        .map(|i| {
+            snip::domain::ImportLink::new(
+                ShortCode::parse_custom(&format!("bench{i:05}")).expect("a code"),
+                Destination::parse(&format!("https://example.org/page/{i}"), &[]).expect("a URL"),
+            )
         })
         .collect();
     store

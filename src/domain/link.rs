@@ -65,6 +65,22 @@ pub struct ImportLink {
     pub imported_clicks: u64,
 }
 
+impl ImportLink {
+    /// A link with only its code and destination: created at the import, nothing else kept.
+    pub fn new(code: ShortCode, url: Destination) -> Self {
+        ImportLink {
+            code,
+            url,
+            title: None,
+            tags: Vec::new(),
+            expires_at: None,
+            max_clicks: None,
+            created_at: None,
+            imported_clicks: 0,
+        }
+    }
+}
+
 /// What an import did with one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportOutcome {

@@ -410,18 +410,7 @@ impl TestServer {
 
     fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("server is running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the server process") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("snip did not exit within {timeout:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_within(&mut child, timeout, "snip")
     }
 
     /// Everything the server has written to stderr so far (as far as the thread reading the
@@ -1050,21 +1039,26 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Outp
     };
     let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
     let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the child") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not exit within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_within(&mut child, timeout, &format!("{cmd:?}"));
     std::process::Output {
         status,
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Waits (polling) at most `bound` for `child` to exit; kills it and panics after that.
+pub fn wait_within(child: &mut Child, bound: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {bound:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }

@@ -85,16 +85,10 @@ async fn committed_link_changes_are_announced() {
     );
     store.delete_link("note1", Scope::All).await.unwrap();
     assert_eq!(next().await, note("note1"));
-    let import = vec![crate::domain::ImportLink {
-        code: crate::domain::ShortCode::parse_custom("note2").unwrap(),
-        url: crate::domain::Destination::parse("https://example.com/", &[]).unwrap(),
-        title: None,
-        tags: Vec::new(),
-        expires_at: None,
-        max_clicks: None,
-        created_at: None,
-        imported_clicks: 0,
-    }];
+    let import = vec![crate::domain::ImportLink::new(
+        crate::domain::ShortCode::parse_custom("note2").unwrap(),
+        crate::domain::Destination::parse("https://example.com/", &[]).unwrap(),
+    )];
     store.import_links(import, admin.row_id).await.unwrap();
     assert_eq!(next().await, note("note2"));
 }
