@@ -737,6 +737,46 @@ pub fn base_url_for(addr: SocketAddr) -> url::Url {
 mod tests {
     use super::*;
 
+    /// The packaged /etc/snip/snip.toml lists every setting of `serve` (commented out), and
+    /// each example parses: uncommented, the whole file is a valid config file.
+    #[test]
+    fn the_packaged_config_file_lists_every_setting() {
+        let text = include_str!("../packaging/snip.toml");
+        let keys: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").unwrap_or(l).split_once(" = "))
+            .map(|(key, _)| key)
+            .filter(|key| key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long != "config" {
+                assert!(keys.contains(&long), "packaging/snip.toml lacks {long}");
+            }
+        }
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file: ServeArgs = toml::from_str(&uncommented).expect("packaging/snip.toml parses");
+        assert_eq!(
+            file.database.as_deref(),
+            Some("sqlite:///var/lib/snip/snip.db")
+        );
+        assert_eq!(file.max_connections, Some(10000));
+    }
+
     #[test]
     fn flags_win_over_the_config_file() {
         let flags = ServeArgs {

@@ -72,10 +72,13 @@ async fn serve(settings: snip::config::Settings) -> anyhow::Result<()> {
     // appears must stop the server gracefully, not kill it.
     let stop = shutdown_signal()?;
     if let Some(key) = &app.generated_admin_key {
-        eprintln!(
+        // One write, so that a log collector reading stdout and stderr apart (podman, docker)
+        // never splits the line with the key.
+        let message = format!(
             "snip: created admin API key: {key}\n\
-             snip: use it as 'Authorization: Bearer {key}'. It is shown only this once."
+             snip: use it as 'Authorization: Bearer {key}'. It is shown only this once.\n"
         );
+        std::io::stderr().write_all(message.as_bytes())?;
     }
     if let Some(admin) = app.admin_addr() {
         println!("admin listener on http://{admin} (health details, metrics)");
@@ -83,7 +86,21 @@ async fn serve(settings: snip::config::Settings) -> anyhow::Result<()> {
     let addr = app.local_addr();
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
-    app.run_until_stopped(stop).await
+    // Under systemd (`Type=notify`) the unit is started only now; elsewhere this does nothing.
+    notify_service_manager(sd_notify::NotifyState::Ready);
+    app.run_until_stopped(async move {
+        stop.await;
+        notify_service_manager(sd_notify::NotifyState::Stopping);
+    })
+    .await
+}
+
+/// Tells systemd (when it started us with `NOTIFY_SOCKET`) about a state change; a failure is
+/// logged, never fatal.
+fn notify_service_manager(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM; both handlers are installed when this returns.

@@ -7,7 +7,7 @@ use reqwest::Method;
 
 use super::client::{CliError, CliResult, Client, segment};
 use super::output;
-use super::{CodeArgs, Command, Connection, Format, KeyCommand, LinkCommand, profile};
+use super::{CodeArgs, Command, Connection, Format, HealthArgs, KeyCommand, LinkCommand, profile};
 use crate::domain::time::{now, parse_rfc3339, to_rfc3339};
 use crate::http::keys::{CreateKey, KeyList};
 use crate::http::links::{CreateRequest, Page, PatchRequest};
@@ -62,6 +62,7 @@ async fn dispatch(command: Command) -> CliResult<u8> {
             }
             Ok(0)
         }
+        Command::Health(args) => health(args).await.map(|()| 0),
         Command::Completions { shell } => {
             let mut cmd = <super::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -493,4 +494,62 @@ async fn login(args: super::LoginArgs) -> CliResult<()> {
         path.display()
     );
     Ok(())
+}
+
+/// `snip health`: one bounded request to the server's health route; any failure (refused,
+/// timed out, 503) exits 69.
+async fn health(args: HealthArgs) -> CliResult<()> {
+    let server = args
+        .server
+        .unwrap_or_else(|| listen_url(std::env::var("SNIP_LISTEN").ok().as_deref()));
+    let client = Client::new(
+        &server,
+        None,
+        std::time::Duration::from_secs(args.timeout.max(1)),
+    )?;
+    let path = if args.live {
+        "health/live"
+    } else {
+        "health/ready"
+    };
+    client
+        .get_bytes(path, &[])
+        .await
+        .map_err(|e| CliError::new(super::client::exit::UNAVAILABLE, e.message))?;
+    output::out(&format!("{}{path}: ok\n", client.base()))
+}
+
+/// The URL at which `serve --listen LISTEN` is reached from the same machine: an unspecified
+/// address (0.0.0.0, ::) becomes loopback; no setting means serve's default.
+pub fn listen_url(listen: Option<&str>) -> String {
+    let listen = listen.map(str::trim).filter(|l| !l.is_empty());
+    let Some(listen) = listen else {
+        return "http://127.0.0.1:8080".to_string();
+    };
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => {
+            let ip: std::net::IpAddr = match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            };
+            format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+        }
+        Ok(addr) => format!("http://{addr}"),
+        Err(_) => format!("http://{listen}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_url;
+
+    #[test]
+    fn health_asks_where_serve_listens_from_the_same_machine() {
+        assert_eq!(listen_url(None), "http://127.0.0.1:8080");
+        assert_eq!(listen_url(Some(" ")), "http://127.0.0.1:8080");
+        assert_eq!(listen_url(Some("0.0.0.0:8081")), "http://127.0.0.1:8081");
+        assert_eq!(listen_url(Some("[::]:9000")), "http://[::1]:9000");
+        assert_eq!(listen_url(Some("10.1.2.3:80")), "http://10.1.2.3:80");
+        assert_eq!(listen_url(Some("localhost:8080")), "http://localhost:8080");
+    }
 }

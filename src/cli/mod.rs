@@ -53,6 +53,10 @@ pub enum Command {
     Logout,
     /// Copy the embedded store to a new file, consistently, while the server may run.
     Backup(BackupArgs),
+    /// Check that a server is ready to serve redirects (`GET /health/ready`): exit 0 when it
+    /// is, 69 when not. Meant for container health checks: by default it asks the address
+    /// `serve` listens on (`SNIP_LISTEN`, else 127.0.0.1:8080).
+    Health(HealthArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff): `snip man > snip.1`.
@@ -320,6 +324,21 @@ pub struct LoginArgs {
     pub key: Option<String>,
     /// Seconds to wait for the server's answer.
     #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Flags of `snip health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The server's base URL. [default: http://ADDRESS from SNIP_LISTEN (0.0.0.0 and :: are
+    /// asked on loopback), else http://127.0.0.1:8080]
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Only check that the process answers (`/health/live`), not that it can serve.
+    #[arg(long)]
+    pub live: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
     pub timeout: u64,
 }
 
