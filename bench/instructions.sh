@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Instructions per hot redirect, counted by callgrind in the server process: for each binary,
+# `snip serve` under `valgrind --tool=callgrind` on a fresh SQLite store, one link, N redirects
+# of it with `oha -c 8`, SIGTERM; the run with 25,000 redirects minus the one with 5,000,
+# divided by 20,000, is one redirect with start-up and shutdown taken out. Counts do not depend
+# on what else the machine is doing, so this compares binaries (a build profile, a change)
+# where wall-clock runs on a shared 2-core VM cannot tell a few percent.
+#
+#   bench/instructions.sh BIN [BIN...]     e.g. target/release/snip /tmp/snip-before
+#
+# Needs valgrind (Debian) and oha (cargo install oha); prints one line per binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/process.sh
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+command -v oha >/dev/null || cargo install --locked --quiet oha
+
+work=$(mktemp -d /tmp/snip-instructions.XXXXXX)
+pid=
+cleanup() {
+  [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# instructions BIN N: the server's total instruction count for N redirects.
+instructions() {
+  local bin n=$2 dir=$work/run-$RANDOM port key code
+  bin=$(realpath "$1")
+  mkdir -p "$dir"
+  port=$(free_port)
+  key=snip_instructions_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  (cd "$dir" && exec valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" serve \
+    --listen "127.0.0.1:$port" --database "sqlite://$dir/snip.db" --admin-key "$key" \
+    --rate-limit 0 >"$dir/stdout" 2>"$dir/stderr") &
+  pid=$!
+  local deadline=$((SECONDS + 120))
+  until grep -q '^listening on' "$dir/stdout" 2>/dev/null; do
+    alive "$pid" || { cat "$dir/stderr" >&2; echo "instructions.sh: $bin exited" >&2; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || { echo "instructions.sh: $bin did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  code=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d '{"url": "https://example.com/instructions"}' "http://127.0.0.1:$port/api/v1/links" | jq -r .code)
+  oha --no-tui -n "$n" -c 8 --redirect 0 "http://127.0.0.1:$port/$code" >/dev/null
+  kill -TERM "$pid"
+  wait_gone "$pid" "" 120 || { echo "instructions.sh: $bin did not stop" >&2; exit 1; }
+  pid=
+  awk '/^summary:/ {print $2}' "$dir/out"*
+}
+
+for bin in "$@"; do
+  small=$(instructions "$bin" 5000)
+  large=$(instructions "$bin" 25000)
+  echo "$bin: $(( (large - small) / 20000 )) instructions per redirect ($(du -b "$bin" | cut -f1) bytes)"
+done
