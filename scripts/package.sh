@@ -39,7 +39,7 @@ done
 
 apt_install() {
   echo "installing $* (Debian packages)" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >&2 \
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "$@"; } >&2 \
     || { echo "package.sh: could not install $*" >&2; exit 1; }
 }
 
