@@ -1,7 +1,7 @@
 //! Black-box test harness: starts the real `snip` binary on port 0 with a fresh data directory,
 //! waits for its `listening on http://ADDR` line, and offers small HTTP helpers around it.
 //!
-//! Every integration test file includes this module, and none of them uses all of it.
+//! A module of the test binary (`tests/suite.rs`) that every file of `tests/` uses.
 #![allow(dead_code)]
 
 pub mod mmdb_writer;
