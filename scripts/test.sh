@@ -78,6 +78,8 @@ pass() {
 echo "== all tests, embedded SQLite store" >&2
 SNIP_TEST_BACKEND=sqlite pass sqlite "$@"
 echo "== black-box suite, PostgreSQL store" >&2
+# `--test '*'`: the integration tests, i.e. tests/suite.rs (every file of tests/ is one of its
+# modules), without the unit tests of src/.
 SNIP_TEST_BACKEND=postgres pass postgres --test '*' "$@"
 echo "== contract: a live server against its OpenAPI document (scripts/schemathesis.sh)" >&2
 if ! bash scripts/schemathesis.sh 2>&1 | tee "$work/contract.log"; then

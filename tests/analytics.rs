@@ -2,13 +2,10 @@
 //! headers, bots apart, client addresses behind (trusted or not) proxies, unique visitors, exact
 //! mode, the CSV export and unknown codes. docs/api.md, "Statistics"; docs/analytics.md.
 
-mod common;
-#[path = "../bench/stats_year/year.rs"]
-mod year;
-
 use std::time::Duration;
 
-use common::{TestServer, code_of, expect_json, poll_for};
+use crate::common::{self, TestServer, code_of, expect_json, poll_for};
+use crate::year;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

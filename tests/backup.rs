@@ -4,11 +4,9 @@
 //! missing links). These tests name their SQLite file, so both passes of scripts/test.sh run
 //! them the same way.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{TestServer, code_of};
+use crate::common::{TestServer, code_of};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -5,8 +5,6 @@
 //! printed (stdout parsed as JSON where `--json`), the exit codes scripts rely on (0, 1, 2, 3,
 //! 4, 5, 6, 69, 78), the config file's permissions, and that captured output never has colours.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, random_secret};
+use crate::common::{self, TestServer, random_secret};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -3,11 +3,9 @@
 //! docs/api.md, "The dashboard (`/ui/`)", "`GET /api/v1/stats`", "`GET /api/v1/links`".
 //! (The same flows in a real browser: ui-tests/.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestServer, code_of, expect_json, expect_problem, header};
+use crate::common::{self, TestServer, code_of, expect_json, expect_problem, header};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,14 +1,13 @@
 //! What survives SIGTERM, `kill -9` and a locked store, against the real binary.
 //! docs/guarantees.md (shutdown, crashes) and docs/api.md, "Errors" (503 `unavailable`).
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    TestServer, code_of, expect_json, expect_problem, header, poll_for, single_connection_client,
+use crate::common::{
+    self, TestServer, code_of, expect_json, expect_problem, header, poll_for,
+    single_connection_client,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,12 +3,12 @@
 //! `--help` shows the defaults, and `snip import` works on a fresh directory and says plainly
 //! what it did.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common;
 
 /// Runs `snip ARGS` in `dir` with no `SNIP_*` variables, feeding `stdin`; waits at most 60 s.
 fn snip(dir: &Path, args: &[&str], stdin: &str) -> Output {

@@ -2,12 +2,10 @@
 //! that never end, bodies that never arrive, more connections than the process may open.
 //! Each test here fails on a server without the connection limits (docs/security.md).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, code_of};
+use crate::common::{self, TestServer, code_of};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

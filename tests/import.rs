@@ -7,15 +7,13 @@
 //! into a new server as the same links (and exports again byte for byte the same); and an
 //! import stopped by Ctrl-C resumes where it stopped, every row imported exactly once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::{self, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -1,11 +1,9 @@
 //! API keys, roles, ownership and rate limiting. docs/api.md, "Authentication and roles",
 //! "Rate limiting" and "API keys".
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{TestServer, code_of, expect_json, expect_problem, header};
+use crate::common::{self, TestServer, code_of, expect_json, expect_problem, header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,9 +1,9 @@
 //! Validation of link bodies: destinations, custom codes, other fields, malformed and oversized
 //! bodies, content types. docs/api.md, "Errors" and "Validation rules".
 
-mod common;
-
-use common::{TestServer, code_of, expect_json, expect_problem, header, rfc3339_from_now};
+use crate::common::{
+    self, TestServer, code_of, expect_json, expect_problem, header, rfc3339_from_now,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

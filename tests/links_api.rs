@@ -1,12 +1,12 @@
 //! The links API (`/api/v1/links…`): creating, reading, PATCH/DELETE, listing, idempotent
 //! retries, random codes. docs/api.md, "Links". Input validation lives in `link_validation.rs`.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{TestServer, code_of, expect_json, expect_problem, header, rfc3339_from_now};
+use crate::common::{
+    self, TestServer, code_of, expect_json, expect_problem, header, rfc3339_from_now,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,12 +1,10 @@
 //! Running the server: health, metrics, the generated admin key, configuration layering.
 //! docs/api.md, "Operations"; docs/configuration.md.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, code_of, expect_json, header, poll_for};
+use crate::common::{self, TestServer, code_of, expect_json, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

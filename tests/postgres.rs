@@ -4,13 +4,11 @@
 //! These run in the PostgreSQL pass of `scripts/test.sh` (`SNIP_TEST_BACKEND=postgres`); the
 //! SQLite pass has no shared store to test and says so.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PgCluster, TestServer, code_of, header, poll_for};
+use crate::common::{self, PgCluster, TestServer, code_of, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

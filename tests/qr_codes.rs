@@ -1,8 +1,6 @@
 //! QR codes of short links (`GET /api/v1/links/{code}/qr`). docs/api.md, "QR codes".
 
-mod common;
-
-use common::{TestServer, code_of, expect_problem, header};
+use crate::common::{self, TestServer, code_of, expect_problem, header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -17,8 +17,6 @@
 //! and the README's `export SNIP_KEY=snip_…` (a placeholder for the reader) is replaced by the
 //! key the server printed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -28,6 +26,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common;
 use regex::Regex;
 
 const README_ADDR: &str = "127.0.0.1:8080";

@@ -1,8 +1,6 @@
 //! The redirect path (`GET`/`HEAD /{code}`, `/{code}+`): docs/api.md, "Redirects".
 
-mod common;
-
-use common::{TestServer, code_of, header};
+use crate::common::{self, TestServer, code_of, header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -2,8 +2,6 @@
 //! a reason for a failed or wrong redirect. Each test starts its own Redis with
 //! `scripts/redis.sh` (which installs Debian's redis-server when missing) so that it can stop it.
 
-mod common;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestServer, code_of, header, poll_for};
+use crate::common::{self, TestServer, code_of, header, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Odd and hostile input: no request may make the server answer 500 or drop the connection
 //! (docs/api.md, "Errors").
 
-mod common;
-
-use common::{TestServer, XorShift, code_of, expect_problem, random_u64, raw_request};
+use crate::common::{TestServer, XorShift, code_of, expect_problem, random_u64, raw_request};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -1,11 +1,9 @@
 //! Click counting and the stats endpoint. docs/api.md, "Redirects" (clicks) and
 //! "Statistics".
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{TestServer, code_of, expect_json, expect_problem, single_connection_client};
+use crate::common::{TestServer, code_of, expect_json, expect_problem, single_connection_client};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -4,14 +4,12 @@
 //!
 //! Needs tmux (Debian package `tmux`): without it this test fails, saying so.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::{self, TestServer};
 
 const ROWS: u64 = 200_000;
 /// How long the bar may take to show up, and the whole import to finish (a debug build).

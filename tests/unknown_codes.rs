@@ -1,12 +1,10 @@
 //! Unknown codes (scans, typos, attacks) and the filter of existing codes that answers them
 //! without a store read; the data-directory lock that lets the filter trust it sees every write.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, XorShift, code_of, poll_for};
+use crate::common::{self, TestServer, XorShift, code_of, poll_for};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
