@@ -13,4 +13,7 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
     || { echo "deny.sh: could not install cargo-deny" >&2; exit 1; }
   hash -r
 fi
+# cargo-deny reads `cargo metadata`, which needs every crate of the lock file, also those only
+# other platforms use (a build downloads only this one's): fetch them first (no-op when cached).
+cargo fetch --locked >&2
 cargo deny --offline check licenses bans sources
