@@ -6,11 +6,16 @@
 #                             then g (scale: 1M and 10M links, bench/scale.sh)
 #   bench/run.sh --smoke      a few seconds, debug build is fine: proves the harness still works
 #
+# Scenario w (PostgreSQL): durable creates at each --write-consistency level (one, quorum,
+# all), side by side; PG_SYNC_STANDBY=1 attaches a synchronous standby first (for e and w).
+# Scenario u: UNIFORM_LINKS (10000) links requested uniformly, every request a new visitor.
+# Each row reports the CPU of the server, of the store (PostgreSQL's processes; 0 for SQLite)
+# and of the load generator: a baseline whose wrk used a whole core is load-generator-bound.
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
-# PROFILE (release|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
-# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a) and (b)
+# PROFILE (release|profiling|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
+# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b) and (e)
 # then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
@@ -21,7 +26,7 @@ smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 if [ $smoke = 1 ]; then
   DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} LINKS=${LINKS:-1000} CONNS=${CONNS:-16}
-  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e,g}
+  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e,u,g}
   export SCALE_SIZES=${SCALE_SIZES:-2000} G_DURATION=${G_DURATION:-1s} DROP_CACHES=${DROP_CACHES:-0} G_TOOL=${G_TOOL:-wrk}
 fi
 DURATION=${DURATION:-10s}
@@ -29,7 +34,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LINKS=${LINKS:-100000}
 PROFILE=${PROFILE:-release}
-SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,h,g}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e,u,f,h,g}
 RATE=${RATE:-8000}
 BACKEND=${BACKEND:-sqlite}
 F_DURATION=${F_DURATION:-30s}
@@ -39,20 +44,21 @@ ensure_wrk
 oha=""
 if [[ $SCENARIOS == *f* ]]; then find_oha; fi
 
-if [ "$PROFILE" = release ]; then
-  cargo build --release --locked --bin snip --example baseline >&2
-  bin=target/release
-else
-  cargo build --locked --bin snip --example baseline >&2
-  bin=target/debug
-fi
+case $PROFILE in
+  debug) cargo build --locked --bin snip --example baseline >&2; bin=target/debug ;;
+  # release, or profiling (the release build with symbols, for perf while the harness runs)
+  *) cargo build --profile "$PROFILE" --locked --bin snip --example baseline >&2; bin=target/$PROFILE ;;
+esac
 
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ "$BACKEND" = postgres ] && bash "$root/scripts/postgres.sh" stop "$work/pg" >/dev/null 2>&1
+  if [ "$BACKEND" = postgres ]; then
+    bash "$root/scripts/postgres.sh" stop "$work/pg-replica" >/dev/null 2>&1
+    bash "$root/scripts/postgres.sh" stop "$work/pg" >/dev/null 2>&1
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,21 +81,44 @@ start() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# measure LABEL PID URL SCRIPT: one wrk run; appends a row to $work/rows.
+# store_ticks: CPU ticks the PostgreSQL cluster has used (its postmaster, the backends alive
+# now, and those that exited: the postmaster's reaped children); 0 for the embedded store.
+store_ticks() {
+  [ "$BACKEND" = postgres ] || { echo 0; return; }
+  local pm total=0 child
+  pm=$(head -1 "$work/pg/data/postmaster.pid")
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+  for child in $(pgrep -P "$pm"); do
+    total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# to_ticks "0m1.250s": bash's `times` format in clock ticks.
+to_ticks() { awk -v t="$1" -v hz="$TICK" 'BEGIN { split(t, a, "m"); sub("s", "", a[2]); printf "%d", (a[1] * 60 + a[2]) * hz }'; }
+
+# measure LABEL PID URL SCRIPT: one wrk run; appends a row to $work/rows with the CPU the
+# server, the store (PostgreSQL) and the load generator (wrk) used during it.
 measure() {
   local label=$1 pid=$2 url=$3 script=$4
-  local before after out
-  before=$(cpu_ticks "$pid")
+  local before after out store_before store_after
+  before=$(cpu_ticks "$pid") store_before=$(store_ticks)
+  # `times` in the same subshell: its second line is the CPU time of wrk (the only child).
   out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
-        -s "$root/bench/lua/$script" "$url" 2>&1) || { echo "$out" >&2; exit 1; }
-  after=$(cpu_ticks "$pid")
-  local line
+        -s "$root/bench/lua/$script" "$url" 2>&1; times) || { echo "$out" >&2; exit 1; }
+  after=$(cpu_ticks "$pid") store_after=$(store_ticks)
+  local line wrk_user wrk_sys
   line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
-  echo "$label $line cpu_ticks=$((after - before))" >>"$work/rows"
+  read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
+  echo "$label $line cpu_ticks=$((after - before)) store_ticks=$((store_after - store_before))" \
+    "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
 }
 
 key="bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export BENCH_KEY=$key BENCH_LINKS=$LINKS
+# (u) requests existing links only: at most LINKS of them.
+UNIFORM_LINKS=${UNIFORM_LINKS:-10000}
+[ "$UNIFORM_LINKS" -le "$LINKS" ] || UNIFORM_LINKS=$LINKS
+export BENCH_KEY=$key BENCH_LINKS=$LINKS BENCH_UNIFORM_LINKS=$UNIFORM_LINKS
 
 # The store: LINKS links L0000001.. imported in bulk (not over HTTP), and copies of it for the
 # cache-off, clicks-off and exact-clicks servers.
@@ -105,10 +134,23 @@ if [ "$BACKEND" = postgres ]; then
   start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "$db_main" --admin-key "$key" --log-format json
   kill "$PID"; wait "$PID" 2>/dev/null || true
   links_file | "$bin/snip" import --database "$db_main" - >&2
-  for copy in nocache off exact; do
+  for copy in nocache off exact before; do
     psql "$pg" -Xqc "CREATE DATABASE $copy TEMPLATE snip" >&2
   done
-  db_nocache=$(pg_db nocache) db_off=$(pg_db off) db_exact=$(pg_db exact)
+  db_nocache=$(pg_db nocache) db_off=$(pg_db off) db_exact=$(pg_db exact) db_before=$(pg_db before)
+  if [ "${PG_SYNC_STANDBY:-0}" = 1 ]; then
+    # A streaming replica on the same core, made the synchronous standby: a COMMIT at quorum
+    # (`synchronous_commit=on`, the server's default) waits for its flush.
+    "${pin_server[@]}" bash "$root/scripts/postgres.sh" replica "$work/pg" "$work/pg-replica" >/dev/null
+    psql "$pg" -Xqc "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >&2
+    for _ in $(seq 1 100); do
+      state=$(psql "$pg" -XAtc "SELECT sync_state FROM pg_stat_replication LIMIT 1")
+      [ "$state" = sync ] && break
+      sleep 0.1
+    done
+    [ "$state" = sync ] || { echo "the replica did not become a synchronous standby" >&2; exit 1; }
+    echo "synchronous standby attached" >&2
+  fi
 else
   db="$work/snip.db"
   start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" --admin-key "$key" --log-format json
@@ -121,22 +163,33 @@ else
   cp "$db" "$work/before.db"
   db_main="sqlite://$db" db_nocache="sqlite://$work/nocache.db"
   db_off="sqlite://$work/off.db" db_exact="sqlite://$work/exact.db"
+  db_before="sqlite://$work/before.db"
 fi
 
-common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0)
+# Loopback is the trusted proxy: scenario (u) gives every request its own visitor address in
+# X-Forwarded-For (the other scenarios send none).
+common=(--listen 127.0.0.1:0 --admin-key "$key" --log-format json --rate-limit 0
+        --trusted-proxies 127.0.0.1)
 start baseline "$bin/examples/baseline" 127.0.0.1:0; base_addr=$ADDR base_pid=$PID
 # The cache holds the whole working set (the scenario is "the cache absorbs the load").
 start snip "$bin/snip" serve "${common[@]}" --database "$db_main" --cache-capacity $((LINKS * 2))
 snip_addr=$ADDR snip_pid=$PID
 if [ -n "${BEFORE_BIN:-}" ]; then
-  [ "$BACKEND" = sqlite ] || { echo "BEFORE_BIN needs BACKEND=sqlite" >&2; exit 2; }
-  start before "$BEFORE_BIN" serve "${common[@]}" --database "sqlite://$work/before.db" \
+  start before "$BEFORE_BIN" serve "${common[@]}" --database "$db_before" \
     --cache-capacity $((LINKS * 2))
   before_addr=$ADDR before_pid=$PID
 fi
 if [[ $SCENARIOS == *c* ]]; then
   start nocache "$bin/snip" serve "${common[@]}" --database "$db_nocache" --cache-capacity 0
   nocache_addr=$ADDR nocache_pid=$PID
+fi
+
+if [[ $SCENARIOS == *w* ]]; then
+  [ "$BACKEND" = postgres ] || { echo "scenario w needs BACKEND=postgres" >&2; exit 2; }
+  for level in one quorum all; do
+    start "w-$level" "$bin/snip" serve "${common[@]}" --database "$db_main" --write-consistency "$level"
+    eval "w_${level}_addr=\$ADDR w_${level}_pid=\$PID"
+  done
 fi
 
 if [[ $SCENARIOS == *h* ]]; then
@@ -173,7 +226,13 @@ for round in $(seq 1 "$ROUNDS"); do
          measure "c:snip" "$nocache_pid" "$nocache_addr" zipf.lua ;;
       d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua
          measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
-      e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua ;;
+      e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua
+         if [ -n "${before_addr:-}" ]; then measure "e:before" "$before_pid" "$before_addr" create.lua; fi ;;
+      w) for level in one quorum all; do
+           eval "measure w:$level \$w_${level}_pid \$w_${level}_addr create.lua"
+         done ;;
+      u) measure "u:baseline" "$base_pid" "$base_addr" uniform.lua
+         measure "u:snip" "$snip_pid" "$snip_addr" uniform.lua ;;
       f|g) ;; # fixed rate and scale: once, after the rounds
       h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
          measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua

@@ -10,7 +10,7 @@
 # nearly every request misses the cache and reads SQLite. Prints RSS before and after, and the
 # latency percentiles.
 #
-# Environment: SCALE_SIZES, G_RATE (5000 req/s), G_DURATION (30s), PROFILE (release|debug),
+# Environment: SCALE_SIZES, G_RATE (5000 req/s), G_DURATION (30s), PROFILE (release|profiling|debug),
 # DROP_CACHES (1: drop the page cache before each run when /proc/sys/vm/drop_caches is writable),
 # G_TOOL (oha: fixed rate; wrk: closed loop, for the CI smoke run, which does not install oha).
 set -euo pipefail
@@ -41,13 +41,10 @@ pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
   pin_server=(taskset -c 0) pin_load=(taskset -c 1)
 fi
-if [ "$PROFILE" = release ]; then
-  cargo build --release --locked --bin snip >&2
-  bin=target/release
-else
-  cargo build --locked --bin snip >&2
-  bin=target/debug
-fi
+case $PROFILE in
+  debug) cargo build --locked --bin snip >&2; bin=target/debug ;;
+  *) cargo build --profile "$PROFILE" --locked --bin snip >&2; bin=target/$PROFILE ;;
+esac
 
 work=$(mktemp -d)
 pid=""

@@ -140,6 +140,12 @@ const CHANGED_CAPACITY: usize = 10_000;
 /// How long a stale entry waits for its reload before another request starts one.
 pub const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
+/// `ttl` shortened by a random 0–20 %: entries filled together (a warm-up, the refill after a
+/// reconnect) come due spread over a fifth of the TTL rather than in one reload storm.
+fn jittered(ttl: Duration) -> Duration {
+    ttl.mul_f64(1.0 - rand::random::<f64>() * 0.2)
+}
+
 pub struct RedirectCache {
     inner: Option<Inner>,
     /// Codes written recently (by this instance or, as notified, by another) and until when
@@ -228,7 +234,7 @@ impl RedirectCache {
                     code.into(),
                     Entry {
                         answer: value,
-                        stale_at: self.ttl.map(|ttl| Instant::now() + ttl),
+                        stale_at: self.ttl.map(|ttl| Instant::now() + jittered(ttl)),
                     },
                 )
             },
@@ -300,6 +306,15 @@ mod tests {
         let g = cache.generation();
         cache.fill("abc", target(1), g);
         assert!(matches!(cache.get("abc"), Some(Cached::Redirect(_))));
+    }
+
+    #[test]
+    fn the_ttl_is_jittered_within_its_last_fifth() {
+        let ttl = Duration::from_secs(100);
+        let spread: Vec<Duration> = (0..1000).map(|_| jittered(ttl)).collect();
+        assert!(spread.iter().all(|d| *d <= ttl && *d >= ttl.mul_f64(0.8)));
+        let (min, max) = (spread.iter().min().unwrap(), spread.iter().max().unwrap());
+        assert!(*max - *min > Duration::from_secs(10), "{min:?}..{max:?}");
     }
 
     #[test]

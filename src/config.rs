@@ -83,10 +83,15 @@ pub struct ServeArgs {
     /// Redis shared second-level cache between instances (`redis://…`).
     #[arg(long, env = "SNIP_REDIS")]
     pub redis: Option<String>,
-    /// PostgreSQL only: how click flushes commit. Link and key writes always wait for
-    /// synchronous standbys. [default: local]
+    /// PostgreSQL only: how click flushes commit (`local` = `one`, `quorum`, `all`, or `off`).
+    /// [default: local]
     #[arg(long, env = "SNIP_CLICK_DURABILITY")]
     pub click_durability: Option<ClickDurability>,
+    /// PostgreSQL only: how writes commit, `LEVEL` for links and keys or `links=LEVEL,clicks=LEVEL`
+    /// (one, quorum, all). [default: the server's synchronous_commit for links and keys, one
+    /// for clicks]
+    #[arg(long, env = "SNIP_WRITE_CONSISTENCY")]
+    pub write_consistency: Option<String>,
     /// How long an instance may serve a cached redirect without re-reading it while change
     /// notifications from other instances flow (the backstop when they do not).
     /// [default: 60s]
@@ -255,10 +260,84 @@ fn is_postgres_url(raw: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClickDurability {
-    /// Flushed to the primary's disk, not waiting for standbys.
+    /// Flushed to the primary's disk, not waiting for standbys (the level ONE).
+    #[value(alias = "one")]
+    #[serde(alias = "one")]
     Local,
     /// Asynchronous commit: the last flushes may be lost if the primary crashes.
     Off,
+    /// On the synchronous standbys' disks too (`synchronous_commit=on`).
+    Quorum,
+    /// Applied on the synchronous standbys (`synchronous_commit=remote_apply`).
+    All,
+}
+
+/// The design's tunable consistency levels (ONE, QUORUM, ALL) of a write on PostgreSQL, as the
+/// `synchronous_commit` its transaction commits with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consistency {
+    /// On the primary's disk (`local`): lost if the primary's disk is, or on a failover to a
+    /// standby that had not received it.
+    One,
+    /// On the disks of the synchronous standbys the server names (`on`): survives the loss of
+    /// the primary.
+    Quorum,
+    /// Applied on the synchronous standbys (`remote_apply`): a read from one of them sees it.
+    All,
+}
+
+impl Consistency {
+    /// The `synchronous_commit` value of this level.
+    pub fn synchronous_commit(self) -> &'static str {
+        match self {
+            Consistency::One => "local",
+            Consistency::Quorum => "on",
+            Consistency::All => "remote_apply",
+        }
+    }
+}
+
+impl From<Consistency> for ClickDurability {
+    fn from(c: Consistency) -> Self {
+        match c {
+            Consistency::One => ClickDurability::Local,
+            Consistency::Quorum => ClickDurability::Quorum,
+            Consistency::All => ClickDurability::All,
+        }
+    }
+}
+
+/// `--write-consistency` (`LEVEL` for links and keys, or a list of `links=LEVEL`,
+/// `clicks=LEVEL`) with `--click-durability`: the level of link and key writes (`None`: the
+/// server's `synchronous_commit`) and how click flushes commit.
+fn consistency(
+    raw: Option<&str>,
+    clicks: Option<ClickDurability>,
+) -> anyhow::Result<(Option<Consistency>, ClickDurability)> {
+    use clap::ValueEnum;
+    let (mut links, mut click_level) = (None, None);
+    for part in raw.unwrap_or_default().split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let (kind, level) = part.split_once('=').unwrap_or(("links", part));
+        let level = Consistency::from_str(level.trim(), true).map_err(|_| {
+            anyhow::anyhow!("--write-consistency: {level:?} is not a level (one, quorum, all)")
+        })?;
+        match kind.trim() {
+            "links" => links = Some(level),
+            "clicks" => click_level = Some(level),
+            other => anyhow::bail!("--write-consistency: {other:?} is not a kind (links, clicks)"),
+        }
+    }
+    let clicks = match (click_level, clicks) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "--write-consistency clicks=… and --click-durability both set how clicks commit: keep one"
+        ),
+        (Some(level), None) => level.into(),
+        (None, set) => set.unwrap_or(ClickDurability::Local),
+    };
+    Ok((links, clicks))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -344,6 +423,8 @@ pub struct Settings {
     /// Redis URL of the shared second-level cache.
     pub redis: Option<Dsn>,
     pub click_durability: ClickDurability,
+    /// PostgreSQL: the level link and key writes commit at (`None`: the server's setting).
+    pub write_consistency: Option<Consistency>,
     /// Staleness bound of cached redirects when change notifications may have been missed.
     pub cache_ttl: Duration,
     /// Proxies whose forwarding headers are believed (parsed once, here).
@@ -411,6 +492,7 @@ impl ServeArgs {
             database_replica: self.database_replica.or(other.database_replica),
             redis: self.redis.or(other.redis),
             click_durability: self.click_durability.or(other.click_durability),
+            write_consistency: self.write_consistency.or(other.write_consistency),
             cache_ttl: self.cache_ttl.or(other.cache_ttl),
             database_pool_size: self.database_pool_size.or(other.database_pool_size),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
@@ -443,15 +525,14 @@ impl ServeArgs {
             store_urls(self.database, self.database_replica, self.redis)?;
         check_admin_key(self.admin_key.as_deref())?;
         let base_url = self.base_url.map(|raw| parse_base_url(&raw)).transpose()?;
-        let log_format = self.log_format.unwrap_or_else(LogFormat::for_stderr);
-        let redirect_status = redirect_status(self.redirect_status)?;
-        let hourly_stats_retention = retention(self.hourly_stats_retention)?;
         let connections = connection_limits(
             self.header_read_timeout,
             self.max_header_bytes,
             self.max_connections,
         )?;
         let default_qr = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+        let (write_consistency, click_durability) =
+            consistency(self.write_consistency.as_deref(), self.click_durability)?;
         let pool_size = within("database-pool-size", self.database_pool_size, 16, 1..=1000)?;
         let flush_interval = positive("click-flush-interval", self.click_flush_interval, "1s")?;
         let body_timeout = positive("request-body-timeout", self.request_body_timeout, "10s")?;
@@ -468,14 +549,15 @@ impl ServeArgs {
             database_replicas,
             database_pool_size: pool_size,
             redis,
-            click_durability: self.click_durability.unwrap_or(ClickDurability::Local),
+            click_durability,
+            write_consistency,
             cache_ttl: positive("cache-ttl", self.cache_ttl, "60s")?,
             base_url,
             admin_key: self.admin_key.map(Secret::new),
             click_flush_interval: flush_interval,
-            log_format,
+            log_format: self.log_format.unwrap_or_else(LogFormat::for_stderr),
             click_mode: self.click_mode.unwrap_or(ClickMode::Buffered),
-            redirect_status,
+            redirect_status: redirect_status(self.redirect_status)?,
             code_length: within("code-length", self.code_length, 7, 1..=32)?,
             cache_capacity: self.cache_capacity.unwrap_or(100_000),
             negative_cache_ttl: duration("negative-cache-ttl", self.negative_cache_ttl, "5s")?,
@@ -492,7 +574,7 @@ impl ServeArgs {
             trusted_proxies,
             country_header,
             geoip_db: self.geoip_db,
-            hourly_stats_retention,
+            hourly_stats_retention: retention(self.hourly_stats_retention)?,
         })
     }
 }
@@ -869,6 +951,42 @@ mod tests {
             ..Default::default()
         };
         assert!(args.resolve().is_err());
+    }
+
+    #[test]
+    fn write_consistency_sets_links_and_clicks_per_kind() {
+        use Consistency::*;
+        let level = |raw: Option<&str>, clicks| consistency(raw, clicks).map_err(|e| e.to_string());
+        assert_eq!(level(None, None), Ok((None, ClickDurability::Local)));
+        assert_eq!(
+            level(Some("all"), None),
+            Ok((Some(All), ClickDurability::Local))
+        );
+        assert_eq!(
+            level(Some(" links=one , clicks=quorum"), None),
+            Ok((Some(One), ClickDurability::Quorum))
+        );
+        assert_eq!(
+            level(Some("clicks=all"), None),
+            Ok((None, ClickDurability::All))
+        );
+        assert_eq!(
+            level(Some("QUORUM"), Some(ClickDurability::Off)),
+            Ok((Some(Quorum), ClickDurability::Off))
+        );
+        for (bad, says) in [
+            ("most", "not a level"),
+            ("keys=one", "not a kind"),
+            ("links=", "not a level"),
+        ] {
+            let err = level(Some(bad), None).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let err = level(Some("clicks=one"), Some(ClickDurability::Local)).unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        assert_eq!(One.synchronous_commit(), "local");
+        assert_eq!(Quorum.synchronous_commit(), "on");
+        assert_eq!(All.synchronous_commit(), "remote_apply");
     }
 
     #[test]

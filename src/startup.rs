@@ -179,6 +179,7 @@ fn store_options(settings: &Settings) -> StoreOptions {
             .collect(),
         pool_size: settings.database_pool_size,
         click_durability: settings.click_durability,
+        write_consistency: settings.write_consistency,
         code_filter: true,
     }
 }

@@ -96,6 +96,8 @@ pub struct StoreOptions {
     pub replicas: Vec<String>,
     pub pool_size: usize,
     pub click_durability: crate::config::ClickDurability,
+    /// PostgreSQL: the level link and key writes commit at (`None`: the server's setting).
+    pub write_consistency: Option<crate::config::Consistency>,
     /// SQLite: build the in-memory filter of existing codes (the server answers unknown codes
     /// from it). One-shot commands do not need it, and an import would rebuild it as it grows.
     pub code_filter: bool,
@@ -128,6 +130,7 @@ pub async fn open(
                     timeout: options.timeout,
                     pool_size: options.pool_size,
                     click_durability: options.click_durability,
+                    write_consistency: options.write_consistency,
                 },
             )
             .await
@@ -146,6 +149,7 @@ impl StoreOptions {
             replicas: Vec::new(),
             pool_size,
             click_durability: crate::config::ClickDurability::Local,
+            write_consistency: None,
             code_filter: false,
         }
     }

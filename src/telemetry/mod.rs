@@ -78,6 +78,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "snip_store_replica_fallbacks_total",
         "Redirect reads that failed on a replica and went to the primary.",
     ),
+    (
+        "snip_store_group_commits_total",
+        "PostgreSQL: transactions that committed several link creates together.",
+    ),
+    (
+        "snip_store_group_committed_creates_total",
+        "PostgreSQL: link creates committed in those transactions.",
+    ),
     ("snip_redis_hits_total", "Redirects answered from Redis."),
     (
         "snip_redis_errors_total",

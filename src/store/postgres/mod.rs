@@ -56,6 +56,7 @@ pub const NOTIFY_CHANNEL: &str = notify_channel!();
 
 pub mod changes;
 mod clicks;
+mod group_commit;
 mod queries;
 mod schema;
 #[cfg(test)]
@@ -73,6 +74,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// `synchronous_commit` of click writes.
     pub click_durability: ClickDurability,
+    /// The level every other write commits at: the `synchronous_commit` of the primary pool's
+    /// sessions (`None`: the server's setting).
+    pub write_consistency: Option<Consistency>,
 }
 
 impl Default for PgOptions {
@@ -81,6 +85,7 @@ impl Default for PgOptions {
             timeout: Duration::from_secs(5),
             pool_size: DEFAULT_POOL_SIZE,
             click_durability: ClickDurability::Local,
+            write_consistency: None,
         }
     }
 }
@@ -89,13 +94,15 @@ impl Default for PgOptions {
 /// an eventually consistent counter: waiting for synchronous standbys (or, with `Off`, for the
 /// local WAL flush) on every flush buys little, while links and keys always commit with the
 /// server's setting.
-pub use crate::config::ClickDurability;
+pub use crate::config::{ClickDurability, Consistency};
 
 impl ClickDurability {
     fn set_local(self) -> &'static str {
         match self {
             ClickDurability::Local => "SET LOCAL synchronous_commit = local",
             ClickDurability::Off => "SET LOCAL synchronous_commit = off",
+            ClickDurability::Quorum => "SET LOCAL synchronous_commit = on",
+            ClickDurability::All => "SET LOCAL synchronous_commit = remote_apply",
         }
     }
 }
@@ -253,6 +260,8 @@ pub struct PgStore {
     /// Random per store (per process): names this instance's click flushes in `click_flushes`,
     /// so a retried flush is recognised without confusing it with another instance's.
     instance: String,
+    /// The group commit of creates, started on the first create (on the runtime).
+    group: std::sync::OnceLock<group_commit::GroupCommit>,
 }
 
 impl PgStore {
@@ -283,10 +292,15 @@ impl PgStore {
     ) -> anyhow::Result<PgStore> {
         let instance = hex::encode(rand::random::<[u8; 16]>());
         // Every session of the primary's pool knows its instance, so that the notifications
-        // it sends name their sender (see `queries::notify_l`).
+        // it sends name their sender (see `queries::notify_l`), and commits at the configured
+        // level (click flushes set theirs per transaction).
         let mut primary = primary;
+        let level = opts
+            .write_consistency
+            .map(|c| format!(" -c synchronous_commit={}", c.synchronous_commit()))
+            .unwrap_or_default();
         let options = format!(
-            "{} -c snip.instance={instance}",
+            "{} -c snip.instance={instance}{level}",
             primary.get_options().unwrap_or_default()
         );
         primary.options(options.trim());
@@ -307,6 +321,7 @@ impl PgStore {
             timeout: opts.timeout,
             click_durability: opts.click_durability,
             instance,
+            group: std::sync::OnceLock::new(),
         })
     }
 
@@ -372,6 +387,13 @@ impl Store for PgStore {
         new: NewLink,
         idempotency: Option<IdempotencyRequest>,
     ) -> StoreResult<CreateOutcome> {
+        if idempotency.is_none() {
+            let deadline = self.deadline();
+            let group = self.group.get_or_init(|| {
+                group_commit::GroupCommit::start(self.primary.clone(), self.timeout)
+            });
+            return observed("write", group.create(new, now(), deadline)).await;
+        }
         on_primary!(self, "write", |c| queries::create_link(
             &mut c,
             &new,

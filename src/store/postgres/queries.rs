@@ -154,7 +154,11 @@ async fn record(
 
 /// Inserts the link under the `UNIQUE` constraint on `code`: a taken custom code is
 /// `Conflict`, a taken random code is redrawn.
-async fn insert_link(c: &impl GenericClient, new: &NewLink, now: UnixSeconds) -> QueryResult<Link> {
+pub(super) async fn insert_link(
+    c: &impl GenericClient,
+    new: &NewLink,
+    now: UnixSeconds,
+) -> QueryResult<Link> {
     let tags = serde_json::to_string(&new.tags).map_err(other)?;
     let stmt = c
         .prepare_cached(concat!(

@@ -2,6 +2,7 @@
 //! committed changes are announced, every instance shares the visitor key (the rest is the
 //! store contract, `crate::store::contract`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
@@ -108,4 +109,84 @@ async fn every_instance_gets_the_same_visitor_key_of_the_day() {
         key,
         "day 100's key was deleted"
     );
+}
+
+/// Creates arriving together share a transaction (group commit), each with its own outcome:
+/// random codes all created, of two creates of one custom code exactly one wins.
+#[tokio::test]
+async fn concurrent_creates_are_committed_in_groups_each_with_its_own_outcome() {
+    let Some((store, _, admin)) = store().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let mut creates = Vec::new();
+    for i in 0..300 {
+        let store = store.clone();
+        let code = (i % 6 == 0).then(|| format!("pair{}", i % 60));
+        creates.push(tokio::spawn(async move {
+            let url = format!("https://example.com/{i}");
+            let new = new_link(code.as_deref(), &url, admin.row_id);
+            (code, url, store.create_link(new, None).await)
+        }));
+    }
+    let (mut winners, mut conflicts) = (HashMap::new(), HashMap::new());
+    let mut codes = std::collections::HashSet::new();
+    for create in creates {
+        let (custom, url, outcome) = create.await.unwrap();
+        match (custom, outcome) {
+            (None, Ok(CreateOutcome::Created(link))) => {
+                assert!(codes.insert(link.code.clone()), "{} twice", link.code);
+                let stored = store.get_link(link.code.as_str()).await.unwrap().unwrap();
+                assert_eq!(stored.url, url);
+            }
+            (Some(code), Ok(CreateOutcome::Created(link))) => {
+                assert_eq!(link.code.as_str(), code);
+                assert!(winners.insert(code, url).is_none(), "two winners");
+            }
+            (Some(code), Err(StoreError::Conflict(_))) => {
+                *conflicts.entry(code).or_insert(0) += 1;
+            }
+            (custom, outcome) => panic!("{custom:?}: {outcome:?}"),
+        }
+    }
+    assert_eq!(codes.len(), 250);
+    assert_eq!(winners.len(), 10);
+    assert!(conflicts.values().all(|n| *n == 4), "{conflicts:?}");
+    for (code, url) in winners {
+        let stored = store.get_link(&code).await.unwrap().unwrap();
+        assert_eq!(stored.url, url, "{code}: the acknowledged winner is stored");
+    }
+    assert!(store.group.get().unwrap().grouped() > 0, "no group formed");
+}
+
+/// An insert the server refuses (a NUL in a text column) rolls its group back; the others are
+/// then created one by one and only it fails.
+#[tokio::test]
+async fn a_create_the_server_refuses_fails_alone_in_its_group() {
+    let Some((store, _, admin)) = store().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let mut creates = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        creates.push(tokio::spawn(async move {
+            let mut new = new_link(None, &format!("https://example.com/{i}"), admin.row_id);
+            if i == 25 {
+                new.title = Some("nul \0 byte".into());
+            }
+            (i, store.create_link(new, None).await)
+        }));
+    }
+    for create in creates {
+        let (i, outcome) = create.await.unwrap();
+        match outcome {
+            Ok(CreateOutcome::Created(link)) if i != 25 => {
+                assert!(store.get_link(link.code.as_str()).await.unwrap().is_some());
+            }
+            Err(StoreError::Other(_)) if i == 25 => {}
+            other => panic!("{i}: {other:?}"),
+        }
+    }
+    assert!(store.group.get().unwrap().grouped() > 0, "no group formed");
 }
