@@ -92,8 +92,8 @@ impl Default for PgOptions {
 
 /// How click writes commit (`SET LOCAL synchronous_commit` in their transactions). Clicks are
 /// an eventually consistent counter: waiting for synchronous standbys (or, with `Off`, for the
-/// local WAL flush) on every flush buys little, while links and keys always commit with the
-/// server's setting.
+/// local WAL flush) on every flush buys little; links and keys commit at
+/// [`PgOptions::write_consistency`] (by default the server's setting).
 pub use crate::config::{ClickDurability, Consistency};
 
 impl ClickDurability {
