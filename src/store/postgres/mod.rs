@@ -13,8 +13,9 @@
 //!   client only, never cancelled on the server (no `statement_timeout`, no cancel request), so
 //!   its outcome is unknown, exactly as with the SQLite writer; a retry with the same
 //!   `Idempotency-Key` is safe.
-//! - Link and key writes commit with the server's `synchronous_commit` (an `Ok` is as durable
-//!   as the server is configured to make commits); click writes set
+//! - Link and key writes commit at [`PgOptions::write_consistency`], by default the server's
+//!   `synchronous_commit` (an `Ok` is as durable as that makes commits); creates without an
+//!   `Idempotency-Key` may share a commit (`group_commit.rs`); click writes set
 //!   [`PgOptions::click_durability`] for their transaction.
 //! - Every committed create, change or delete of a link is announced on [`NOTIFY_CHANNEL`]
 //!   (`pg_notify` in the same transaction, naming the writing instance) so other instances drop
