@@ -14,7 +14,8 @@
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
-# PROFILE (release|profiling|debug), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
+# PROFILE (release|profiling|debug), BIN_DIR (use the snip and examples/baseline of this directory
+# instead of building), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
 # BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b) and (e)
 # then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
@@ -44,11 +45,13 @@ ensure_wrk
 oha=""
 if [[ $SCENARIOS == *f* ]]; then find_oha; fi
 
-case $PROFILE in
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR  # a copy of a build (snip and examples/baseline): measured as it is
+else case $PROFILE in
   debug) cargo build --locked --bin snip --example baseline >&2; bin=target/debug ;;
   # release, or profiling (the release build with symbols, for perf while the harness runs)
   *) cargo build --profile "$PROFILE" --locked --bin snip --example baseline >&2; bin=target/$PROFILE ;;
-esac
+esac; fi
 
 work=$(mktemp -d)
 pids=()

@@ -10,14 +10,16 @@
 //! load can never put back a value older than the latest write on this instance.
 //!
 //! Several instances sharing a store (PostgreSQL) tell each other about writes (see
-//! `crate::service::coherence`); as a backstop for notifications that are lost, each entry is trusted
-//! for a TTL only (`--cache-ttl`). A stale entry is still answered at once, and one reload per
+//! `crate::service::coherence`). While this instance hears them, an entry changes only when a
+//! notification says so, and is reloaded after [`NOTIFIED_TTL`] only as a backstop; while it
+//! does not, each entry is trusted for `--cache-ttl` only. Both are jittered, so entries filled
+//! together do not come due together. A stale entry is still answered at once, and one reload per
 //! code and second runs in the background (stale-while-revalidate): a redirect never waits for
 //! the store because its entry aged, and keeps working from the old entry while the store is
 //! down. With the embedded store one process sees every write, and entries never go stale.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
@@ -113,11 +115,13 @@ pub fn fill_unless_invalidated(
     }
 }
 
-/// A cached answer and, when entries age, the instant it should be reloaded.
+/// A cached answer and, when entries age, the instants it should be reloaded: `stale_at`
+/// while change notifications are not heard, `backstop_at` while they are.
 #[derive(Clone)]
 struct Entry {
     answer: Cached,
     stale_at: Option<Instant>,
+    backstop_at: Option<Instant>,
 }
 
 type Inner = quick_cache::sync::Cache<Box<str>, Entry>;
@@ -137,13 +141,17 @@ pub const CHANGED_WINDOW: Duration = Duration::from_secs(300);
 /// Codes remembered as recently written (the oldest are forgotten first).
 const CHANGED_CAPACITY: usize = 10_000;
 
+/// How long an entry is trusted while change notifications are heard (at least `--cache-ttl`):
+/// a backstop for a change announced and somehow not applied, not the way changes arrive.
+pub const NOTIFIED_TTL: Duration = Duration::from_secs(1800);
+
 /// How long a stale entry waits for its reload before another request starts one.
 pub const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
-/// `ttl` shortened by a random 0–20 %: entries filled together (a warm-up, the refill after a
+/// A TTL's factor, 0.8 to 1: entries filled together (a warm-up, the refill after a
 /// reconnect) come due spread over a fifth of the TTL rather than in one reload storm.
-fn jittered(ttl: Duration) -> Duration {
-    ttl.mul_f64(1.0 - rand::random::<f64>() * 0.2)
+fn jitter() -> f64 {
+    1.0 - rand::random::<f64>() * 0.2
 }
 
 pub struct RedirectCache {
@@ -154,6 +162,8 @@ pub struct RedirectCache {
     negative_ttl: Duration,
     /// How long an entry is trusted; None: forever (one process sees every write).
     ttl: Option<Duration>,
+    /// Whether change notifications are heard (entries are then trusted for [`NOTIFIED_TTL`]).
+    notified: AtomicBool,
     generation: AtomicU64,
     capacity: usize,
 }
@@ -166,6 +176,7 @@ impl RedirectCache {
             changed: quick_cache::sync::Cache::new(CHANGED_CAPACITY),
             negative_ttl,
             ttl: None,
+            notified: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             capacity,
         }
@@ -175,6 +186,13 @@ impl RedirectCache {
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
+    }
+
+    /// Whether this instance hears every other instance's changes right now: entries are then
+    /// reloaded only after [`NOTIFIED_TTL`], else after `--cache-ttl` (from when they were
+    /// filled, whichever was in force then).
+    pub fn set_notified(&self, notified: bool) {
+        self.notified.store(notified, Ordering::Relaxed);
     }
 
     /// A cached answer, if any and (for `Missing`) still fresh; stale entries count as hits.
@@ -195,13 +213,20 @@ impl RedirectCache {
         {
             return None;
         }
-        match entry.stale_at {
+        let due = if self.notified.load(Ordering::Relaxed) {
+            entry.backstop_at
+        } else {
+            entry.stale_at
+        };
+        match due {
             Some(at) if at <= Instant::now() => {
+                let retry = Some(Instant::now() + RELOAD_RETRY);
                 inner.insert(
                     code.into(),
                     Entry {
                         answer: entry.answer.clone(),
-                        stale_at: Some(Instant::now() + RELOAD_RETRY),
+                        stale_at: retry,
+                        backstop_at: retry,
                     },
                 );
                 Some(Lookup::Stale(entry.answer))
@@ -230,11 +255,16 @@ impl RedirectCache {
             &self.generation,
             generation,
             || {
+                let now = Instant::now();
+                let jitter = jitter();
                 inner.insert(
                     code.into(),
                     Entry {
                         answer: value,
-                        stale_at: self.ttl.map(|ttl| Instant::now() + jittered(ttl)),
+                        stale_at: self.ttl.map(|ttl| now + ttl.mul_f64(jitter)),
+                        backstop_at: self
+                            .ttl
+                            .map(|ttl| now + ttl.max(NOTIFIED_TTL).mul_f64(jitter)),
                     },
                 )
             },
@@ -311,7 +341,7 @@ mod tests {
     #[test]
     fn the_ttl_is_jittered_within_its_last_fifth() {
         let ttl = Duration::from_secs(100);
-        let spread: Vec<Duration> = (0..1000).map(|_| jittered(ttl)).collect();
+        let spread: Vec<Duration> = (0..1000).map(|_| ttl.mul_f64(jitter())).collect();
         assert!(spread.iter().all(|d| *d <= ttl && *d >= ttl.mul_f64(0.8)));
         let (min, max) = (spread.iter().min().unwrap(), spread.iter().max().unwrap());
         assert!(*max - *min > Duration::from_secs(10), "{min:?}..{max:?}");
@@ -340,6 +370,32 @@ mod tests {
         assert!(matches!(forever.lookup("abc"), Some(Lookup::Fresh(_))));
         forever.clear();
         assert!(forever.get("abc").is_none());
+    }
+
+    #[test]
+    fn while_changes_are_heard_entries_are_trusted_for_the_backstop_ttl_only() {
+        let cache = RedirectCache::new(10, Duration::from_secs(5)).with_ttl(Duration::ZERO);
+        cache.set_notified(true);
+        cache.fill("abc", target(1), cache.generation());
+        assert!(matches!(cache.lookup("abc"), Some(Lookup::Fresh(_))));
+        // Notifications lost: the short TTL counts again, from when the entry was filled.
+        cache.set_notified(false);
+        assert!(matches!(cache.lookup("abc"), Some(Lookup::Stale(_))));
+        let capped = RedirectCache::new(10, Duration::from_secs(5)).with_ttl(NOTIFIED_TTL * 2);
+        capped.set_notified(true);
+        capped.fill("abc", target(1), capped.generation());
+        let backstop = capped
+            .inner
+            .as_ref()
+            .unwrap()
+            .get("abc")
+            .unwrap()
+            .backstop_at
+            .unwrap();
+        assert!(
+            backstop > Instant::now() + NOTIFIED_TTL,
+            "never shorter than --cache-ttl"
+        );
     }
 
     #[test]

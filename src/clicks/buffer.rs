@@ -418,17 +418,6 @@ impl ClickBuffer {
         batch
     }
 
-    /// The clicks of `link_id` not journalled yet (recorded since the last take), per hour.
-    pub fn unjournalled(&self, link_id: i64) -> Vec<HourCount> {
-        let tally = self.shard(link_id).absorb();
-        tally
-            .fresh
-            .iter()
-            .filter(|h| h.link_id == link_id)
-            .copied()
-            .collect()
-    }
-
     /// What this buffer holds of every link and has not folded yet, as a batch.
     pub fn unfolded_all(&self) -> ClickBatch {
         let mut batch = ClickBatch::default();
@@ -442,13 +431,27 @@ impl ClickBuffer {
         batch
     }
 
-    /// The clicks of every link not journalled yet, per hour.
-    pub fn unjournalled_all(&self) -> Vec<HourCount> {
-        let mut all = Vec::new();
+    /// After another instance replayed this one's click journal: every journalled click is in
+    /// the store's tables, so the entries keep only the hours of the clicks not journalled yet.
+    pub fn forget_journalled(&self) {
         for shard in self.shards.iter() {
-            all.extend(shard.absorb().fresh.iter().copied());
+            let mut tally = shard.absorb();
+            let mut fresh: Map<(i64, i64), (u64, u64)> = Map::default();
+            for h in &tally.fresh {
+                let e = fresh.entry((h.link_id, h.hour)).or_default();
+                e.0 += h.clicks;
+                e.1 += h.bots;
+            }
+            for (&(link_id, _), e) in tally.days.iter_mut() {
+                e.hours.retain_mut(|h| match fresh.get(&(link_id, h.hour)) {
+                    Some(&(clicks, bots)) => {
+                        (h.clicks, h.bots) = (clicks, bots);
+                        true
+                    }
+                    None => false,
+                });
+            }
         }
-        all
     }
 
     /// Takes what one flush writes: the not yet journalled clicks of every link, and the whole

@@ -15,12 +15,17 @@ use tokio::sync::watch;
 
 use super::buffer::Taken;
 use super::{ClickBuffer, Clicks};
+use crate::store::journal::JOURNAL_REAPED;
 use crate::store::{ClickFlush, Store, StoreError};
 
 /// How often each link's clicks are folded into the store's tables (its hourly rows, and its
 /// day's dimension counts and visitor sketches, which a crash can lose this much of). Until
 /// then they are in the journal and in memory, and the stats read them from memory.
 pub const FOLD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long an instance sharing the store may go without a flush before another replays its
+/// click journal (it crashed, or is cut off: see [`ClickFlush::after_reap`]).
+pub const JOURNAL_REAP_AFTER: Duration = Duration::from_secs(180);
 
 /// Links-and-days held in memory beyond which a flush folds everything at once, so that the
 /// buffer's memory stays bounded whatever the number of distinct links clicked.
@@ -96,7 +101,21 @@ impl Clicks {
     async fn write(&self, store: &dyn Store, flush: Arc<ClickFlush>) -> Result<u64, StoreError> {
         let started = Instant::now();
         let n = flush.journalled();
-        match store.flush_clicks(flush).await {
+        let mut result = store.flush_clicks(flush.clone()).await;
+        if matches!(&result, Err(StoreError::Conflict(m)) if m == JOURNAL_REAPED) {
+            // Cut off from the store for minutes, this instance had its journal replayed by
+            // another: what it journalled is in the tables, what this flush takes is not.
+            tracing::warn!(
+                "this instance's click journal was replayed by another instance while its \
+                 flushes failed; its journalled clicks are in the tables, the rest follows"
+            );
+            metrics::counter!("snip_click_journal_reaped_total").increment(1);
+            self.buffer.forget_journalled();
+            let again = Arc::new(flush.after_reap());
+            *self.unconfirmed.lock() = Some(again.clone());
+            result = store.flush_clicks(again).await;
+        }
+        match result {
             Ok(()) => {
                 *self.unconfirmed.lock() = None;
                 self.buffer.journalled(n);

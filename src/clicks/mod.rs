@@ -58,57 +58,51 @@ impl Default for Clicks {
 }
 
 impl Clicks {
-    /// What this instance holds of a link and the store's tables do not have yet. A store
-    /// whose tables take each flush's journal directly (PostgreSQL, shared by several
-    /// instances: [`Store::journal_in_tables`]) has every journalled hour already, so only
-    /// the clicks recorded since the last flush are added to it; the breakdowns (dimensions,
-    /// visitor sketches) wait for the fold on every store.
-    fn unfolded(&self, store: &dyn Store, link_id: i64) -> ClickBatch {
+    /// What this instance holds of a link and the store's tables do not have yet (on every
+    /// store, the tables get a link's hours and breakdowns when its slice is folded).
+    fn unfolded(&self, link_id: i64) -> ClickBatch {
         let mut batch = self.buffer.unfolded(link_id);
-        if store.journal_in_tables() {
-            batch.hourly = self.buffer.unjournalled(link_id);
-        }
-        self.add_unconfirmed(store, &mut batch, |id| id == link_id);
+        self.add_unconfirmed(&mut batch, |id| id == link_id);
         batch
     }
 
     /// The same for every link.
-    fn unfolded_all(&self, store: &dyn Store) -> ClickBatch {
+    fn unfolded_all(&self) -> ClickBatch {
         let mut batch = self.buffer.unfolded_all();
-        if store.journal_in_tables() {
-            batch.hourly = self.buffer.unjournalled_all();
-        }
-        self.add_unconfirmed(store, &mut batch, |_| true);
+        self.add_unconfirmed(&mut batch, |_| true);
         batch
     }
 
     /// Adds what the flush in flight (unconfirmed) holds of the links `of` picks.
-    fn add_unconfirmed(&self, store: &dyn Store, batch: &mut ClickBatch, of: impl Fn(i64) -> bool) {
+    fn add_unconfirmed(&self, batch: &mut ClickBatch, of: impl Fn(i64) -> bool) {
         let unconfirmed = self.unconfirmed.lock().clone();
         let Some(f) = &unconfirmed else {
             return;
         };
-        let hourly = if store.journal_in_tables() {
-            &f.journal
-        } else {
-            &f.fold.hourly
-        };
-        batch.hourly.extend(hourly.iter().filter(|h| of(h.link_id)));
+        batch
+            .hourly
+            .extend(f.fold.hourly.iter().filter(|h| of(h.link_id)));
         batch
             .days
             .extend(f.fold.days.iter().filter(|d| of(d.link_id)).cloned());
+    }
+
+    /// Sets the flushes per fold interval, as [`flusher::run`] does.
+    #[cfg(test)]
+    pub(crate) fn set_slots(&self, slots: i64) {
+        self.slots
+            .store(slots, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// What `read` reads from the store, and what is not folded into it yet of every link,
     /// with no flush in between (so no click is missed or counted twice).
     pub async fn read_with_unfolded<T>(
         &self,
-        store: &dyn Store,
         read: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<(T, ClickBatch)> {
         let _gate = self.flush_gate.read().await;
         let stored = read.await?;
-        Ok((stored, self.unfolded_all(store)))
+        Ok((stored, self.unfolded_all()))
     }
 
     /// A link's statistics: the store's, plus what is not folded yet.
@@ -120,7 +114,7 @@ impl Clicks {
     ) -> StoreResult<LinkStats> {
         let _gate = self.flush_gate.read().await;
         store
-            .link_stats(link_id, range, self.unfolded(store, link_id))
+            .link_stats(link_id, range, self.unfolded(link_id))
             .await
     }
 
@@ -128,7 +122,7 @@ impl Clicks {
     pub async fn total(&self, store: &dyn Store, link_id: i64) -> StoreResult<u64> {
         let _gate = self.flush_gate.read().await;
         let stored = store.total_clicks(link_id).await?;
-        Ok(stored + self.unfolded(store, link_id).total())
+        Ok(stored + self.unfolded(link_id).total())
     }
 
     /// The `max_clicks` counter of a link, created from the store's total plus pending clicks.

@@ -10,8 +10,10 @@
 //! Notifications are not queued for a listener that is not connected. So when the connection
 //! breaks (primary restarted or failed over, network cut), the listener reconnects with
 //! backoff and, once it listens again, clears the whole cache: it may have missed anything.
-//! Until then the cache's TTL (`--cache-ttl`) bounds how stale an entry can be; while the store
-//! is unreachable entries keep being served (redirects are AP).
+//! While the listener hears changes, cached entries are reloaded only as a backstop (after
+//! [`crate::cache::NOTIFIED_TTL`]); while it does not, the cache's TTL (`--cache-ttl`) bounds
+//! how stale an entry can be; while the store is unreachable entries keep being served
+//! (redirects are AP).
 //!
 //! A connection whose packets are silently dropped (a black-holed network path) breaks nothing
 //! that TCP would notice for minutes, and notifications queued behind it arrive only when its
@@ -78,11 +80,13 @@ impl ChangeSink for Coherence {
             self.app.cache.clear();
         }
         self.app.change_feed.set_connected(true);
+        self.app.cache.set_notified(true);
         tracing::info!("cache coherence: listening for link changes");
     }
 
     fn interrupted(&self, error: &anyhow::Error, retry_in: Duration) {
         self.app.change_feed.set_connected(false);
+        self.app.cache.set_notified(false);
         metrics::counter!("snip_cache_coherence_reconnects_total").increment(1);
         tracing::warn!(
             error = %error,

@@ -5,6 +5,7 @@
 use tokio::sync::watch;
 
 use crate::analytics::sketch::VisitorKey;
+use crate::clicks::flusher::{FOLD_INTERVAL, JOURNAL_REAP_AFTER};
 use crate::domain::time::now;
 use crate::service::app::{App, AppState};
 
@@ -62,11 +63,12 @@ pub async fn final_flush(state: &App) {
 }
 
 /// Periodic chores: drain the metrics exporter's histogram samples (it keeps them until a
-/// scrape otherwise), roll hourly clicks up, forget idempotency records older than the
+/// scrape otherwise), replay the click journals of instances that stopped, roll hourly clicks up, forget idempotency records older than the
 /// retention and expired dashboard sessions.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut last_purge = None;
+    let mut last_reap = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -74,6 +76,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         state.metrics.run_upkeep();
         refresh_visitor_key(&state).await;
+        if last_reap.is_none_or(|t: std::time::Instant| t.elapsed() >= FOLD_INTERVAL) {
+            last_reap = Some(std::time::Instant::now());
+            reap_click_journals(&state).await;
+        }
         if last_purge.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 3600) {
             last_purge = Some(std::time::Instant::now());
             roll_up(&state).await;
@@ -98,6 +104,18 @@ pub async fn refresh_visitor_key(state: &App) {
     match state.store.visitor_key(day).await {
         Ok(key) => *state.analytics.key.write() = Some(VisitorKey::new(day, key)),
         Err(e) => tracing::warn!(error = %e, "could not get the visitor key of the day"),
+    }
+}
+
+/// Replays the click journals of instances that stopped flushing (PostgreSQL).
+async fn reap_click_journals(state: &App) {
+    match state.store.reap_click_journals(JOURNAL_REAP_AFTER).await {
+        Ok(0) => {}
+        Ok(clicks) => tracing::warn!(
+            clicks,
+            "replayed the click journal of an instance that stopped flushing"
+        ),
+        Err(e) => tracing::warn!(error = %e, "replaying stopped instances' click journals failed"),
     }
 }
 

@@ -57,7 +57,7 @@ pub async fn overview(app: &App, scope: Scope, limit: usize) -> ServiceResult<Ov
     let store = app.store.as_ref();
     let (mut stored, unfolded) = app
         .clicks
-        .read_with_unfolded(store, store.scope_clicks(scope, windows))
+        .read_with_unfolded(store.scope_clicks(scope, windows))
         .await
         .map_err(|e| ServiceError::from_store(e, "statistics"))?;
     let unfolded_dims = add_unfolded(app, scope, windows, &mut stored, &unfolded).await?;

@@ -8,6 +8,7 @@ pub mod code_filter;
 #[cfg(test)]
 mod contract;
 pub(crate) mod dims;
+pub mod journal;
 pub mod postgres;
 pub(crate) mod rows;
 pub mod sqlite;
@@ -234,13 +235,13 @@ impl ClickBatch {
     }
 }
 
-/// A link's statistics over a range, as the store computes them.
 /// One click flush (see `crate::clicks::buffer`): the clicks not yet journalled, appended to
 /// the store's click journal, and the whole unfolded data of one slice of the links, folded
 /// into the tables, in one transaction. Flush `seq` folds the links of slice `seq` modulo
 /// `slots`, so after a crash the journal rows tell exactly which of their clicks are not in the
-/// tables yet ([`fold_slot`] tells a link's slice); a `full` flush folds every link and empties the journal. Applying the same
-/// `seq` twice is a no-op, so a flush whose outcome is unknown (timed out) is simply retried.
+/// tables yet ([`fold_slot`] tells a link's slice, [`journal`] the rest); a `full` flush folds
+/// every link and empties the journal. Applying the same `seq` twice is a no-op, so a flush
+/// whose outcome is unknown (timed out) is simply retried.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClickFlush {
     pub seq: i64,
@@ -504,11 +505,11 @@ pub trait Store: Send + Sync + 'static {
     /// One round trip to the store; returns how long it took.
     async fn ping(&self) -> StoreResult<Duration>;
 
-    /// Whether [`Store::flush_clicks`] adds the journal's counts to the tables at once (a store
-    /// shared by several instances, which cannot replay each other's journals), rather than
-    /// keeping a journal and folding hours once a fold interval (the embedded store).
-    fn journal_in_tables(&self) -> bool {
-        false
+    /// Replays into the tables, and deletes, the click journals of other instances that have
+    /// not flushed for `stale` (they crashed or were cut off); returns the clicks replayed. A
+    /// store that only this process writes has nothing to reap.
+    async fn reap_click_journals(&self, _stale: Duration) -> StoreResult<u64> {
+        Ok(0)
     }
 
     /// Whether other instances may write to this store behind this one's back (so that what

@@ -55,6 +55,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Click flush attempts, by result.",
     ),
     (
+        "snip_click_journal_reaped_total",
+        "Times another instance had replayed this instance's click journal (PostgreSQL).",
+    ),
+    (
         "snip_store_errors_total",
         "Store calls that failed (not counting not-found or conflicts).",
     ),
@@ -85,6 +89,14 @@ const COUNTERS: &[(&str, &str)] = &[
     (
         "snip_store_group_committed_creates_total",
         "PostgreSQL: link creates committed in those transactions.",
+    ),
+    (
+        "snip_store_batched_reads_total",
+        "Queries that looked several links up at once (PostgreSQL).",
+    ),
+    (
+        "snip_store_batched_lookups_total",
+        "Link lookups answered by those queries.",
     ),
     ("snip_redis_hits_total", "Redirects answered from Redis."),
     (

@@ -1,22 +1,32 @@
 //! Clicks and statistics on PostgreSQL, shared by several instances.
 //!
-//! There is no click journal: an instance cannot replay another's journal after a crash, so a
-//! flush adds its journal (the fresh per-link, per-hour counts) to `clicks_hourly` at once, and
-//! the hours of its fold (already added by this or earlier flushes) are ignored. The fold's
-//! day details (dimension counts, visitor sketches) and unknown-code hits are merged into
-//! their tables in the same transaction. A flush is recorded in `click_flushes` under
-//! (instance, seq) in that transaction too: a retried flush whose first attempt committed
-//! finds its row and does nothing, so counts are never doubled.
+//! Each instance keeps its own click journal (`click_journal`, keyed by instance and flush
+//! sequence number), as the embedded store keeps one (see `crate::store::journal`): a flush
+//! appends one row holding the clicks it made durable of the links it does not fold, and folds
+//! one slice of the links (their hours since their last fold, day details, unknown codes) into
+//! the shared tables, in one transaction. So a flush writes the rows of a sixtieth of the links
+//! clicked in the last minute, not one row per link clicked since the last flush. The journal
+//! row also makes a retried flush a no-op: a retry whose first attempt committed finds it.
+//!
+//! Another instance's clicks reach the tables (and so this instance's statistics) when that
+//! instance folds them: within a fold interval. An instance that crashed cannot replay its
+//! own journal (it comes back as another instance), so every flush marks its instance alive in
+//! `click_instances`, and every instance now and then replays and deletes the journals of
+//! instances that have not flushed for minutes ([`reap_journals`]). The flush and the reaper
+//! both start by writing that instance's row, so one of them waits for the other: an instance
+//! that was only cut off finds its row gone, and learns that its journal was replayed
+//! ([`JOURNAL_REAPED`]; see `ClickFlush::after_reap`), so no click is counted twice.
 //!
 //! Counts are additive upserts, so instances never overwrite each other. Link-day rows hold
 //! blobs that merge only in Rust: they are read `FOR UPDATE`, merged, and written back; rows
 //! that are new are inserted with `ON CONFLICT DO NOTHING` and, if another instance inserted
 //! one first, merged again. Every batch is written in key order, so two instances flushing the
 //! same links lock rows in the same order (no deadlock between flushes). Each statement takes
-//! a whole batch as arrays (`UNNEST`): a flush of tens of thousands of rows is a few round
-//! trips.
+//! a whole batch as arrays (`UNNEST`): a flush of thousands of rows is a few round trips.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::IsolationLevel;
@@ -24,6 +34,7 @@ use tokio_postgres::IsolationLevel;
 use super::{ClickDurability, QueryResult};
 use crate::domain::time::UnixSeconds;
 use crate::store::dims::{StoredDims, ceil_div, dims_from_bytes, merge_dims};
+use crate::store::journal::{self, JOURNAL_REAPED};
 use crate::store::{
     ClickBatch, ClickFlush, DayDetail, HourCount, StatsRange, StoreError, StoredClicks,
     UnknownStats, Visitors,
@@ -52,34 +63,101 @@ pub async fn add_clicks(
 }
 
 /// Applies one buffered flush (see the module comment); a `(instance, seq)` applied before is
-/// not applied again.
+/// not applied again. `registered`: whether a flush of this instance committed before (its
+/// `click_instances` row then exists unless another instance replayed its journal).
 pub async fn flush_clicks(
     c: &mut Object,
     instance: &str,
+    registered: &AtomicBool,
     f: &ClickFlush,
     durability: ClickDurability,
-    now: UnixSeconds,
 ) -> QueryResult<()> {
     let tx = c.transaction().await?;
     tx.batch_execute(durability.set_local()).await?;
+    let alive = tx
+        .prepare_cached(
+            "INSERT INTO click_instances (instance, seen_at) VALUES ($1, now()) \
+             ON CONFLICT (instance) DO UPDATE SET seen_at = now() RETURNING xmax = 0",
+        )
+        .await?;
+    let inserted: bool = tx.query_one(&alive, &[&instance]).await?.try_get(0)?;
+    if inserted && registered.load(Ordering::Acquire) {
+        tx.rollback().await?;
+        registered.store(false, Ordering::Release);
+        return Err(StoreError::Conflict(JOURNAL_REAPED.into()).into());
+    }
     // A retry while the first attempt is still running waits here on the primary key, then
     // finds the row (first attempt committed) or takes it (rolled back).
+    let journal = tx
+        .prepare_cached(
+            "INSERT INTO click_journal (instance, seq, slots, entries) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
     let first = tx
         .execute(
-            "INSERT INTO click_flushes (instance, seq, applied_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            &[&instance, &f.seq, &now],
+            &journal,
+            &[&instance, &f.seq, &f.slots.max(1), &f.journal_blob()],
         )
         .await?;
     if first == 0 {
         tx.rollback().await?;
+        registered.store(true, Ordering::Release);
         return Ok(());
     }
-    add_hours(&tx, &f.journal).await?;
+    let folded = tx
+        .prepare_cached("DELETE FROM click_journal WHERE instance = $1 AND seq < $2 AND seq <> $3")
+        .await?;
+    tx.execute(&folded, &[&instance, &f.keep_from(), &f.seq])
+        .await?;
+    add_hours(&tx, &f.fold.hourly).await?;
     merge_days(&tx, &f.fold.days).await?;
     add_unknown(&tx, &f.fold.unknown).await?;
     tx.commit().await?;
+    registered.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Replays into the tables, and deletes, the journals of the instances (other than `instance`)
+/// that have not flushed for `stale`; returns the clicks replayed. Deleting an instance's
+/// `click_instances` row first locks it: a flush of that instance running meanwhile either
+/// commits first (the row is then fresh and not taken) or finds the row gone.
+pub async fn reap_journals(
+    c: &mut Object,
+    instance: &str,
+    stale: Duration,
+    durability: ClickDurability,
+) -> QueryResult<u64> {
+    let tx = c.transaction().await?;
+    tx.batch_execute(durability.set_local()).await?;
+    let gone = tx
+        .query(
+            "DELETE FROM click_instances \
+             WHERE seen_at < now() - make_interval(secs => $1) AND instance <> $2 \
+             RETURNING instance",
+            &[&stale.as_secs_f64(), &instance],
+        )
+        .await?;
+    let mut replayed = 0;
+    for row in &gone {
+        let other: &str = row.try_get(0)?;
+        let rows = tx
+            .query(
+                "DELETE FROM click_journal WHERE instance = $1 RETURNING seq, slots, entries",
+                &[&other],
+            )
+            .await?;
+        let mut rows = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<(i64, i64, Vec<u8>)>, tokio_postgres::Error>>()?;
+        rows.sort_unstable_by_key(|r| r.0);
+        let hours = journal::unfolded_hours(&rows);
+        replayed += hours.iter().map(|h| h.clicks).sum::<u64>();
+        add_hours(&tx, &hours).await?;
+    }
+    tx.commit().await?;
+    Ok(replayed)
 }
 
 /// Adds hourly counts (summed per link and hour first: one statement may not upsert a row

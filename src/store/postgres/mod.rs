@@ -59,6 +59,7 @@ pub mod changes;
 mod clicks;
 mod group_commit;
 mod queries;
+mod read_batch;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -258,11 +259,16 @@ pub struct PgStore {
     /// The primary's connection settings, for the change feed's own connection.
     primary_config: tokio_postgres::Config,
     click_durability: ClickDurability,
-    /// Random per store (per process): names this instance's click flushes in `click_flushes`,
-    /// so a retried flush is recognised without confusing it with another instance's.
+    /// Random per store (per process): names this instance's click journal, its flushes and the
+    /// change notifications it sends.
     instance: String,
+    /// Whether a click flush of this instance has committed (see `clicks::flush_clicks`).
+    journal_registered: std::sync::atomic::AtomicBool,
     /// The group commit of creates, started on the first create (on the runtime).
     group: std::sync::OnceLock<group_commit::GroupCommit>,
+    /// Batched lookups by code on the primary and on each replica (see `read_batch.rs`).
+    primary_reads: std::sync::OnceLock<read_batch::LinkReads>,
+    replica_reads: Vec<std::sync::OnceLock<read_batch::LinkReads>>,
 }
 
 impl PgStore {
@@ -317,12 +323,17 @@ impl PgStore {
         Ok(PgStore {
             primary: pool(primary.clone(), opts.pool_size)?,
             primary_config: primary,
-            replicas,
             next_replica: AtomicUsize::new(0),
             timeout: opts.timeout,
             click_durability: opts.click_durability,
             instance,
+            journal_registered: Default::default(),
             group: std::sync::OnceLock::new(),
+            primary_reads: std::sync::OnceLock::new(),
+            replica_reads: (0..replicas.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            replicas,
         })
     }
 
@@ -330,25 +341,21 @@ impl PgStore {
         Instant::now() + self.timeout
     }
 
-    /// The next replica's pool, if there are replicas.
-    fn replica(&self) -> Option<&Pool> {
+    /// The next replica's lookups, if there are replicas: batched on its pool, each batch
+    /// bounded by half the store timeout (a hung replica leaves the primary time to answer).
+    fn replica_reads(&self) -> Option<&read_batch::LinkReads> {
         if self.replicas.is_empty() {
             return None;
         }
         let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
-        self.replicas.get(i)
+        let (pool, reads) = (self.replicas.get(i)?, self.replica_reads.get(i)?);
+        Some(reads.get_or_init(|| read_batch::LinkReads::start(pool.clone(), self.timeout / 2)))
     }
 
-    /// A link by code from `pool`, until `deadline`.
-    async fn get_link_from(
-        &self,
-        pool: &Pool,
-        code: &str,
-        deadline: Instant,
-    ) -> StoreResult<Option<Link>> {
-        let conn = lease(pool, deadline).await?;
-        let result = within(deadline, queries::get_link(&conn, code)).await;
-        settle(conn, result)
+    /// The primary's lookups, batched (started on the first, on the runtime).
+    fn primary_reads(&self) -> &read_batch::LinkReads {
+        self.primary_reads
+            .get_or_init(|| read_batch::LinkReads::start(self.primary.clone(), self.timeout))
     }
 }
 
@@ -406,11 +413,11 @@ impl Store for PgStore {
     async fn get_link(&self, code: &str) -> StoreResult<Option<Link>> {
         let deadline = self.deadline();
         observed("read", async {
-            if let Some(replica) = self.replica() {
+            if let Some(replica) = self.replica_reads() {
                 // Half the time for the replica, so a hung one leaves the primary time to
                 // answer within the call's bound.
                 let replica_deadline = Instant::now() + self.timeout / 2;
-                match self.get_link_from(replica, code, replica_deadline).await {
+                match replica.get(code, replica_deadline).await {
                     Ok(Some(link)) => return Ok(Some(link)),
                     // Maybe created since the replica last replayed the primary's WAL.
                     Ok(None) => {}
@@ -420,14 +427,14 @@ impl Store for PgStore {
                     }
                 }
             }
-            self.get_link_from(&self.primary, code, deadline).await
+            self.primary_reads().get(code, deadline).await
         })
         .await
     }
 
     async fn get_link_primary(&self, code: &str) -> StoreResult<Option<Link>> {
         let deadline = self.deadline();
-        observed("read", self.get_link_from(&self.primary, code, deadline)).await
+        observed("read", self.primary_reads().get(code, deadline)).await
     }
 
     async fn update_link(&self, code: &str, scope: Scope, patch: LinkPatch) -> StoreResult<Link> {
@@ -499,9 +506,18 @@ impl Store for PgStore {
         on_primary!(self, "write", |c| clicks::flush_clicks(
             &mut c,
             &self.instance,
+            &self.journal_registered,
             &flush,
-            self.click_durability,
-            now()
+            self.click_durability
+        ))
+    }
+
+    async fn reap_click_journals(&self, stale: Duration) -> StoreResult<u64> {
+        on_primary!(self, "write", |c| clicks::reap_journals(
+            &mut c,
+            &self.instance,
+            stale,
+            self.click_durability
         ))
     }
 
@@ -616,8 +632,6 @@ impl Store for PgStore {
         Ok(started.elapsed())
     }
 
-    /// Each flush adds its journal to the tables: instances sharing the database cannot replay
-    /// each other's journals after a crash.
     fn instance_id(&self) -> Option<&str> {
         Some(&self.instance)
     }
@@ -638,9 +652,5 @@ impl Store for PgStore {
             sink,
             stop,
         )))
-    }
-
-    fn journal_in_tables(&self) -> bool {
-        true
     }
 }

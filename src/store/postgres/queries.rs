@@ -35,20 +35,6 @@ fn other(e: impl std::fmt::Display) -> QueryError {
     QueryError::Store(StoreError::Other(e.to_string()))
 }
 
-pub async fn get_link(c: &impl GenericClient, code: &str) -> QueryResult<Option<Link>> {
-    let stmt = c
-        .prepare_cached(concat!(
-            "SELECT ",
-            link_columns!(),
-            " FROM links WHERE code = $1"
-        ))
-        .await?;
-    match c.query_opt(&stmt, &[&code]).await? {
-        Some(row) => Ok(Some(link_from(&row)?)),
-        None => Ok(None),
-    }
-}
-
 /// The idempotency record's outcome, if (key, Idempotency-Key) was seen before.
 async fn replay(
     c: &impl GenericClient,

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_takedown.sql")),
     (3, include_str!("migrations/0003_sessions.sql")),
     (4, include_str!("migrations/0004_imported_clicks.sql")),
+    (5, include_str!("migrations/0005_click_journal.sql")),
 ];
 
 /// The advisory lock key of migrations (ASCII "snipmigr").

@@ -10,9 +10,9 @@ use crate::domain::key::ApiKey;
 use crate::domain::time::UnixSeconds;
 use crate::domain::{ImportLink, ImportOutcome, Link, LinkPatch, NewLink, Role, ShortCode};
 use crate::store::{
-    ClickBatch, ClickFlush, CreateOutcome, Cursor, Dim, DimCount, HourCount, IdempotencyRequest,
-    ListFilter, ListOrder, ScopeClicks, StatsRange, StoreError, StoreResult, StoredClicks,
-    UnknownStats, Visitors, fold_slot,
+    ClickBatch, ClickFlush, CreateOutcome, Cursor, Dim, DimCount, IdempotencyRequest, ListFilter,
+    ListOrder, ScopeClicks, StatsRange, StoreError, StoreResult, StoredClicks, UnknownStats,
+    Visitors, journal,
 };
 
 use super::classify;
@@ -479,9 +479,6 @@ fn write_clicks(c: &Connection, batch: &ClickBatch) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// One journal entry: (link id, hour, clicks, bot clicks).
-type JournalEntry = (i64, i64, u64, u64);
-
 /// Journals and folds one buffered flush (see [`ClickFlush`]); a `seq` already in the journal
 /// was applied before (a retry after an unknown outcome) and is not applied again.
 pub fn flush_clicks(c: &Connection, f: &ClickFlush) -> StoreResult<()> {
@@ -492,72 +489,27 @@ pub fn flush_clicks(c: &Connection, f: &ClickFlush) -> StoreResult<()> {
         if applied {
             return Ok(());
         }
-        let slots = f.slots.max(1);
-        // Rows older than the last `slots - 1` flushes have had every slice folded since.
-        let keep_from = if f.full {
-            i64::MAX
-        } else {
-            f.seq - (slots - 1)
-        };
         c.prepare_cached("DELETE FROM click_journal WHERE seq < ?1")?
-            .execute([keep_from])?;
-        // This flush's own slice is folded right here; the rest is what a crash would need.
-        let slot = f.seq.rem_euclid(slots);
-        let entries: Vec<JournalEntry> = f
-            .journal
-            .iter()
-            .filter(|h| !f.full && fold_slot(h.link_id, slots) != slot)
-            .map(|h| (h.link_id, h.hour, h.clicks, h.bots))
-            .collect();
-        let blob = postcard::to_stdvec(&entries).unwrap_or_default();
+            .execute([f.keep_from()])?;
         c.prepare_cached("INSERT INTO click_journal (seq, slots, entries) VALUES (?1, ?2, ?3)")?
-            .execute(params![f.seq, slots, blob])?;
+            .execute(params![f.seq, f.slots.max(1), f.journal_blob()])?;
         write_clicks(c, &f.fold)
     };
     run().map_err(classify)
 }
 
-/// After a crash: folds the journalled clicks that are not in the tables yet, and empties the
-/// journal. Flush `seq` folded the links of slice `seq` modulo `slots` ([`fold_slot`]), and
-/// flushes are numbered without gaps, so a row's entry is folded if its link's slice came up
-/// at or after the row's flush. Returns the clicks folded.
+/// After a crash: folds the journalled clicks that are not in the tables yet
+/// ([`journal::unfolded_hours`]), and empties the journal. Returns the clicks folded.
 pub fn replay_click_journal(c: &Connection) -> rusqlite::Result<u64> {
     let rows: Vec<(i64, i64, Vec<u8>)> = c
         .prepare("SELECT seq, slots, entries FROM click_journal ORDER BY seq")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let Some(&(last, _, _)) = rows.last() else {
+    if rows.is_empty() {
         return Ok(0);
-    };
-    let mut hours: std::collections::BTreeMap<(i64, i64), (u64, u64)> = Default::default();
-    for (seq, slots, blob) in &rows {
-        let slots = (*slots).max(1);
-        let entries: Vec<JournalEntry> = match postcard::from_bytes(blob) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::error!(seq, error = %e, "unreadable click journal row skipped");
-                continue;
-            }
-        };
-        for (link_id, hour, clicks, bots) in entries {
-            let waited = (fold_slot(link_id, slots) - seq.rem_euclid(slots)).rem_euclid(slots);
-            if waited > last - seq {
-                let e = hours.entry((link_id, hour)).or_default();
-                e.0 += clicks;
-                e.1 += bots;
-            }
-        }
     }
     let batch = ClickBatch {
-        hourly: hours
-            .into_iter()
-            .map(|((link_id, hour), (clicks, bots))| HourCount {
-                link_id,
-                hour,
-                clicks,
-                bots,
-            })
-            .collect(),
+        hourly: journal::unfolded_hours(&rows),
         ..ClickBatch::default()
     };
     let tx = c.unchecked_transaction()?;

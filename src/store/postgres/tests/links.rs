@@ -159,6 +159,52 @@ async fn concurrent_creates_are_committed_in_groups_each_with_its_own_outcome() 
     assert!(store.group.get().unwrap().grouped() > 0, "no group formed");
 }
 
+#[tokio::test]
+async fn concurrent_lookups_share_queries_and_each_gets_its_own_link() {
+    let Some((store, _, admin)) = store().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    for i in 0..40 {
+        let new = new_link(
+            Some(&format!("look{i}")),
+            &format!("https://example.com/{i}"),
+            admin.row_id,
+        );
+        store.create_link(new, None).await.unwrap();
+    }
+    let mut lookups = Vec::new();
+    for round in 0..10 {
+        for i in 0..60 {
+            let store = store.clone();
+            // Codes 40..59 do not exist; every code is looked up ten times at once.
+            lookups.push(tokio::spawn(async move {
+                let found = if (i + round) % 2 == 0 {
+                    store.get_link(&format!("look{i}")).await
+                } else {
+                    store.get_link_primary(&format!("look{i}")).await
+                };
+                (i, found)
+            }));
+        }
+    }
+    for lookup in lookups {
+        let (i, found) = lookup.await.unwrap();
+        match found.unwrap() {
+            Some(link) => {
+                assert!(i < 40, "look{i} does not exist");
+                assert_eq!(link.code.as_str(), format!("look{i}"));
+                assert_eq!(link.url, format!("https://example.com/{i}"));
+            }
+            None => assert!(i >= 40, "look{i} exists"),
+        }
+    }
+    assert!(
+        store.primary_reads.get().unwrap().batched() > 0,
+        "no batch formed"
+    );
+}
+
 /// An insert the server refuses (a NUL in a text column) rolls its group back; the others are
 /// then created one by one and only it fails.
 #[tokio::test]
