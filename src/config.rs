@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// How often buffered click counts are written (`250ms`, `5s`). [default: 1s]
     #[arg(long, env = "SNIP_CLICK_FLUSH_INTERVAL")]
     pub click_flush_interval: Option<String>,
+    /// How often each link's buffered clicks are folded into the statistics tables (its hours,
+    /// breakdowns and visitors); until then they are journalled. [default: 60s]
+    #[arg(long, env = "SNIP_CLICK_FOLD_INTERVAL")]
+    pub click_fold_interval: Option<String>,
     /// Log format. [default: pretty on a terminal, else json]
     #[arg(long, env = "SNIP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -436,6 +440,7 @@ pub struct Settings {
     pub base_url: Option<url::Url>,
     pub admin_key: Option<Secret>,
     pub click_flush_interval: Duration,
+    pub click_fold_interval: Duration,
     pub log_format: LogFormat,
     pub click_mode: ClickMode,
     pub redirect_status: u16,
@@ -487,6 +492,7 @@ impl ServeArgs {
             base_url: self.base_url.or(other.base_url),
             admin_key: self.admin_key.or(other.admin_key),
             click_flush_interval: self.click_flush_interval.or(other.click_flush_interval),
+            click_fold_interval: self.click_fold_interval.or(other.click_fold_interval),
             log_format: self.log_format.or(other.log_format),
             click_mode: self.click_mode.or(other.click_mode),
             database_replica: self.database_replica.or(other.database_replica),
@@ -555,6 +561,7 @@ impl ServeArgs {
             base_url,
             admin_key: self.admin_key.map(Secret::new),
             click_flush_interval: flush_interval,
+            click_fold_interval: positive("click-fold-interval", self.click_fold_interval, "60s")?,
             log_format: self.log_format.unwrap_or_else(LogFormat::for_stderr),
             click_mode: self.click_mode.unwrap_or(ClickMode::Buffered),
             redirect_status: redirect_status(self.redirect_status)?,

@@ -223,6 +223,7 @@ impl Background {
                 state.clicks.clone(),
                 state.store.clone(),
                 state.settings.click_flush_interval,
+                state.settings.click_fold_interval,
                 stop_rx.clone(),
             )),
             tokio::spawn(housekeeping::run(state.clone(), stop_rx.clone())),

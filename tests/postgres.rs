@@ -134,7 +134,13 @@ async fn changes_on_one_instance_reach_the_cache_of_another_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clicks_counted_on_two_instances_add_up_exactly() {
-    let flags: &[&str] = &["--click-flush-interval", "100ms"];
+    // Another instance's clicks reach the stats when that instance folds them.
+    let flags: &[&str] = &[
+        "--click-flush-interval",
+        "100ms",
+        "--click-fold-interval",
+        "1s",
+    ];
     let Some((mut a, mut b)) = two_instances(flags) else {
         return;
     };

@@ -18,9 +18,10 @@ use super::{ClickBuffer, Clicks};
 use crate::store::journal::JOURNAL_REAPED;
 use crate::store::{ClickFlush, Store, StoreError};
 
-/// How often each link's clicks are folded into the store's tables (its hourly rows, and its
-/// day's dimension counts and visitor sketches, which a crash can lose this much of). Until
-/// then they are in the journal and in memory, and the stats read them from memory.
+/// How often each link's clicks are folded into the store's tables by default
+/// (`--click-fold-interval`: its hourly rows, and its day's dimension counts and visitor
+/// sketches, which a crash can lose this much of). Until then they are in the journal and in
+/// memory, and the stats read them from memory.
 pub const FOLD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long an instance sharing the store may go without a flush before another replays its
@@ -158,13 +159,14 @@ pub async fn run(
     clicks: Arc<Clicks>,
     store: Arc<dyn Store>,
     interval: Duration,
+    fold_interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Each flush folds one slice of the links, so every link is folded once per FOLD_INTERVAL
+    // Each flush folds one slice of the links, so every link is folded once per fold interval
     // and the work is spread evenly over the flushes.
-    let slots = (FOLD_INTERVAL.as_millis() / interval.as_millis().max(1)).max(1) as i64;
+    let slots = (fold_interval.as_millis() / interval.as_millis().max(1)).max(1) as i64;
     clicks.slots.store(slots, Ordering::Relaxed);
     loop {
         tokio::select! {

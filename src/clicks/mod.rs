@@ -11,6 +11,8 @@
 
 pub mod buffer;
 pub mod flusher;
+#[cfg(test)]
+mod tests_pg;
 
 use std::collections::HashMap;
 use std::sync::Arc;

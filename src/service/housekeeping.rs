@@ -5,7 +5,7 @@
 use tokio::sync::watch;
 
 use crate::analytics::sketch::VisitorKey;
-use crate::clicks::flusher::{FOLD_INTERVAL, JOURNAL_REAP_AFTER};
+use crate::clicks::flusher::JOURNAL_REAP_AFTER;
 use crate::domain::time::now;
 use crate::service::app::{App, AppState};
 
@@ -68,7 +68,6 @@ pub async fn final_flush(state: &App) {
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut last_purge = None;
-    let mut last_reap = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -76,10 +75,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         state.metrics.run_upkeep();
         refresh_visitor_key(&state).await;
-        if last_reap.is_none_or(|t: std::time::Instant| t.elapsed() >= FOLD_INTERVAL) {
-            last_reap = Some(std::time::Instant::now());
-            reap_click_journals(&state).await;
-        }
+        reap_click_journals(&state).await;
         if last_purge.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 3600) {
             last_purge = Some(std::time::Instant::now());
             roll_up(&state).await;

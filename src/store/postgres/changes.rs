@@ -6,6 +6,9 @@
 //! breaks (primary restarted or failed over, network cut), the listener reconnects with
 //! backoff and reports that it listens again `after_gap`: anything may have been missed.
 //!
+//! The same session holds the instance's liveness lock (`pg_advisory_lock` on a hash of its
+//! name): other instances replay the click journal of an instance whose lock is free.
+//!
 //! A connection whose packets are silently dropped (a black-holed network path) breaks nothing
 //! that TCP would notice for minutes, and notifications queued behind it arrive only when its
 //! retransmissions get through. So the listener sends a heartbeat every [`HEARTBEAT`] and gives
@@ -90,7 +93,12 @@ async fn listen(
         .map_err(|_| anyhow::anyhow!("connecting timed out"))??;
     // The connection is driven here, in the same loop as the LISTEN query and the stop signal.
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let sql = format!("LISTEN {CHANNEL}");
+    // The instance's liveness lock, held while this session lives (see `clicks::reap_journals`);
+    // `instance` is hex.
+    let sql = format!(
+        "LISTEN {CHANNEL}; SELECT pg_advisory_lock(hashtextextended('{}', 0))",
+        instance.replace('\'', "")
+    );
     let subscribe = client.batch_execute(&sql);
     let subscribe = tokio::time::timeout(timeout, subscribe);
     tokio::pin!(subscribe);

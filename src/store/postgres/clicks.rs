@@ -11,8 +11,9 @@
 //! Another instance's clicks reach the tables (and so this instance's statistics) when that
 //! instance folds them: within a fold interval. An instance that crashed cannot replay its
 //! own journal (it comes back as another instance), so every flush marks its instance alive in
-//! `click_instances`, and every instance now and then replays and deletes the journals of
-//! instances that have not flushed for minutes ([`reap_journals`]). The flush and the reaper
+//! `click_instances`, and holds a session advisory lock on its change feed's connection; every
+//! instance now and then replays and deletes the journals of instances whose lock is free (a
+//! crash ends the session at once) or that have not flushed for minutes ([`reap_journals`]). The flush and the reaper
 //! both start by writing that instance's row, so one of them waits for the other: an instance
 //! that was only cut off finds its row gone, and learns that its journal was replayed
 //! ([`JOURNAL_REAPED`]; see `ClickFlush::after_reap`), so no click is counted twice.
@@ -119,7 +120,8 @@ pub async fn flush_clicks(
 }
 
 /// Replays into the tables, and deletes, the journals of the instances (other than `instance`)
-/// that have not flushed for `stale`; returns the clicks replayed. Deleting an instance's
+/// that have not flushed for `stale` or whose session lock is free; returns the clicks
+/// replayed. Deleting an instance's
 /// `click_instances` row first locks it: a flush of that instance running meanwhile either
 /// commits first (the row is then fresh and not taken) or finds the row gone.
 pub async fn reap_journals(
@@ -130,10 +132,13 @@ pub async fn reap_journals(
 ) -> QueryResult<u64> {
     let tx = c.transaction().await?;
     tx.batch_execute(durability.set_local()).await?;
+    // An instance holds its lock for as long as its change feed is connected (see
+    // `changes.rs`): a lock that can be taken belongs to an instance that is gone (or cut off).
     let gone = tx
         .query(
-            "DELETE FROM click_instances \
-             WHERE seen_at < now() - make_interval(secs => $1) AND instance <> $2 \
+            "DELETE FROM click_instances WHERE instance <> $2 AND \
+             (seen_at < now() - make_interval(secs => $1) \
+             OR pg_try_advisory_xact_lock(hashtextextended(instance, 0))) \
              RETURNING instance",
             &[&stale.as_secs_f64(), &instance],
         )

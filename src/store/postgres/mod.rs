@@ -20,8 +20,11 @@
 //! - Every committed create, change or delete of a link is announced on [`NOTIFY_CHANNEL`]
 //!   (`pg_notify` in the same transaction, naming the writing instance) so other instances drop
 //!   the code from their caches.
-//! - Clicks have no journal here (see `clicks.rs`): each flush adds its fresh counts to the
-//!   tables at once, idempotent per (instance, sequence number).
+//! - Lookups by code ([`Store::get_link`], [`Store::get_link_primary`]) waiting at the same time
+//!   share one query per pool (`read_batch.rs`).
+//! - Clicks: a journal per instance, folded a slice of the links per flush, idempotent per
+//!   (instance, sequence number); the journals of instances that stop flushing are replayed by
+//!   the others (see `clicks.rs`).
 
 use std::future::Future;
 use std::ops::Range;

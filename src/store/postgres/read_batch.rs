@@ -34,6 +34,8 @@ pub const MAX_BATCH: usize = 128;
 const QUEUE: usize = 4096;
 
 type Reply = oneshot::Sender<StoreResult<Option<Link>>>;
+/// The lookups waiting for a worker, shared by the workers.
+type Waiting = Arc<Mutex<mpsc::Receiver<(Box<str>, Reply)>>>;
 
 /// The queue of lookups on one pool and its workers (which stop when this is dropped).
 pub struct LinkReads {
@@ -86,12 +88,7 @@ impl LinkReads {
 }
 
 /// Takes what is waiting, reads it, answers; until the queue closes.
-async fn work(
-    pool: Pool,
-    timeout: Duration,
-    waiting: Arc<Mutex<mpsc::Receiver<(Box<str>, Reply)>>>,
-    batched: Arc<AtomicU64>,
-) {
+async fn work(pool: Pool, timeout: Duration, waiting: Waiting, batched: Arc<AtomicU64>) {
     loop {
         let mut batch = Vec::new();
         {
