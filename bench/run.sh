@@ -14,7 +14,8 @@
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
-# PROFILE (release|profiling|debug), BIN_DIR (use the snip and examples/baseline of this directory
+# PERF_OUT (a directory: each run's server is recorded with `perf record -g` into LABEL.data; the
+# recording costs CPU, so its table is not a measurement), PROFILE (release|profiling|debug), BIN_DIR (use the snip and examples/baseline of this directory
 # instead of building), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
 # BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b) and (e)
 # then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
@@ -105,11 +106,18 @@ to_ticks() { awk -v t="$1" -v hz="$TICK" 'BEGIN { split(t, a, "m"); sub("s", "",
 measure() {
   local label=$1 pid=$2 url=$3 script=$4
   local before after out store_before store_after
+  local perf=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    mkdir -p "$PERF_OUT"
+    perf record -q -F 499 -g -p "$pid" -o "$PERF_OUT/${label/:/-}.data" >/dev/null 2>&1 &
+    perf=$!
+  fi
   before=$(cpu_ticks "$pid") store_before=$(store_ticks)
   # `times` in the same subshell: its second line is the CPU time of wrk (the only child).
   out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
         -s "$root/bench/lua/$script" "$url" 2>&1; times) || { echo "$out" >&2; exit 1; }
   after=$(cpu_ticks "$pid") store_after=$(store_ticks)
+  if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
   local line wrk_user wrk_sys
   line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
   read -r wrk_user wrk_sys < <(echo "$out" | tail -1)

@@ -8,13 +8,17 @@
 //! transaction each. A worker that finds one create runs it alone with no added wait: batches
 //! form only while every worker is busy committing, that is under load.
 //!
-//! Failures: a taken custom code is that create's `Conflict` (its insert does nothing and the
-//! transaction goes on). Any other error aborts the transaction, which is rolled back, and its
+//! The batch's creates are inserted by one multi-row `INSERT … ON CONFLICT DO NOTHING` (one
+//! statement for the server to run, not one per create).
+//!
+//! Failures: a taken custom code is that create's `Conflict` (its row is not inserted and the
+//! transaction goes on); a random code that happens to be taken is drawn again, alone. Any other error aborts the transaction, which is rolled back, and its
 //! creates are then run one by one, so one bad create cannot fail the others. A COMMIT that
 //! fails or does not answer in time leaves every create of the batch unknown (`Unavailable`),
 //! as one create's would be; a client that must know retries with an `Idempotency-Key` (those
 //! creates are not grouped: their record is read and written in their own transaction).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,8 +28,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{QueryError, QueryResult, lease, queries, settle, within};
-use crate::domain::NewLink;
+use crate::domain::link::CodeChoice;
 use crate::domain::time::UnixSeconds;
+use crate::domain::{Link, NewLink, ShortCode};
+use crate::store::rows;
 use crate::store::{CreateOutcome, StoreError, StoreResult};
 
 /// Tasks committing creates, each on its own connection when busy.
@@ -188,28 +194,57 @@ async fn together(pool: &Pool, batch: Vec<Pending>, deadline: Instant) {
     }
 }
 
-/// The batch's inserts, pipelined in one transaction, and COMMIT: each create's outcome, or
-/// `None` when an insert failed and the transaction was rolled back.
+/// The batch's inserts in one transaction, and COMMIT: each create's outcome, or `None` when an
+/// insert failed and the transaction was rolled back. One multi-row `INSERT` tries every
+/// create's first code; a custom code that was taken (or asked twice in the batch: the first
+/// asks) is that create's conflict, a random one that was taken is drawn again alone.
 async fn insert_all(
     c: &mut Object,
     batch: &[Pending],
 ) -> QueryResult<Option<Vec<StoreResult<CreateOutcome>>>> {
     let tx = c.transaction().await?;
-    let inserts = batch
+    let firsts: Vec<Option<ShortCode>> = batch
         .iter()
-        .map(|p| queries::insert_link(&tx, &p.new, p.now));
-    let results = futures_util::future::join_all(inserts).await;
-    let mut outcomes = Vec::with_capacity(results.len());
-    for result in results {
-        match result {
-            Ok(link) => outcomes.push(Ok(CreateOutcome::Created(link))),
-            // A taken custom code, or no free code left: that create's answer.
-            Err(QueryError::Store(e)) => outcomes.push(Err(e)),
-            Err(QueryError::Pg(_) | QueryError::TimedOut) => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
+        .map(|p| rows::candidates(&p.new.code).next())
+        .collect();
+    let mut asked = HashSet::new();
+    let together: Vec<(&NewLink, &ShortCode, UnixSeconds)> = batch
+        .iter()
+        .zip(&firsts)
+        .filter_map(|(p, code)| code.as_ref().map(|code| (&p.new, code, p.now)))
+        .filter(|(_, code, _)| asked.insert(code.as_str()))
+        .collect();
+    let inserted = match queries::insert_links(&tx, &together).await {
+        Ok(links) => links,
+        Err(_) => {
+            tx.rollback().await?;
+            return Ok(None);
         }
+    };
+    // Each inserted link goes to the first create that asked for its code.
+    let mut by_code: HashMap<String, Link> = inserted
+        .into_iter()
+        .map(|l| (l.code.as_str().to_owned(), l))
+        .collect();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (p, code) in batch.iter().zip(&firsts) {
+        let link = code.as_ref().and_then(|c| by_code.remove(c.as_str()));
+        let outcome = match (link, &p.new.code) {
+            (Some(link), _) => Ok(CreateOutcome::Created(link)),
+            (None, CodeChoice::Custom(_)) => Err(rows::all_taken(&p.new.code)),
+            (None, CodeChoice::Random { .. }) => {
+                match queries::insert_link(&tx, &p.new, p.now).await {
+                    Ok(link) => Ok(CreateOutcome::Created(link)),
+                    // No free code left: that create's answer.
+                    Err(QueryError::Store(e)) => Err(e),
+                    Err(QueryError::Pg(_) | QueryError::TimedOut) => {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        outcomes.push(outcome);
     }
     tx.commit().await?;
     Ok(Some(outcomes))

@@ -196,6 +196,82 @@ pub(super) async fn insert_link(
     Err(rows::all_taken(&new.code).into())
 }
 
+/// Inserts several links in one statement, each with the code given (a taken code inserts
+/// nothing: its link is missing from the answer). The codes must be distinct. Each inserted
+/// link is announced, as by [`insert_link`].
+pub(super) async fn insert_links(
+    c: &impl GenericClient,
+    links: &[(&NewLink, &ShortCode, UnixSeconds)],
+) -> QueryResult<Vec<Link>> {
+    let stmt = c
+        .prepare_cached(concat!(
+            "WITH l AS (INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
+             expires_at, max_clicks, imported_clicks) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+             $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
+             ON CONFLICT (code) DO NOTHING RETURNING ",
+            link_columns!(),
+            ") SELECT l.*, ",
+            notify_l!(),
+            " FROM l"
+        ))
+        .await?;
+    let mut cols = InsertColumns::default();
+    for (new, code, now) in links {
+        cols.push(new, code, *now)?;
+    }
+    let rows = c
+        .query(
+            &stmt,
+            &[
+                &cols.code,
+                &cols.url,
+                &cols.title,
+                &cols.tags,
+                &cols.owner,
+                &cols.created_at,
+                &cols.updated_at,
+                &cols.expires_at,
+                &cols.max_clicks,
+                &cols.imported_clicks,
+            ],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(link_from(r)?)).collect()
+}
+
+/// The columns of [`insert_links`], one array each.
+#[derive(Default)]
+struct InsertColumns<'a> {
+    code: Vec<&'a str>,
+    url: Vec<&'a str>,
+    title: Vec<Option<&'a str>>,
+    tags: Vec<String>,
+    owner: Vec<i64>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    expires_at: Vec<Option<i64>>,
+    max_clicks: Vec<Option<i64>>,
+    imported_clicks: Vec<i64>,
+}
+
+impl<'a> InsertColumns<'a> {
+    fn push(&mut self, new: &'a NewLink, code: &'a ShortCode, now: UnixSeconds) -> QueryResult<()> {
+        self.code.push(code.as_str());
+        self.url.push(new.url.as_str());
+        self.title.push(new.title.as_deref());
+        self.tags
+            .push(serde_json::to_string(&new.tags).map_err(other)?);
+        self.owner.push(new.owner);
+        self.created_at.push(new.created_at.unwrap_or(now));
+        self.updated_at.push(now);
+        self.expires_at.push(new.expires_at);
+        self.max_clicks.push(new.max_clicks.map(|m| m as i64));
+        self.imported_clicks.push(new.imported_clicks as i64);
+        Ok(())
+    }
+}
+
 /// A random never-used code of length `len` (`space` codes), if any is left.
 async fn free_code(
     c: &impl GenericClient,
