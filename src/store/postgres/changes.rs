@@ -69,14 +69,12 @@ pub async fn follow(
     }
 }
 
-/// Reports announced changes, `INSTANCE CODE [CODE …]` (a group of creates is announced at
-/// once), unless this instance sent them (it updated its cache when it wrote).
+/// Reports an announced change, `INSTANCE CODE`, unless this instance sent it (it updated its
+/// cache when it wrote).
 fn report(payload: &str, instance: &str, sink: &dyn ChangeSink) {
-    let (from, codes) = payload.split_once(' ').unwrap_or(("", payload));
+    let (from, code) = payload.rsplit_once(' ').unwrap_or(("", payload));
     if from != instance {
-        for code in codes.split(' ').filter(|c| !c.is_empty()) {
-            sink.changed(code);
-        }
+        sink.changed(code);
     }
 }
 
@@ -140,31 +138,5 @@ async fn listen(
             },
             _ = stop.wait_for(|s| *s) => return Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Default)]
-    struct Codes(parking_lot::Mutex<Vec<String>>);
-
-    impl ChangeSink for Codes {
-        fn listening(&self, _after_gap: bool) {}
-        fn interrupted(&self, _error: &anyhow::Error, _retry_in: Duration) {}
-        fn changed(&self, code: &str) {
-            self.0.lock().push(code.to_string());
-        }
-    }
-
-    #[test]
-    fn a_notification_names_one_code_or_a_group_and_its_sender_ignores_it() {
-        let sink = Codes::default();
-        report("other abc", "me", &sink);
-        report("other d1 e2 f3", "me", &sink);
-        report("me g4 h5", "me", &sink);
-        report(" i6", "me", &sink);
-        assert_eq!(*sink.0.lock(), ["abc", "d1", "e2", "f3", "i6"]);
     }
 }

@@ -222,8 +222,6 @@ async fn insert_all(
         }
     };
     // Each inserted link goes to the first create that asked for its code.
-    let announced: Vec<String> = inserted.iter().map(|l| l.code.to_string()).collect();
-    let announced: Vec<&str> = announced.iter().map(String::as_str).collect();
     let mut by_code: HashMap<String, Link> = inserted
         .into_iter()
         .map(|l| (l.code.as_str().to_owned(), l))
@@ -248,7 +246,6 @@ async fn insert_all(
         };
         outcomes.push(outcome);
     }
-    queries::notify_created(&tx, &announced).await?;
     tx.commit().await?;
     Ok(Some(outcomes))
 }

@@ -18,8 +18,7 @@ use crate::store::{
 };
 
 /// Announces a committed change of the link in CTE `l` (see [`super::NOTIFY_CHANNEL`]); the
-/// notification is sent only if the transaction commits. Its payload is `INSTANCE CODE` (or
-/// several codes, see [`notify_created`]): the
+/// notification is sent only if the transaction commits. Its payload is `INSTANCE CODE`: the
 /// sending instance (`snip.instance`, set on each of its sessions) has already updated its
 /// own cache, and ignores it.
 macro_rules! notify_l {
@@ -198,8 +197,8 @@ pub(super) async fn insert_link(
 }
 
 /// Inserts several links in one statement, each with the code given (a taken code inserts
-/// nothing: its link is missing from the answer). The codes must be distinct. The caller
-/// announces the inserted links ([`notify_created`]).
+/// nothing: its link is missing from the answer). The codes must be distinct. Each inserted
+/// link is announced, as by [`insert_link`].
 pub(super) async fn insert_links(
     c: &impl GenericClient,
     links: &[(&NewLink, &ShortCode, UnixSeconds)],
@@ -211,7 +210,10 @@ pub(super) async fn insert_links(
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
              $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
              ON CONFLICT (code) DO NOTHING RETURNING ",
-            link_columns!()
+            link_columns!(),
+            ") SELECT l.*, ",
+            notify_l!(),
+            " FROM l"
         ))
         .await?;
     let mut cols = InsertColumns::default();
@@ -236,23 +238,6 @@ pub(super) async fn insert_links(
         )
         .await?;
     rows.iter().map(|r| Ok(link_from(r)?)).collect()
-}
-
-/// Announces links created in this transaction, many codes a notification (`INSTANCE CODE
-/// CODE …`, at most 64 codes of at most 64 characters: within PostgreSQL's 8,000-byte payload),
-/// so that a group of creates costs the listeners a message, not one per create.
-pub(super) async fn notify_created(c: &impl GenericClient, codes: &[&str]) -> QueryResult<()> {
-    let stmt = c
-        .prepare_cached(concat!(
-            "SELECT pg_notify('",
-            notify_channel!(),
-            "', coalesce(current_setting('snip.instance', true), '') || ' ' || $1)"
-        ))
-        .await?;
-    for chunk in codes.chunks(64) {
-        c.execute(&stmt, &[&chunk.join(" ")]).await?;
-    }
-    Ok(())
 }
 
 /// The columns of [`insert_links`], one array each.
