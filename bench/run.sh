@@ -14,7 +14,7 @@
 # Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
-# PERF_OUT (a directory: each run's server is recorded with `perf record -g` into LABEL.data; the
+# PERF_OUT (a directory: each run's server is recorded with `perf record --call-graph dwarf` into LABEL.data; the
 # recording costs CPU, so its table is not a measurement), PROFILE (release|profiling|debug), BIN_DIR (use the snip and examples/baseline of this directory
 # instead of building), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
 # BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b) and (e)
@@ -109,7 +109,7 @@ measure() {
   local perf=""
   if [ -n "${PERF_OUT:-}" ]; then
     mkdir -p "$PERF_OUT"
-    perf record -q -F 499 -g -p "$pid" -o "$PERF_OUT/${label/:/-}.data" >/dev/null 2>&1 &
+    perf record -q -F 499 --call-graph dwarf,16384 -p "$pid" -o "$PERF_OUT/${label/:/-}.data" >/dev/null 2>&1 &
     perf=$!
   fi
   before=$(cpu_ticks "$pid") store_before=$(store_ticks)

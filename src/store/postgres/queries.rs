@@ -31,6 +31,20 @@ macro_rules! notify_l {
     };
 }
 
+/// The end of an `INSERT INTO links … ` in CTE `l`: a taken code inserts nothing, an inserted
+/// link is returned and announced ([`notify_l!`]).
+macro_rules! inserted_and_announced {
+    () => {
+        concat!(
+            " ON CONFLICT (code) DO NOTHING RETURNING ",
+            link_columns!(),
+            ") SELECT l.*, ",
+            notify_l!(),
+            " FROM l"
+        )
+    };
+}
+
 fn other(e: impl std::fmt::Display) -> QueryError {
     QueryError::Store(StoreError::Other(e.to_string()))
 }
@@ -149,12 +163,8 @@ pub(super) async fn insert_link(
     let stmt = c
         .prepare_cached(concat!(
             "WITH l AS (INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
-             expires_at, max_clicks, imported_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (code) DO NOTHING RETURNING ",
-            link_columns!(),
-            ") SELECT l.*, ",
-            notify_l!(),
-            " FROM l"
+             expires_at, max_clicks, imported_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            inserted_and_announced!()
         ))
         .await?;
     let max_clicks = new.max_clicks.map(|m| m as i64);
@@ -208,12 +218,8 @@ pub(super) async fn insert_links(
             "WITH l AS (INSERT INTO links (code, url, title, tags, owner, created_at, updated_at, \
              expires_at, max_clicks, imported_clicks) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
-             $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
-             ON CONFLICT (code) DO NOTHING RETURNING ",
-            link_columns!(),
-            ") SELECT l.*, ",
-            notify_l!(),
-            " FROM l"
+             $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])",
+            inserted_and_announced!()
         ))
         .await?;
     let mut cols = InsertColumns::default();
