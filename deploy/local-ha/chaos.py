@@ -509,11 +509,17 @@ def total_clicks(code):
     return stats["total_clicks"]
 
 
-def settled_clicks(codes, expected, limit=30):
-    """Total clicks per code once the instances have flushed (until they match what the
-    history expects, or stop changing)."""
+# Each instance folds its clicks into the shared tables every --click-fold-interval (10 s in
+# up.sh), and replays a killed instance's journal within a housekeeping round (5 s): counts
+# unchanged for longer than that are settled.
+SETTLED_AFTER = 16
+
+
+def settled_clicks(codes, expected, limit=45):
+    """Total clicks per code once the instances have folded them (until they match what the
+    history expects, or stop changing for SETTLED_AFTER seconds)."""
     deadline = time.time() + limit
-    last = None
+    last, since = None, time.time()
     while True:
         got = {}
         for c in codes:
@@ -522,9 +528,10 @@ def settled_clicks(codes, expected, limit=30):
             except Exception:
                 got[c] = None
         done = all(got[c] is not None and got[c] >= expected.get(c, 0) for c in codes)
-        if done or time.time() > deadline or (got == last and None not in got.values()):
+        if got != last or None in got.values():
+            last, since = got, time.time()
+        if done or time.time() > deadline or time.time() - since > SETTLED_AFTER:
             return got
-        last = got
         time.sleep(2)
 
 
