@@ -63,7 +63,8 @@ pub async fn final_flush(state: &App) {
 }
 
 /// Periodic chores: drain the metrics exporter's histogram samples (it keeps them until a
-/// scrape otherwise), replay the click journals of instances that stopped, roll hourly clicks up, forget idempotency records older than the
+/// scrape otherwise), replay the click journals of instances that stopped, roll hourly clicks
+/// up, forget idempotency records older than the
 /// retention and expired dashboard sessions.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
