@@ -181,15 +181,27 @@ async fn connections_over_the_cap_get_503_at_once_and_a_freed_slot_serves_again(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(held);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The server frees the dropped connections' slots when it reads their end, which on a busy
+    // machine can come after our next connect: ask until a slot answers, within a bound.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let resp = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics kept answering {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let shed: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("snip_connections_shed_total "))
