@@ -493,6 +493,13 @@ SCENARIOS = {
     # the other instances' listeners: they clear their caches when they listen again, on the
     # new primary. So the staleness bound is the failover time (measured: far below).
     "primary-kill": (fault_primary_kill, FAILOVER_STALE_BOUND, "flush-all", 0, []),
+    # The same kill with every write, click flushes included, confirmed by the synchronous
+    # standby (quorum: synchronous_commit=on) or applied on it (all: remote_apply) before it is
+    # acknowledged: the standby Patroni promotes holds all of it, so no click may be lost.
+    "primary-kill-quorum": (fault_primary_kill, FAILOVER_STALE_BOUND, 0, 0,
+                            ["--write-consistency", "links=quorum,clicks=quorum"]),
+    "primary-kill-all": (fault_primary_kill, FAILOVER_STALE_BOUND, 0, 0,
+                         ["--write-consistency", "links=all,clicks=all"]),
     "switchover": (fault_switchover, SWITCHOVER_STALE_BOUND, 0, 0, []),
     "patroni-kill": (fault_patroni_kill, FAILOVER_STALE_BOUND, "flush-all", 0, []),
     "redis-kill": (fault_redis_kill, STALE_BOUND, 0, 0, []),
