@@ -17,7 +17,7 @@
 # PERF_OUT (a directory: each run's server is recorded with `perf record --call-graph dwarf` into LABEL.data; the
 # recording costs CPU, so its table is not a measurement), PROFILE (release|profiling|debug), BIN_DIR (use the snip and examples/baseline of this directory
 # instead of building), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
-# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b) and (e)
+# BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b), (u) and (e)
 # then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
 # Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
 set -euo pipefail
@@ -243,7 +243,8 @@ for round in $(seq 1 "$ROUNDS"); do
            eval "measure w:$level \$w_${level}_pid \$w_${level}_addr create.lua"
          done ;;
       u) measure "u:baseline" "$base_pid" "$base_addr" uniform.lua
-         measure "u:snip" "$snip_pid" "$snip_addr" uniform.lua ;;
+         measure "u:snip" "$snip_pid" "$snip_addr" uniform.lua
+         if [ -n "${before_addr:-}" ]; then measure "u:before" "$before_pid" "$before_addr" uniform.lua; fi ;;
       f|g) ;; # fixed rate and scale: once, after the rounds
       h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
          measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua

@@ -124,7 +124,9 @@ struct Entry {
     backstop_at: Option<Instant>,
 }
 
-type Inner = quick_cache::sync::Cache<Box<str>, Entry>;
+/// Keys are stored inline (up to 24 bytes: every generated code and most custom ones), so that
+/// comparing a key during a lookup reads no other allocation.
+type Inner = quick_cache::sync::Cache<compact_str::CompactString, Entry>;
 
 /// What [`RedirectCache::lookup`] found.
 pub enum Lookup {

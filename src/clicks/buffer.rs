@@ -223,10 +223,14 @@ struct Tally {
 
 /// Recording a click appends it to `log` (a short lock, no lookup); the log is added to the
 /// entries in `tally` a whole batch at a time, sorted by link, so that a link clicked many
-/// times in a second is looked up once, not once per click.
+/// times in a second is looked up once, not once per click. Each shard has cache lines of its
+/// own, so that threads recording clicks of different links do not share one.
 #[derive(Default)]
+#[repr(align(128))]
 struct Shard {
     log: Mutex<Vec<Click>>,
+    /// Clicks recorded in this shard since start (next to the lock the recording holds).
+    recorded: AtomicU64,
     tally: Mutex<Tally>,
 }
 
@@ -307,8 +311,9 @@ pub struct ClickBuffer {
     /// `parking_lot::Mutex`, not a Tokio mutex: it is held only for a map update, never across
     /// an await.
     shards: Box<[Shard]>,
-    /// Clicks recorded and not journalled yet.
-    pending: AtomicU64,
+    /// Clicks journalled since start: the pending ones are those recorded (counted per shard,
+    /// so that recording touches no line shared by every thread) minus these.
+    settled: AtomicU64,
     /// Set by the flusher while the store has been failing so long that the buffer reached
     /// its bound: clicks are then counted in `dropped` instead of being kept.
     refusing: AtomicBool,
@@ -320,7 +325,7 @@ impl Default for ClickBuffer {
     fn default() -> Self {
         ClickBuffer {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            pending: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             unknown: Mutex::new(Unknown::default()),
@@ -350,9 +355,9 @@ impl ClickBuffer {
                 country: visit.country,
                 visitor: visit.visitor,
             });
+            shard.recorded.fetch_add(1, Ordering::Relaxed);
             log.len()
         };
-        self.pending.fetch_add(1, Ordering::Relaxed);
         // Normally the flusher absorbs the log; under a burst the recording thread does.
         if logged >= MAX_LOGGED {
             drop(shard.absorb());
@@ -394,7 +399,15 @@ impl ClickBuffer {
 
     /// Clicks recorded and not journalled yet (what a crash now would lose).
     pub fn pending(&self) -> u64 {
-        self.pending.load(Ordering::Relaxed)
+        // Settled first: every settled click was recorded before, so the difference of a later
+        // sum of the recorded ones cannot be negative.
+        let settled = self.settled.load(Ordering::Acquire);
+        let recorded: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.recorded.load(Ordering::Acquire))
+            .sum();
+        recorded.saturating_sub(settled)
     }
 
     /// Whether visits to unknown codes wait to be written.
@@ -528,7 +541,7 @@ impl ClickBuffer {
 
     /// `n` taken clicks are in the store now: they no longer count as pending.
     pub fn journalled(&self, n: u64) {
-        self.pending.fetch_sub(n, Ordering::Relaxed);
+        self.settled.fetch_add(n, Ordering::Release);
     }
 }
 

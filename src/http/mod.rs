@@ -116,7 +116,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let elapsed = start.elapsed();
     let status = response.status();
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    crate::telemetry::latency::http(route, status.as_u16()).record(elapsed);
+    crate::telemetry::latency::record_http(route, status.as_u16(), elapsed);
     let status = status.as_u16();
     if route.starts_with("/api") {
         tracing::info!(%method, route, status, latency_us = elapsed.as_micros() as u64, "api request");

@@ -67,7 +67,7 @@ pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Respo
     let response = serve(app, req, peer).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    crate::telemetry::latency::http("/{code}", status).record(elapsed);
+    crate::telemetry::latency::record_http("/{code}", status, elapsed);
     tracing::debug!(
         route = "/{code}",
         status,

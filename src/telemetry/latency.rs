@@ -3,12 +3,13 @@
 //! The Prometheus exporter of the `metrics` crate stores every histogram sample until a scrape
 //! drains it; at tens of thousands of redirects a second that is an allocation every few dozen
 //! requests and unbounded memory when nobody scrapes. These histograms are a fixed array of
-//! atomic counters instead: recording is one comparison scan and two relaxed atomic adds, and
-//! memory never grows. They are rendered in Prometheus text format next to the exporter's output.
+//! atomic counters instead: recording is one comparison scan and two relaxed atomic adds on the
+//! thread's own stripe, and memory never grows. They are rendered in Prometheus text format next
+//! to the exporter's output.
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,12 +26,40 @@ fn bounds_ns() -> &'static [u64; 16] {
     NS.get_or_init(|| BOUNDS.map(|b| (b * 1e9) as u64))
 }
 
-/// One latency series.
+/// One latency series, striped: each thread adds to its own stripe (a cache line apart from
+/// the others'), so that worker threads recording at once do not bounce one line between cores.
 #[derive(Default)]
 pub struct Latency {
+    stripes: [Stripe; STRIPES],
+}
+
+/// Stripes per series (threads beyond that share them).
+const STRIPES: usize = 4;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Stripe {
     /// Non-cumulative counts per bucket; index 16 is `+Inf`.
     buckets: [AtomicU64; 17],
     sum_ns: AtomicU64,
+}
+
+impl Stripe {
+    const fn new_const() -> Self {
+        Stripe {
+            buckets: [const { AtomicU64::new(0) }; 17],
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This thread's stripe.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    MINE.with(|i| *i)
 }
 
 impl Latency {
@@ -40,12 +69,21 @@ impl Latency {
             .iter()
             .position(|b| ns <= *b)
             .unwrap_or(BOUNDS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        let stripe = &self.stripes[stripe()];
+        stripe.buckets[i].fetch_add(1, Ordering::Relaxed);
+        stripe.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Requests in bucket `i`, over every stripe.
+    fn bucket(&self, i: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.buckets[i].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+        (0..=BOUNDS.len()).map(|i| self.bucket(i)).sum()
     }
 
     /// Appends `_bucket`, `_sum` and `_count` lines with `labels` (already `k="v"` pairs).
@@ -53,18 +91,23 @@ impl Latency {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (i, bound) in BOUNDS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            cumulative += self.bucket(i);
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        cumulative += self.buckets[BOUNDS.len()].load(Ordering::Relaxed);
+        cumulative += self.bucket(BOUNDS.len());
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
         );
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum_ns: u64 = self
+            .stripes
+            .iter()
+            .map(|s| s.sum_ns.load(Ordering::Relaxed))
+            .sum();
+        let sum = sum_ns as f64 / 1e9;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -78,8 +121,44 @@ fn routes() -> &'static Routes {
     ROUTES.get_or_init(Default::default)
 }
 
+/// A series a thread recorded into: status, route, the series.
+type Remembered = (u16, Box<str>, Arc<Latency>);
+
+/// Records one HTTP request answered on `route` with `status` that took `elapsed`.
+///
+/// Each thread remembers the series it recorded into last (a handful), so the common case
+/// touches neither the shared map's lock nor a reference count: with every worker thread taking
+/// the same lock and count for every request, their cache lines would move between cores each
+/// time.
+pub fn record_http(route: &str, status: u16, elapsed: Duration) {
+    thread_local! {
+        static MEMO: std::cell::RefCell<Vec<Remembered>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    /// Series remembered per thread (routes × statuses a thread keeps seeing).
+    const MEMO_LEN: usize = 8;
+    MEMO.with_borrow_mut(|memo| {
+        if let Some(i) = memo
+            .iter()
+            .position(|(s, r, _)| *s == status && &**r == route)
+        {
+            memo[i].2.record(elapsed);
+            if i > 0 {
+                memo.swap(i, i - 1);
+            }
+            return;
+        }
+        let series = http(route, status);
+        series.record(elapsed);
+        if memo.len() == MEMO_LEN {
+            memo.pop();
+        }
+        memo.push((status, route.into(), series));
+    });
+}
+
 /// The series of HTTP requests answered on `route` with `status`.
-pub fn http(route: &str, status: u16) -> Arc<Latency> {
+fn http(route: &str, status: u16) -> Arc<Latency> {
     if let Some(h) = routes().read().get(&status).and_then(|r| r.get(route)) {
         return h.clone();
     }
@@ -102,8 +181,7 @@ pub fn store(kind: &'static str) -> &'static Latency {
 impl Latency {
     const fn new_const() -> Self {
         Latency {
-            buckets: [const { AtomicU64::new(0) }; 17],
-            sum_ns: AtomicU64::new(0),
+            stripes: [const { Stripe::new_const() }; STRIPES],
         }
     }
 }
@@ -177,5 +255,58 @@ mod tests {
         assert!(
             render().contains("snip_http_requests_total{route=\"/test-route\",status=\"302\"} 1")
         );
+    }
+
+    #[test]
+    fn samples_recorded_from_many_threads_add_up_across_stripes() {
+        let h = Arc::new(Latency::default());
+        let threads: Vec<_> = (0..2 * STRIPES + 1)
+            .map(|_| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        h.record(Duration::from_micros(2));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = (2 * STRIPES + 1) as u64 * 1000;
+        assert_eq!(h.count(), n);
+        let mut out = String::new();
+        h.render("x", "", &mut out);
+        assert!(
+            out.contains(&format!("x_bucket{{le=\"0.00005\"}} {n}\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("x_sum{{}} {}\n", n as f64 * 2e-6)),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn record_http_counts_every_request_when_a_thread_sees_more_series_than_it_remembers() {
+        let routes: Vec<String> = (0..12).map(|i| format!("/memo-test-{i}")).collect();
+        for round in 0..3 {
+            for (i, route) in routes.iter().enumerate() {
+                for _ in 0..=i {
+                    record_http(route, 200 + round, Duration::from_micros(1));
+                }
+            }
+        }
+        let text = render();
+        for round in 0..3u16 {
+            for (i, route) in routes.iter().enumerate() {
+                let line = format!(
+                    "snip_http_requests_total{{route=\"{route}\",status=\"{}\"}} {}\n",
+                    200 + round,
+                    i + 1
+                );
+                assert!(text.contains(&line), "missing {line} in\n{text}");
+            }
+        }
     }
 }
