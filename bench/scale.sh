@@ -3,16 +3,19 @@
 #
 #   bench/scale.sh            SCALE_SIZES=1000000,10000000 (run.sh calls this for scenario g)
 #
-# For each size: seed a store with `snip import` (timed), drop the OS page cache when allowed
-# (so "cold" means cold on disk too, not only outside snip's cache), start snip with its default
+# For each size: seed a store with `snip import` (timed); then twice, once with the OS page cache
+# dropped (when allowed: "cold" means cold on disk too, not only outside snip's cache) and once
+# with the whole store read into it (warm), start snip with its default
 # cache (100,000 entries), wait for the filter of existing codes to be built, then request
 # uniformly random existing codes at a fixed rate with oha (coordinated omission corrected):
 # nearly every request misses the cache and reads SQLite. Prints RSS before and after, and the
 # latency percentiles.
 #
 # Environment: SCALE_SIZES, G_RATE (5000 req/s), G_DURATION (30s), PROFILE (release|profiling|debug),
-# DROP_CACHES (1: drop the page cache before each run when /proc/sys/vm/drop_caches is writable),
-# G_TOOL (oha: fixed rate; wrk: closed loop, for the CI smoke run, which does not install oha).
+# DROP_CACHES (1: also a run with the page cache dropped, when /proc/sys/vm/drop_caches is
+# writable; 0: the warm run only),
+# G_TOOL (oha: fixed rate; wrk: closed loop, for the CI smoke run, which does not install oha),
+# G_ARGS (more arguments for snip serve, e.g. "--sqlite-readers 8"), BIN_DIR (use its snip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,9 @@ G_RATE=${G_RATE:-5000}
 G_DURATION=${G_DURATION:-30s}
 PROFILE=${PROFILE:-release}
 DROP_CACHES=${DROP_CACHES:-1}
+# Page-cache states measured per size: "dropped" (cold disk, when DROP_CACHES=1) and "warm".
+states=(warm)
+[ "$DROP_CACHES" = 1 ] && states=(dropped warm)
 CONNS=${CONNS:-64}
 
 G_TOOL=${G_TOOL:-oha}
@@ -41,10 +47,12 @@ pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
   pin_server=(taskset -c 0) pin_load=(taskset -c 1)
 fi
-case $PROFILE in
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR
+else case $PROFILE in
   debug) cargo build --locked --bin snip >&2; bin=target/debug ;;
   *) cargo build --profile "$PROFILE" --locked --bin snip >&2; bin=target/$PROFILE ;;
-esac
+esac; fi
 
 work=$(mktemp -d)
 pid=""
@@ -62,7 +70,7 @@ rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 serve() {
   local db=$1; shift
   "${pin_server[@]}" "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" \
-    --admin-key "$key" --log-format json --rate-limit 0 "$@" >"$work/out" 2>"$work/err" &
+    --admin-key "$key" --log-format json --rate-limit 0 ${G_ARGS:-} "$@" >"$work/out" 2>"$work/err" &
   pid=$!
   addr=""
   for _ in $(seq 1 400); do
@@ -86,9 +94,17 @@ for n in "${sizes[@]}"; do
   import_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
   db_mb=$(du -m "$db" | cut -f1)
 
-  cold="page cache warm"
-  if [ "$DROP_CACHES" = 1 ] && sync && (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+  for state in "${states[@]}"; do
+  if [ "$state" = dropped ]; then
+    sync
+    if ! (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+      echo "(g) cannot drop the page cache here: skipping the cold-disk run" >&2
+      continue
+    fi
     cold="page cache dropped"
+  else
+    cat "$db" "$db"-wal >/dev/null 2>&1 || true  # the whole store in the page cache
+    cold="page cache warm"
   fi
   t0=$(date +%s.%N)
   serve "$db"
@@ -99,6 +115,9 @@ for n in "${sizes[@]}"; do
     sleep 0.1
   done
   filter_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  # Building the filter read every code (the whole `code` index): drop the page cache again,
+  # so that the cold run's lookups read index and table pages from the disk.
+  if [ "$state" = dropped ]; then sync; echo 1 >/proc/sys/vm/drop_caches; fi
   rss_start=$(rss_mb "$pid")
 
   if [ "$G_TOOL" = oha ]; then
@@ -135,6 +154,7 @@ else:
     errors = sum(int(f[k]) for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
 print(f"$n,$import_s,$db_mb,$filter_s,$rss_start,$rss_end,$cold,{rate:.0f},{p50:.3f},{p99:.3f},{p999:.3f},{non3xx},{errors}")
 PY
+  done
   rm -f "$db" "$db"-wal "$db"-shm
 done
 

@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// PostgreSQL connections per pool (primary, and each replica). [default: 16]
     #[arg(long, env = "SNIP_DATABASE_POOL_SIZE")]
     pub database_pool_size: Option<usize>,
+    /// Embedded store: reader threads, each with its own connection: the reads that can wait on
+    /// the disk at once (more for a store larger than memory on a disk that serves many reads in
+    /// parallel). [default: 4]
+    #[arg(long, env = "SNIP_SQLITE_READERS")]
+    pub sqlite_readers: Option<usize>,
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "SNIP_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
@@ -424,6 +429,8 @@ pub struct Settings {
     /// PostgreSQL read replicas (URLs) for the redirect path.
     pub database_replicas: Vec<Dsn>,
     pub database_pool_size: usize,
+    /// SQLite reader threads.
+    pub sqlite_readers: usize,
     /// Redis URL of the shared second-level cache.
     pub redis: Option<Dsn>,
     pub click_durability: ClickDurability,
@@ -501,6 +508,7 @@ impl ServeArgs {
             write_consistency: self.write_consistency.or(other.write_consistency),
             cache_ttl: self.cache_ttl.or(other.cache_ttl),
             database_pool_size: self.database_pool_size.or(other.database_pool_size),
+            sqlite_readers: self.sqlite_readers.or(other.sqlite_readers),
             trusted_proxies: self.trusted_proxies.or(other.trusted_proxies),
             country_header: self.country_header.or(other.country_header),
             geoip_db: self.geoip_db.or(other.geoip_db),
@@ -554,6 +562,7 @@ impl ServeArgs {
             database,
             database_replicas,
             database_pool_size: pool_size,
+            sqlite_readers: within("sqlite-readers", self.sqlite_readers, 4, 1..=64)?,
             redis,
             click_durability,
             write_consistency,

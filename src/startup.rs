@@ -181,6 +181,7 @@ fn store_options(settings: &Settings) -> StoreOptions {
         click_durability: settings.click_durability,
         write_consistency: settings.write_consistency,
         code_filter: true,
+        sqlite_readers: settings.sqlite_readers,
     }
 }
 

@@ -102,6 +102,8 @@ pub struct StoreOptions {
     /// SQLite: build the in-memory filter of existing codes (the server answers unknown codes
     /// from it). One-shot commands do not need it, and an import would rebuild it as it grows.
     pub code_filter: bool,
+    /// SQLite: reader threads (`--sqlite-readers`).
+    pub sqlite_readers: usize,
 }
 
 /// Opens (and migrates) the store `database` names: the embedded SQLite file, whose filter of
@@ -116,8 +118,12 @@ pub async fn open(
     use std::sync::Arc;
     match database {
         crate::config::Database::Sqlite(path) => {
-            let sqlite =
-                sqlite::SqliteStore::open(path, options.timeout).context("opening the store")?;
+            let sqlite = sqlite::SqliteStore::open_with_readers(
+                path,
+                options.timeout,
+                options.sqlite_readers,
+            )
+            .context("opening the store")?;
             if options.code_filter {
                 sqlite.start_code_filter();
             }
@@ -152,6 +158,7 @@ impl StoreOptions {
             click_durability: crate::config::ClickDurability::Local,
             write_consistency: None,
             code_filter: false,
+            sqlite_readers: sqlite::READERS,
         }
     }
 }

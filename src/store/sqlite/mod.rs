@@ -43,9 +43,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_sessions.sql"),
     include_str!("migrations/0006_imported_clicks.sql"),
 ];
-/// Reader threads (each with its own connection). Two keep a core busy while the other waits
-/// on I/O; more mostly add context switches on small machines.
-const READERS: usize = 2;
+/// Reader threads (each with its own connection) unless told otherwise (`--sqlite-readers`):
+/// the reads that can wait on the disk at once. They share one queue, so an idle reader costs
+/// nothing but its connection.
+pub const READERS: usize = 4;
 /// Page cache of the writer connection, KiB (SQLite's default is 2 MB per connection).
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
@@ -101,6 +102,15 @@ fn configure(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (creating with its directory if needed) and migrates the database at `path`.
     pub fn open(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        Self::open_with_readers(path, timeout, READERS)
+    }
+
+    /// [`Self::open`] with `readers` reader threads (at least one).
+    pub fn open_with_readers(
+        path: &Path,
+        timeout: Duration,
+        readers: usize,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -131,8 +141,9 @@ impl SqliteStore {
         // tables: with SQLite's default 2 MB page cache most of them are re-read every flush.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
 
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        let reader_count = readers.max(1);
+        let mut readers = Vec::with_capacity(reader_count);
+        for _ in 0..reader_count {
             let r = Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
