@@ -145,10 +145,13 @@ if [ "$BACKEND" = postgres ]; then
   start seed "$bin/snip" serve --listen 127.0.0.1:0 --database "$db_main" --admin-key "$key" --log-format json
   kill "$PID"; wait "$PID" 2>/dev/null || true
   links_file | "$bin/snip" import --database "$db_main" - >&2
-  for copy in nocache off exact before; do
+  # One database per server: a create's change notification is then heard by its own server
+  # only, as with one instance (NOTIFY is per database), not by every server of the run.
+  for copy in nocache off exact before w_one w_quorum w_all; do
     psql "$pg" -Xqc "CREATE DATABASE $copy TEMPLATE snip" >&2
   done
   db_nocache=$(pg_db nocache) db_off=$(pg_db off) db_exact=$(pg_db exact) db_before=$(pg_db before)
+  db_w_one=$(pg_db w_one) db_w_quorum=$(pg_db w_quorum) db_w_all=$(pg_db w_all)
   if [ "${PG_SYNC_STANDBY:-0}" = 1 ]; then
     # A streaming replica on the same core, made the synchronous standby: a COMMIT at quorum
     # (`synchronous_commit=on`, the server's default) waits for its flush.
@@ -198,7 +201,8 @@ fi
 if [[ $SCENARIOS == *w* ]]; then
   [ "$BACKEND" = postgres ] || { echo "scenario w needs BACKEND=postgres" >&2; exit 2; }
   for level in one quorum all; do
-    start "w-$level" "$bin/snip" serve "${common[@]}" --database "$db_main" --write-consistency "$level"
+    eval "db_w=\$db_w_$level"
+    start "w-$level" "$bin/snip" serve "${common[@]}" --database "$db_w" --write-consistency "$level"
     eval "w_${level}_addr=\$ADDR w_${level}_pid=\$PID"
   done
 fi
