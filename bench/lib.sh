@@ -1,4 +1,5 @@
-# Shared by bench/run.sh and bench/attack.sh (sourced): the load tools and CPU pinning.
+# Shared by the bench scripts (sourced): the load tools, CPU pinning, the binary, starting
+# servers and reading their CPU time.
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
@@ -25,3 +26,52 @@ pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
   pin_server=(taskset -c 0) pin_load=(taskset -c 1)
 fi
+
+# snip_bin: sets bin to the directory holding snip: BIN_DIR when given (a copy of a build,
+# measured as it is), else the build of PROFILE (release, profiling or debug), built first.
+# Arguments: more cargo targets to build along (e.g. --example baseline).
+snip_bin() {
+  if [ -n "${BIN_DIR:-}" ]; then
+    bin=$BIN_DIR
+  else case $PROFILE in
+    debug) cargo build --locked --bin snip "$@" >&2; bin=target/debug ;;
+    *) cargo build --profile "$PROFILE" --locked --bin snip "$@" >&2; bin=target/$PROFILE ;;
+  esac; fi
+}
+
+# start NAME CMD... : runs a server in the background (prefixed by the array start_prefix, e.g.
+# a taskset pinning), output in $work/NAME.out and .err; waits for its "listening on" line, sets
+# ADDR and PID and adds PID to the array pids.
+start_prefix=()
+start() {
+  local name=$1; shift
+  "${start_prefix[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  PID=$!
+  pids+=("$PID")
+  for _ in $(seq 1 200); do
+    ADDR=$(grep -o 'listening on http://[^ ]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's/listening on //') || true
+    [ -n "$ADDR" ] && return 0
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
+}
+
+# cpu_ticks PID: utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# pg_ticks DIR: CPU ticks the PostgreSQL cluster whose files are in DIR (scripts/postgres.sh) has
+# used: its postmaster, the backends alive now, and those that exited (the postmaster's reaped
+# children).
+pg_ticks() {
+  local pm total child
+  pm=$(head -1 "$1/data/postmaster.pid")
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+  for child in $(pgrep -P "$pm"); do
+    total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# to_ticks "0m1.250s": bash's `times` format in clock ticks.
+to_ticks() { awk -v t="$1" -v hz="$TICK" 'BEGIN { split(t, a, "m"); sub("s", "", a[2]); printf "%d", (a[1] * 60 + a[2]) * hz }'; }

@@ -41,12 +41,7 @@ if ! need haproxy; then
     { echo "could not install haproxy" >&2; exit 1; }
 fi
 
-if [ -n "${BIN_DIR:-}" ]; then
-  bin=$BIN_DIR
-else case $PROFILE in
-  debug) cargo build --locked --bin snip >&2; bin=target/debug ;;
-  *) cargo build --profile "$PROFILE" --locked --bin snip >&2; bin=target/$PROFILE ;;
-esac; fi
+snip_bin
 
 work=$(mktemp -d)
 pids=()
@@ -58,34 +53,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# start NAME CMD... : runs a server in the background, waits for "listening on", sets ADDR/PID.
-start() {
-  local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 200); do
-    ADDR=$(grep -o 'listening on http://[^ ]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's/listening on //') || true
-    [ -n "$ADDR" ] && return 0
-    sleep 0.05
-  done
-  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
-}
-
-TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# The PostgreSQL cluster's CPU: postmaster (with its reaped children) and live backends.
-pg_ticks() {
-  local pm total child
-  pm=$(head -1 "$work/pg/data/postmaster.pid")
-  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
-  for child in $(pgrep -P "$pm"); do
-    total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-to_ticks() { awk -v t="$1" -v hz="$TICK" 'BEGIN { split(t, a, "m"); sub("s", "", a[2]); printf "%d", (a[1] * 60 + a[2]) * hz }'; }
 
 pg=$(bash "$root/scripts/postgres.sh" start "$work/pg")
 redis=$(bash "$root/scripts/redis.sh" start "$work/redis")
@@ -162,11 +129,11 @@ measure() {
   local label=$1 url=$2 out line wrk_user wrk_sys p
   local -a before after
   for p in "$pid1" "$pid2" "$haproxy_pid" "$redis_pid"; do before+=("$(cpu_ticks "$p")"); done
-  before+=("$(pg_ticks)")
+  before+=("$(pg_ticks "$work/pg")")
   out=$(BENCH_LUA_DIR="$root/bench/lua" wrk -t1 -c"$CONNS" -d"$DURATION" \
         -s "$root/bench/lua/zipf.lua" "$url" 2>&1; times) || { echo "$out" >&2; exit 1; }
   for p in "$pid1" "$pid2" "$haproxy_pid" "$redis_pid"; do after+=("$(cpu_ticks "$p")"); done
-  after+=("$(pg_ticks)")
+  after+=("$(pg_ticks "$work/pg")")
   line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
   read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
   echo "$label $line snip_ticks=$(( after[0] - before[0] + after[1] - before[1] ))" \

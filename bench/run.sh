@@ -46,13 +46,8 @@ ensure_wrk
 oha=""
 if [[ $SCENARIOS == *f* ]]; then find_oha; fi
 
-if [ -n "${BIN_DIR:-}" ]; then
-  bin=$BIN_DIR  # a copy of a build (snip and examples/baseline): measured as it is
-else case $PROFILE in
-  debug) cargo build --locked --bin snip --example baseline >&2; bin=target/debug ;;
-  # release, or profiling (the release build with symbols, for perf while the harness runs)
-  *) cargo build --profile "$PROFILE" --locked --bin snip --example baseline >&2; bin=target/$PROFILE ;;
-esac; fi
+snip_bin --example baseline
+start_prefix=("${pin_server[@]}")
 
 work=$(mktemp -d)
 pids=()
@@ -67,39 +62,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME CMD... : runs a server in the background, waits for "listening on", sets ADDR/PID.
-start() {
-  local name=$1; shift
-  "${pin_server[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 200); do
-    ADDR=$(grep -o 'listening on http://[^ ]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's/listening on //') || true
-    [ -n "$ADDR" ] && return 0
-    sleep 0.05
-  done
-  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
-}
-
-# cpu_ticks PID: utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-
-# store_ticks: CPU ticks the PostgreSQL cluster has used (its postmaster, the backends alive
-# now, and those that exited: the postmaster's reaped children); 0 for the embedded store.
+# store_ticks: CPU ticks the PostgreSQL cluster has used; 0 for the embedded store.
 store_ticks() {
-  [ "$BACKEND" = postgres ] || { echo 0; return; }
-  local pm total=0 child
-  pm=$(head -1 "$work/pg/data/postmaster.pid")
-  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
-  for child in $(pgrep -P "$pm"); do
-    total=$((total + $(cpu_ticks "$child" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
+  if [ "$BACKEND" = postgres ]; then pg_ticks "$work/pg"; else echo 0; fi
 }
-
-# to_ticks "0m1.250s": bash's `times` format in clock ticks.
-to_ticks() { awk -v t="$1" -v hz="$TICK" 'BEGIN { split(t, a, "m"); sub("s", "", a[2]); printf "%d", (a[1] * 60 + a[2]) * hz }'; }
 
 # measure LABEL PID URL SCRIPT: one wrk run; appends a row to $work/rows with the CPU the
 # server, the store (PostgreSQL) and the load generator (wrk) used during it.

@@ -47,12 +47,8 @@ pin_server=() pin_load=()
 if need taskset && [ "$(nproc)" -ge 2 ]; then
   pin_server=(taskset -c 0) pin_load=(taskset -c 1)
 fi
-if [ -n "${BIN_DIR:-}" ]; then
-  bin=$BIN_DIR
-else case $PROFILE in
-  debug) cargo build --locked --bin snip >&2; bin=target/debug ;;
-  *) cargo build --profile "$PROFILE" --locked --bin snip >&2; bin=target/$PROFILE ;;
-esac; fi
+source "$root/bench/lib.sh"
+snip_bin
 
 work=$(mktemp -d)
 pid=""
