@@ -40,7 +40,8 @@ snip_bin() {
 }
 
 # start NAME CMD... : runs a server in the background (prefixed by the array start_prefix, e.g.
-# a taskset pinning), output in $work/NAME.out and .err; waits for its "listening on" line, sets
+# a taskset pinning), output in $work/NAME.out and .err; waits (up to 20 s: a store of millions
+# of links opens in seconds) for its "listening on" line, sets
 # ADDR and PID and adds PID to the array pids.
 start_prefix=()
 start() {
@@ -48,7 +49,7 @@ start() {
   "${start_prefix[@]}" "$@" >"$work/$name.out" 2>"$work/$name.err" &
   PID=$!
   pids+=("$PID")
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 400); do
     ADDR=$(grep -o 'listening on http://[^ ]*' "$work/$name.out" 2>/dev/null | head -1 | sed 's/listening on //') || true
     [ -n "$ADDR" ] && return 0
     sleep 0.05

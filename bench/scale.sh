@@ -49,6 +49,8 @@ if need taskset && [ "$(nproc)" -ge 2 ]; then
 fi
 source "$root/bench/lib.sh"
 snip_bin
+start_prefix=("${pin_server[@]}")
+pids=()
 
 work=$(mktemp -d)
 pid=""
@@ -65,16 +67,10 @@ rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # serve DB [ARGS...]: starts snip, sets pid and addr.
 serve() {
   local db=$1; shift
-  "${pin_server[@]}" "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" \
-    --admin-key "$key" --log-format json --rate-limit 0 ${G_ARGS:-} "$@" >"$work/out" 2>"$work/err" &
-  pid=$!
-  addr=""
-  for _ in $(seq 1 400); do
-    addr=$(grep -o 'listening on http://[^ ]*' "$work/out" 2>/dev/null | head -1 | sed 's/listening on //') || true
-    [ -n "$addr" ] && return 0
-    sleep 0.05
-  done
-  echo "snip did not start:" >&2; cat "$work/err" >&2; exit 1
+  # shellcheck disable=SC2086
+  start scale "$bin/snip" serve --listen 127.0.0.1:0 --database "sqlite://$db" \
+    --admin-key "$key" --log-format json --rate-limit 0 ${G_ARGS:-} "$@"
+  pid=$PID addr=$ADDR
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 
