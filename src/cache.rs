@@ -1,7 +1,9 @@
 //! The in-process redirect cache: code → ready-to-send answer.
 //!
-//! A hit hands back an `Arc<Target>` whose `Location` header value is already built, so serving
-//! it does no store I/O, no parsing and no string formatting. Unknown codes are cached as
+//! A hit hands back a copy of the entry's `Target`, which holds what a redirect needs by value
+//! (short destinations' bytes included, already checked as a `Location` value), so serving it
+//! reads no other allocation and does no store I/O, no parsing and no string formatting: on a
+//! wide working set each allocation reached is a cache miss. Unknown codes are cached as
 //! `Missing` for a short TTL (negative caching), so scans of random codes do not reach the store.
 //! Expiry and `max_clicks` are checked on every request against the entry, not baked into it.
 //!
@@ -27,26 +29,112 @@ use axum::http::HeaderValue;
 use crate::domain::Link;
 use crate::domain::time::UnixSeconds;
 
-/// What a redirect needs to know about a live link.
-#[derive(Debug)]
+/// Destinations up to this many bytes are kept inside the cache entry itself (most are: the
+/// longer ones are shared, and cost one more memory read per redirect).
+pub const INLINE_URL: usize = 120;
+
+/// A destination as the `Location` header sends it, checked to be a valid header value.
+#[derive(Clone)]
+enum Location {
+    /// Inside the entry: a redirect reads no other allocation for it.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_URL],
+    },
+    Shared(HeaderValue),
+}
+
+impl Location {
+    fn new(url: &str) -> Option<Location> {
+        let value = HeaderValue::from_str(url).ok()?;
+        if url.len() > INLINE_URL {
+            return Some(Location::Shared(value));
+        }
+        let mut bytes = [0; INLINE_URL];
+        bytes[..url.len()].copy_from_slice(url.as_bytes());
+        Some(Location::Inline {
+            len: url.len() as u8,
+            bytes,
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Location::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Location::Shared(value) => value.as_bytes(),
+        }
+    }
+}
+
+/// What a redirect needs to know about a live link. Cloned out of the cache on every hit, so
+/// it holds its fields by value (no shared allocation to reach, no reference count to touch),
+/// except the `max_clicks` counter.
+#[derive(Clone)]
 pub struct Target {
     pub link_id: i64,
-    pub location: HeaderValue,
+    location: Location,
     pub expires_at: Option<UnixSeconds>,
     pub max_clicks: Option<u64>,
     /// Clicks used so far, for links with `max_clicks` (shared with the click counter so that
     /// it survives cache eviction).
     pub used: Option<Arc<AtomicU64>>,
-    /// The destination's host, and whether the deny list refuses it (checked again only when
-    /// the list changes).
-    pub host: Box<str>,
-    pub deny: crate::deny::Checked,
+    /// The deny list's verdict on the destination's host, and the list generation it was
+    /// given for (0: never checked; the list then denies nothing): see [`crate::deny`].
+    pub deny: Verdict,
+}
+
+/// Whether the deny list refuses a destination, as of one generation of the list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub generation: u64,
+    pub denied: bool,
+}
+
+impl Target {
+    /// The `Location` header value (a copy of the destination's bytes when they are inline:
+    /// cheaper than reaching a shared one).
+    pub fn location(&self) -> HeaderValue {
+        match &self.location {
+            // The bytes passed `HeaderValue::from_str` when the entry was built, which checks
+            // what `from_bytes` checks: this cannot fail.
+            Location::Inline { .. } => HeaderValue::from_bytes(self.location.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("/")),
+            Location::Shared(value) => value.clone(),
+        }
+    }
+
+    /// The destination URL (visible ASCII, as the header check guarantees).
+    pub fn url(&self) -> &str {
+        std::str::from_utf8(self.location.as_bytes()).unwrap_or_default()
+    }
+
+    /// The destination's host (what the deny list is checked against).
+    pub fn host(&self) -> &str {
+        crate::domain::destination::stored_host(self.url())
+    }
+
+    /// Whether this is the same link going to the same place as `other`.
+    fn same_destination(&self, other: &Target) -> bool {
+        self.link_id == other.link_id && self.location.as_bytes() == other.location.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("link_id", &self.link_id)
+            .field("location", &self.url())
+            .field("expires_at", &self.expires_at)
+            .field("max_clicks", &self.max_clicks)
+            .field("deny", &self.deny)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A cached answer for a code.
 #[derive(Debug, Clone)]
 pub enum Cached {
-    Redirect(Arc<Target>),
+    Redirect(Target),
     /// Disabled or deleted: 410 until a PATCH on this instance invalidates it.
     Gone,
     /// Taken down by an admin, with the reason: 410 saying so.
@@ -79,17 +167,16 @@ impl Cached {
         max_clicks: Option<u64>,
         used: Option<Arc<AtomicU64>>,
     ) -> Cached {
-        match HeaderValue::from_str(url) {
-            Ok(location) => Cached::Redirect(Arc::new(Target {
+        match Location::new(url) {
+            Some(location) => Cached::Redirect(Target {
                 link_id,
                 location,
                 expires_at,
                 max_clicks,
                 used,
-                host: crate::domain::destination::stored_host(url).into(),
-                deny: Default::default(),
-            })),
-            Err(_) => {
+                deny: Verdict::default(),
+            }),
+            None => {
                 tracing::error!(link_id, "stored destination is not a valid header value");
                 Cached::Gone
             }
@@ -237,6 +324,23 @@ impl RedirectCache {
         }
     }
 
+    /// Keeps the deny list's `verdict` on `target` (looked up after the list changed) in the
+    /// entry of `code`, if that still holds the same destination: one lookup per cached link
+    /// and change of the list, not one per redirect.
+    pub fn remember_verdict(&self, code: &str, target: &Target, verdict: Verdict) {
+        let Some(inner) = &self.inner else { return };
+        let key = compact_str::CompactString::new(code);
+        // A vacant code's placeholder guard is dropped at once: nothing is inserted.
+        let _ = inner.entry(&key, Some(Duration::ZERO), |_, entry| {
+            if let Cached::Redirect(cached) = &mut entry.answer
+                && cached.same_destination(target)
+            {
+                cached.deny = verdict;
+            }
+            quick_cache::sync::EntryAction::Retain(())
+        });
+    }
+
     /// Forgets every entry (after notifications may have been missed).
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -317,15 +421,53 @@ mod tests {
     use super::*;
 
     fn target(id: i64) -> Cached {
-        Cached::Redirect(Arc::new(Target {
-            link_id: id,
-            location: HeaderValue::from_static("https://example.com/"),
-            expires_at: None,
-            max_clicks: None,
-            used: None,
-            host: "example.com".into(),
-            deny: Default::default(),
-        }))
+        Cached::redirect(id, "https://example.com/", None, None, None)
+    }
+
+    fn redirect(cache: &RedirectCache, code: &str) -> Target {
+        match cache.get(code) {
+            Some(Cached::Redirect(t)) => t,
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_and_long_destinations_answer_the_same_location() {
+        let long = format!("https://example.com/{}", "x".repeat(INLINE_URL));
+        for url in ["https://example.com/a?b=c", long.as_str()] {
+            let Cached::Redirect(t) = Cached::redirect(1, url, None, None, None) else {
+                panic!("{url} is a valid destination");
+            };
+            assert_eq!(t.location(), url);
+            assert_eq!(t.url(), url);
+            assert_eq!(t.host(), "example.com");
+        }
+        let bad = Cached::redirect(1, "https://example.com/\n", None, None, None);
+        assert!(matches!(bad, Cached::Gone), "not a header value: {bad:?}");
+    }
+
+    #[test]
+    fn a_verdict_is_kept_only_for_the_destination_it_was_given_on() {
+        let cache = RedirectCache::new(10, Duration::from_secs(5));
+        cache.fill("abc", target(1), cache.generation());
+        let verdict = Verdict {
+            generation: 3,
+            denied: true,
+        };
+        cache.remember_verdict("abc", &redirect(&cache, "abc"), verdict);
+        assert_eq!(redirect(&cache, "abc").deny, verdict);
+        // The link changed meanwhile: the verdict on its old destination is not kept.
+        let old = redirect(&cache, "abc");
+        cache.fill(
+            "abc",
+            Cached::redirect(1, "https://other.example/", None, None, None),
+            cache.generation(),
+        );
+        cache.remember_verdict("abc", &old, verdict);
+        assert_eq!(redirect(&cache, "abc").deny, Verdict::default());
+        // Nothing is inserted for a code that is not cached.
+        cache.remember_verdict("xyz", &old, verdict);
+        assert!(cache.get("xyz").is_none());
     }
 
     #[test]

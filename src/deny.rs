@@ -10,7 +10,7 @@
 //! The list is checked when a link is created or edited (422 `destination_denied`) and at
 //! redirect time (410 `destination_denied`), for links made before an entry was added: each
 //! cached redirect remembers the list generation it was checked against, so a redirect costs
-//! two atomic loads while the list is unchanged and one lookup per cached link after a reload,
+//! one atomic load while the list is unchanged and one lookup per cached link after a reload,
 //! never a store read. Reloaded on SIGHUP and by `POST /api/v1/deny-list/reload` (admin).
 
 use std::collections::HashSet;
@@ -68,7 +68,7 @@ impl DenyList {
         Ok(n)
     }
 
-    /// The current generation (see [`Checked`]).
+    /// The current generation (each cached redirect remembers the one its verdict is for).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -109,29 +109,6 @@ impl DenyList {
         let mut all: Vec<String> = self.entries.read().iter().map(|e| e.to_string()).collect();
         all.sort();
         all
-    }
-}
-
-/// What a cached redirect knows about the deny list: the generation its destination was last
-/// checked against (0: never), and the verdict.
-#[derive(Debug, Default)]
-pub struct Checked {
-    generation: AtomicU64,
-    denied: std::sync::atomic::AtomicBool,
-}
-
-impl Checked {
-    /// Whether `host` is denied by `list`; looks the host up only when the list changed since
-    /// the last check.
-    pub fn denied(&self, list: &DenyList, host: &str) -> bool {
-        let current = list.generation();
-        if self.generation.load(Ordering::Acquire) == current {
-            return self.denied.load(Ordering::Acquire);
-        }
-        let denied = list.denies(host).is_some();
-        self.denied.store(denied, Ordering::Release);
-        self.generation.store(current, Ordering::Release);
-        denied
     }
 }
 
@@ -249,16 +226,5 @@ mod tests {
         let err = parse("good.example\nhttp://x.example/path\n").unwrap_err();
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");
         assert!(parse("a b.example").is_err());
-    }
-
-    #[test]
-    fn a_verdict_is_recomputed_only_when_the_list_changes() {
-        let list = list("evil.example");
-        let checked = Checked::default();
-        assert!(checked.denied(&list, "evil.example"));
-        // Same generation: the remembered verdict, whatever host is asked.
-        assert!(checked.denied(&list, "fine.example"));
-        list.generation.fetch_add(1, Ordering::AcqRel);
-        assert!(!checked.denied(&list, "fine.example"));
     }
 }

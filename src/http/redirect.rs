@@ -136,7 +136,7 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = app.redirect_status;
     let h = response.headers_mut();
-    h.insert(header::LOCATION, target.location.clone());
+    h.insert(header::LOCATION, target.location());
     h.insert(header::CACHE_CONTROL, CACHE_CONTROL.clone());
     if let Some(policy) = &app.redirect_referrer_policy {
         h.insert(header::REFERRER_POLICY, policy.clone());
@@ -185,7 +185,7 @@ async fn preview(app: &AppState, code: &str) -> Response {
         Err(Outcome::Denied) => return denied(),
         Err(Outcome::Unavailable(e)) => return unavailable(e),
     };
-    let url = target.location.to_str().unwrap_or_default();
+    let url = target.url();
     // Every value is escaped by the template; the preview's own URL is not sent to the
     // destination (`html_page`'s Referrer-Policy).
     let mut response = super::ui::preview_page(&app.short_url(code), title.as_deref(), url);

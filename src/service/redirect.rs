@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use axum::http::HeaderMap;
 
-use crate::cache::{Cached, Lookup, Target};
+use crate::cache::{Cached, Lookup, Target, Verdict};
 use crate::clicks::Visit;
 use crate::config::ClickMode;
 use crate::domain::time::now;
@@ -22,7 +22,7 @@ use crate::store::StoreError;
 /// Where a code leads.
 pub enum Outcome {
     /// To the target's `location`.
-    Redirect(Arc<Target>),
+    Redirect(Target),
     /// No such code.
     Missing,
     /// Expired, used up, disabled or deleted.
@@ -103,15 +103,30 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
 
 /// The cached answer for `code` when it is a destination the deny list allows, else why not
 /// (never [`Outcome::Redirect`]).
-async fn target(app: &AppState, code: &str) -> Result<Arc<Target>, Outcome> {
+async fn target(app: &AppState, code: &str) -> Result<Target, Outcome> {
     match resolve(app, code).await {
-        Ok(Cached::Redirect(t)) if t.deny.denied(&app.deny, &t.host) => Err(Outcome::Denied),
+        Ok(Cached::Redirect(t)) if denied(app, code, &t) => Err(Outcome::Denied),
         Ok(Cached::Redirect(t)) => Ok(t),
         Ok(Cached::Gone) => Err(Outcome::Gone),
         Ok(Cached::TakenDown(reason)) => Err(Outcome::TakenDown(reason)),
         Ok(Cached::Missing(_)) => Err(Outcome::Missing),
         Err(e) => Err(Outcome::Unavailable(e)),
     }
+}
+
+/// Whether the deny list refuses `target`'s destination: the verdict its cache entry holds
+/// while the list is unchanged, else a lookup, remembered in the entry.
+fn denied(app: &AppState, code: &str, target: &Target) -> bool {
+    let generation = app.deny.generation();
+    if target.deny.generation == generation {
+        return target.deny.denied;
+    }
+    let verdict = Verdict {
+        generation,
+        denied: app.deny.denies(target.host()).is_some(),
+    };
+    app.cache.remember_verdict(code, target, verdict);
+    verdict.denied
 }
 
 /// Follows `code` for a visitor at `peer` who sent `headers`; `counts`: a click (a `GET`,
@@ -197,7 +212,7 @@ async fn record_exact(
 /// What the preview page of `code` shows: where the link goes (the same answer as the
 /// redirect: cache first, so it works while the store is down) and its title (best effort:
 /// the page still renders without it). Not a click.
-pub async fn preview(app: &AppState, code: &str) -> Result<(Arc<Target>, Option<String>), Outcome> {
+pub async fn preview(app: &AppState, code: &str) -> Result<(Target, Option<String>), Outcome> {
     let target = target(app, code).await?;
     if !within_max_clicks(&target, false) || target.expires_at.is_some_and(|e| e <= now()) {
         return Err(Outcome::Gone);
