@@ -19,7 +19,9 @@
 # instead of building), RATE (8000) and F_DURATION (30s) for the fixed-rate scenario (f),
 # BEFORE_BIN (another snip binary, e.g. built from the previous commit: scenarios (a), (b), (u) and (e)
 # then also measure it, as subject "before", to check a change against the code it replaces). The server is pinned to CPU 0 and wrk to CPU 1 when taskset exists.
-# Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians.
+# ROWS_OUT (a file: the raw rows are copied there, e.g. to merge several runs with bench/table.py).
+# Every scenario runs baseline and snip alternately (A B A B ...) and the table shows medians, and
+# the CPU ratio of each round to the baseline measured just before it (median and range).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -229,6 +231,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$snip_addr/L0000001")
 [ "$code" = 302 ] || { echo "snip answered $code for a seeded link" >&2; exit 1; }
 
 [ -s "$work/rows" ] && python3 "$root/bench/table.py" "$work/rows" "$TICK"
+if [ -n "${ROWS_OUT:-}" ] && [ -s "$work/rows" ]; then cp "$work/rows" "$ROWS_OUT"; fi
 
 # (f) Fixed rate with coordinated omission corrected (oha -q --latency-correction), mix (b):
 # the URL list is drawn from the same Zipf distribution as zipf.lua.

@@ -53,10 +53,20 @@ def med(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
+def paired(r, base):
+    """The CPU ratio round by round (each round measures the subject right after its baseline,
+    so slow drift of the machine cancels): median, and the range."""
+    ratios = sorted(x["cpu_us"] / b["cpu_us"] for x, b in zip(r, base) if b["cpu_us"] > 0)
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def main():
     runs = parse(sys.argv[1], float(sys.argv[2]))
     with_store = any(r["store_us"] > 0 for v in runs.values() for r in v)
     print(f"{'scenario':<30} {'subject':<9} {'CPU µs/req':>11} {'× base CPU':>11} "
+          f"{'per round':>17} "
           + (f"{'+store µs/req':>14} " if with_store else "")
           + f"{'req/s':>10} {'× base req/s':>13} {'wrk CPU':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p99.9 ms':>9} {'errors':>7}")
@@ -67,20 +77,23 @@ def main():
             r = runs.get(f"{s}:{subject}")
             if not r:
                 continue
-            ratio = cpu_ratio = "-"
+            ratio = cpu_ratio = rounds = "-"
             if subject in ("snip", "before", "exact") and base:
                 ratio = f"{med(r, 'rps') / med(base, 'rps'):.2f}"
                 cpu_ratio = f"{med(r, 'cpu_us') / med(base, 'cpu_us'):.2f}"
+                rounds = paired(r, base)
             load = med(r, "load")
             mark = " LG-bound" if load >= LOAD_BOUND else ""
             bound |= bool(mark)
             store = f"{med(r, 'store_us'):>14.2f} " if with_store else ""
             print(f"{NAMES.get(s, s):<30} {subject:<9} {med(r, 'cpu_us'):>11.2f} {cpu_ratio:>11} "
+                  f"{rounds:>17} "
                   f"{store}{med(r, 'rps'):>10.0f} {ratio:>13} {load * 100:>7.0f}% "
                   f"{med(r, 'p50') / 1000:>8.3f} {med(r, 'p99') / 1000:>8.3f} "
                   f"{med(r, 'p999') / 1000:>9.3f} {int(sum(x['errors'] for x in r)):>7}{mark}")
     print(f"(medians of {max(len(v) for v in runs.values())} alternating runs per row; CPU µs/req "
-          "is the server's own; +store: PostgreSQL's processes per request)")
+          "is the server's own; +store: PostgreSQL's processes per request; per round: the CPU "
+          "ratio to the baseline measured just before, median (min-max) over the rounds)")
     if bound:
         print(f"LG-bound: wrk used >= {LOAD_BOUND:.0%} of its core; that row's req/s is the load "
               "generator's limit, compare CPU µs/req instead")

@@ -44,12 +44,18 @@ pub struct Peer(pub IpAddr);
 /// are contended between the worker threads).
 pub async fn dispatch(state: &AppState, router: &Router, req: Request, peer: IpAddr) -> Response {
     if redirect::is_redirect_request(&req) {
-        return redirect::serve_observed(state, req, peer).await;
+        if let Some(response) = redirect::serve_cached(state, &req, peer) {
+            return response;
+        }
+        // Boxed, as the router's future below: this future, which every request creates,
+        // stays small.
+        return Box::pin(redirect::serve_observed(state, req, peer)).await;
     }
     let mut req = req;
     req.extensions_mut().insert(Peer(peer));
     let mut router = router.clone();
-    match tower::Service::call(&mut router, req).await {
+    // Boxed, so that the redirect's future (every request's) stays small.
+    match Box::pin(tower::Service::call(&mut router, req)).await {
         Ok(response) => response,
         Err(never) => match never {},
     }

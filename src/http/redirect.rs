@@ -61,10 +61,32 @@ pub fn is_redirect_request(req: &Request) -> bool {
     ShortCode::could_be_code(code) && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(code))
 }
 
+/// The redirect of a cached code, answered without an await (and so without a future), with
+/// its own request metrics and debug log; None when it needs [`serve_observed`] (a miss, a
+/// preview, `--click-mode exact`).
+pub fn serve_cached(app: &AppState, req: &Request, peer: IpAddr) -> Option<Response> {
+    let start = Instant::now();
+    let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
+    if raw.ends_with('+') || !ShortCode::could_be_code(raw) {
+        return None;
+    }
+    let counts = req.method() == Method::GET;
+    let outcome = redirect::follow_cached(app, raw, counts, peer, req.headers())?;
+    let response = respond(app, outcome);
+    observed(start, &response);
+    Some(response)
+}
+
 /// The redirect with its own request metrics and debug log (the fast path has no middleware).
 pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let start = Instant::now();
     let response = serve(app, req, peer).await;
+    observed(start, &response);
+    response
+}
+
+/// Records a redirect's metrics and debug log.
+fn observed(start: Instant, response: &Response) {
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     crate::telemetry::latency::record_http("/{code}", status, elapsed);
@@ -74,7 +96,6 @@ pub async fn serve_observed(app: &AppState, req: Request, peer: IpAddr) -> Respo
         latency_us = elapsed.as_micros() as u64,
         "request"
     );
-    response
 }
 
 /// The redirect, for the OpenAPI description (served by [`serve_observed`] before routing).
@@ -119,13 +140,19 @@ async fn redirect(State(app): State<AppState>, req: Request) -> Response {
 async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if let Some(code) = raw.strip_suffix('+') {
-        return preview(app, code).await;
+        return Box::pin(preview(app, code)).await;
     }
     if !ShortCode::could_be_code(raw) {
         return not_found();
     }
     let counts = req.method() == Method::GET;
-    let target = match redirect::follow(app, raw, counts, peer, req.headers()).await {
+    let outcome = redirect::follow(app, raw, counts, peer, req.headers()).await;
+    respond(app, outcome)
+}
+
+/// The response for a redirect's outcome.
+fn respond(app: &AppState, outcome: Outcome) -> Response {
+    let target = match outcome {
         Outcome::Redirect(target) => target,
         Outcome::Missing => return not_found(),
         Outcome::Gone => return gone(),

@@ -12,10 +12,11 @@ use std::sync::atomic::Ordering;
 
 use axum::http::HeaderMap;
 
+use crate::analytics::visit::Observed;
 use crate::cache::{Cached, Lookup, Target, Verdict};
 use crate::clicks::Visit;
 use crate::config::ClickMode;
-use crate::domain::time::now;
+use crate::domain::time::{UnixSeconds, now};
 use crate::service::app::{App, AppState};
 use crate::store::StoreError;
 
@@ -35,15 +36,11 @@ pub enum Outcome {
     Unavailable(StoreError),
 }
 
-/// The cached answer for a code, reading the store on a miss.
-async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
-    match app.cache.lookup(code) {
-        Some(Lookup::Fresh(hit)) => {
-            app.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
-        }
-        Some(Lookup::Stale(hit)) => {
-            app.cache_hits.fetch_add(1, Ordering::Relaxed);
+/// The cached answer for a code, if it is cached (a stale one is reloaded in the background).
+fn cached(app: &AppState, code: &str) -> Option<Cached> {
+    let hit = match app.cache.lookup(code)? {
+        Lookup::Fresh(hit) => hit,
+        Lookup::Stale(hit) => {
             metrics::counter!("snip_cache_reloads_total").increment(1);
             let (app, code) = (app.clone(), code.to_string());
             tokio::spawn(async move {
@@ -51,12 +48,21 @@ async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
                     tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
                 }
             });
-            return Ok(hit);
+            hit
         }
-        None => {}
+    };
+    app.cache_hits.fetch_add(1, Ordering::Relaxed);
+    Some(hit)
+}
+
+/// The cached answer for a code, reading the store on a miss.
+async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
+    if let Some(hit) = cached(app, code) {
+        return Ok(hit);
     }
     app.cache_misses.fetch_add(1, Ordering::Relaxed);
-    load(app, code).await
+    // Boxed, so that the futures that include this one stay small.
+    Box::pin(load(app, code)).await
 }
 
 /// Reads a code into the cache: from the shared cache if there is one and it has the code,
@@ -101,16 +107,17 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
     Ok(answer)
 }
 
-/// The cached answer for `code` when it is a destination the deny list allows, else why not
-/// (never [`Outcome::Redirect`]).
-async fn target(app: &AppState, code: &str) -> Result<Target, Outcome> {
-    match resolve(app, code).await {
-        Ok(Cached::Redirect(t)) if denied(app, code, &t) => Err(Outcome::Denied),
-        Ok(Cached::Redirect(t)) => Ok(t),
-        Ok(Cached::Gone) => Err(Outcome::Gone),
-        Ok(Cached::TakenDown(reason)) => Err(Outcome::TakenDown(reason)),
-        Ok(Cached::Missing(_)) => Err(Outcome::Missing),
-        Err(e) => Err(Outcome::Unavailable(e)),
+/// What `answer`, the cached or loaded answer for `code`, means for a redirect, before the
+/// link's expiry and `max_clicks` are checked: a [`Outcome::Redirect`] when the deny list
+/// allows its destination.
+fn judge(app: &AppState, code: &str, answer: Result<Cached, StoreError>) -> Outcome {
+    match answer {
+        Ok(Cached::Redirect(t)) if denied(app, code, &t) => Outcome::Denied,
+        Ok(Cached::Redirect(t)) => Outcome::Redirect(t),
+        Ok(Cached::Gone) => Outcome::Gone,
+        Ok(Cached::TakenDown(reason)) => Outcome::TakenDown(reason),
+        Ok(Cached::Missing(_)) => Outcome::Missing,
+        Err(e) => Outcome::Unavailable(e),
     }
 }
 
@@ -138,40 +145,91 @@ pub async fn follow(
     peer: IpAddr,
     headers: &HeaderMap,
 ) -> Outcome {
-    let target = match target(app, code).await {
-        Ok(target) => target,
-        Err(Outcome::Missing) => {
+    let answer = resolve(app, code).await;
+    match settle(app, code, answer, counts, peer, headers) {
+        Settled::Done(outcome) => outcome,
+        Settled::RecordExact(target, at, seen) => {
+            let visit = visit(&seen);
+            match Box::pin(record_exact(app, &target, at, &visit)).await {
+                Ok(()) => Outcome::Redirect(target),
+                Err(e) => Outcome::Unavailable(e),
+            }
+        }
+    }
+}
+
+/// [`follow`] when the answer for `code` is cached and nothing has to be awaited (every hit
+/// but those of `--click-mode exact`): the redirect's path for nearly every request, with no
+/// future to create. None: follow it with [`follow`].
+pub fn follow_cached(
+    app: &AppState,
+    code: &str,
+    counts: bool,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Option<Outcome> {
+    if app.click_mode() == ClickMode::Exact {
+        return None;
+    }
+    let answer = cached(app, code)?;
+    match settle(app, code, Ok(answer), counts, peer, headers) {
+        Settled::Done(outcome) => Some(outcome),
+        // Only `--click-mode exact` records a click by awaiting the store: not this mode.
+        Settled::RecordExact(target, ..) => Some(Outcome::Redirect(target)),
+    }
+}
+
+/// How a redirect ends once its answer is known.
+enum Settled {
+    Done(Outcome),
+    /// `--click-mode exact`: the click is to be committed before answering.
+    RecordExact(Target, UnixSeconds, Observed),
+}
+
+/// Applies the link's rules (deny list, expiry, `max_clicks`) to `answer` and records the
+/// click in the buffer (or says to commit it, with `--click-mode exact`).
+fn settle(
+    app: &AppState,
+    code: &str,
+    answer: Result<Cached, StoreError>,
+    counts: bool,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Settled {
+    let target = match judge(app, code, answer) {
+        Outcome::Redirect(target) => target,
+        Outcome::Missing => {
             if app.click_mode() != ClickMode::Off {
                 app.clicks.buffer.record_unknown(code);
             }
-            return Outcome::Missing;
+            return Settled::Done(Outcome::Missing);
         }
-        Err(other) => return other,
+        other => return Settled::Done(other),
     };
     let at = now();
-    if target.expires_at.is_some_and(|e| e <= at) {
-        return Outcome::Gone;
-    }
-    if !within_max_clicks(&target, counts) {
-        return Outcome::Gone;
+    if target.expires_at.is_some_and(|e| e <= at) || !within_max_clicks(&target, counts) {
+        return Settled::Done(Outcome::Gone);
     }
     let mode = app.click_mode();
     // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
     if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
         let seen = app.analytics.observe(peer, headers);
-        let visit = Visit {
-            ua: &seen.ua,
-            referrer: seen.referrer.as_ref(),
-            country: seen.country,
-            visitor: seen.visitor,
-        };
-        if mode != ClickMode::Exact {
-            app.clicks.buffer.record(target.link_id, at, &visit);
-        } else if let Err(e) = record_exact(app, &target, at, &visit).await {
-            return Outcome::Unavailable(e);
+        if mode == ClickMode::Exact {
+            return Settled::RecordExact(target, at, seen);
         }
+        app.clicks.buffer.record(target.link_id, at, &visit(&seen));
     }
-    Outcome::Redirect(target)
+    Settled::Done(Outcome::Redirect(target))
+}
+
+/// An observed click's fields as the click buffer records them.
+fn visit(seen: &Observed) -> Visit<'_> {
+    Visit {
+        ua: &seen.ua,
+        referrer: seen.referrer.as_ref(),
+        country: seen.country,
+        visitor: seen.visitor,
+    }
 }
 
 /// Whether a link with `max_clicks` has one left; `counts`: use it up.
@@ -194,7 +252,7 @@ fn within_max_clicks(target: &Target, counts: bool) -> bool {
 async fn record_exact(
     app: &App,
     target: &Target,
-    at: crate::domain::time::UnixSeconds,
+    at: UnixSeconds,
     visit: &Visit<'_>,
 ) -> Result<(), StoreError> {
     let recorded = app
@@ -213,7 +271,10 @@ async fn record_exact(
 /// redirect: cache first, so it works while the store is down) and its title (best effort:
 /// the page still renders without it). Not a click.
 pub async fn preview(app: &AppState, code: &str) -> Result<(Target, Option<String>), Outcome> {
-    let target = target(app, code).await?;
+    let target = match judge(app, code, resolve(app, code).await) {
+        Outcome::Redirect(target) => target,
+        other => return Err(other),
+    };
     if !within_max_clicks(&target, false) || target.expires_at.is_some_and(|e| e <= now()) {
         return Err(Outcome::Gone);
     }
