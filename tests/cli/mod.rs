@@ -76,28 +76,16 @@ impl Sandbox {
         self.dir.path().join("work")
     }
 
-    /// `program` with the sandbox's environment: every `SNIP_*`, `NO_COLOR` and proxy
-    /// variable removed, `HOME` and `XDG_CONFIG_HOME` the sandbox's.
+    /// `program` with the sandbox's environment: every `SNIP_*` variable and those of
+    /// `common::CLIENT_ENV_REMOVED` (`NO_COLOR`, proxies) removed, as `common::snip_cli` does,
+    /// `HOME` and `XDG_CONFIG_HOME` the sandbox's.
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("SNIP_") {
+            let name = key.to_string_lossy();
+            if name.starts_with("SNIP_") || common::CLIENT_ENV_REMOVED.contains(&name.as_ref()) {
                 cmd.env_remove(key);
             }
-        }
-        for key in [
-            "SNIP_SERVER",
-            "SNIP_KEY",
-            "SNIP_DATABASE",
-            "NO_COLOR",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        ] {
-            cmd.env_remove(key);
         }
         cmd.env("HOME", self.dir.path().join("home"))
             .env("XDG_CONFIG_HOME", self.config_home())
