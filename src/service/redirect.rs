@@ -146,21 +146,28 @@ pub async fn follow(
     headers: &HeaderMap,
 ) -> Outcome {
     let answer = resolve(app, code).await;
-    match settle(app, code, answer, counts, peer, headers) {
-        Settled::Done(outcome) => outcome,
-        Settled::RecordExact(target, at, seen) => {
-            let visit = visit(&seen);
-            match Box::pin(record_exact(app, &target, at, &visit)).await {
-                Ok(()) => Outcome::Redirect(target),
-                Err(e) => Outcome::Unavailable(e),
-            }
-        }
+    let at = now();
+    let outcome = admit(app, code, answer, counts, at);
+    let Outcome::Redirect(target) = &outcome else {
+        return outcome;
+    };
+    let Some(seen) = kept_click(app, target, counts, peer, headers) else {
+        return outcome;
+    };
+    if app.click_mode() != ClickMode::Exact {
+        app.clicks.buffer.record(target.link_id, at, &visit(&seen));
+        return outcome;
+    }
+    match Box::pin(record_exact(app, target, at, &visit(&seen))).await {
+        Ok(()) => outcome,
+        Err(e) => Outcome::Unavailable(e),
     }
 }
 
 /// [`follow`] when the answer for `code` is cached and nothing has to be awaited (every hit
-/// but those of `--click-mode exact`): the redirect's path for nearly every request, with no
-/// future to create. None: follow it with [`follow`].
+/// but those of `--click-mode exact`, whose clicks are committed before the answer): the
+/// redirect's path for nearly every request, with no future to create. None: follow it with
+/// [`follow`].
 pub fn follow_cached(
     app: &AppState,
     code: &str,
@@ -172,54 +179,54 @@ pub fn follow_cached(
         return None;
     }
     let answer = cached(app, code)?;
-    match settle(app, code, Ok(answer), counts, peer, headers) {
-        Settled::Done(outcome) => Some(outcome),
-        // Only `--click-mode exact` records a click by awaiting the store: not this mode.
-        Settled::RecordExact(target, ..) => Some(Outcome::Redirect(target)),
+    let at = now();
+    let outcome = admit(app, code, Ok(answer), counts, at);
+    if let Outcome::Redirect(target) = &outcome
+        && let Some(seen) = kept_click(app, target, counts, peer, headers)
+    {
+        app.clicks.buffer.record(target.link_id, at, &visit(&seen));
     }
+    Some(outcome)
 }
 
-/// How a redirect ends once its answer is known.
-enum Settled {
-    Done(Outcome),
-    /// `--click-mode exact`: the click is to be committed before answering.
-    RecordExact(Target, UnixSeconds, Observed),
-}
-
-/// Applies the link's rules (deny list, expiry, `max_clicks`) to `answer` and records the
-/// click in the buffer (or says to commit it, with `--click-mode exact`).
-fn settle(
+/// Applies the link's rules (deny list, expiry at `at`, `max_clicks`, of which a click uses
+/// one) to `answer`: [`Outcome::Redirect`] if the visitor is to be sent on. An unknown code is
+/// counted as such.
+fn admit(
     app: &AppState,
     code: &str,
     answer: Result<Cached, StoreError>,
     counts: bool,
-    peer: IpAddr,
-    headers: &HeaderMap,
-) -> Settled {
-    let target = match judge(app, code, answer) {
-        Outcome::Redirect(target) => target,
+    at: UnixSeconds,
+) -> Outcome {
+    match judge(app, code, answer) {
+        Outcome::Redirect(target)
+            if target.expires_at.is_some_and(|e| e <= at)
+                || !within_max_clicks(&target, counts) =>
+        {
+            Outcome::Gone
+        }
         Outcome::Missing => {
             if app.click_mode() != ClickMode::Off {
                 app.clicks.buffer.record_unknown(code);
             }
-            return Settled::Done(Outcome::Missing);
+            Outcome::Missing
         }
-        other => return Settled::Done(other),
-    };
-    let at = now();
-    if target.expires_at.is_some_and(|e| e <= at) || !within_max_clicks(&target, counts) {
-        return Settled::Done(Outcome::Gone);
+        other => other,
     }
-    let mode = app.click_mode();
-    // With `--click-mode off`, only clicks that a `max_clicks` limit depends on are kept.
-    if counts && (mode != ClickMode::Off || target.max_clicks.is_some()) {
-        let seen = app.analytics.observe(peer, headers);
-        if mode == ClickMode::Exact {
-            return Settled::RecordExact(target, at, seen);
-        }
-        app.clicks.buffer.record(target.link_id, at, &visit(&seen));
-    }
-    Settled::Done(Outcome::Redirect(target))
+}
+
+/// The visit to record for a redirect to `target`, if its click is kept: with `--click-mode
+/// off`, only clicks that a `max_clicks` limit depends on are.
+fn kept_click(
+    app: &AppState,
+    target: &Target,
+    counts: bool,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> Option<Observed> {
+    (counts && (app.click_mode() != ClickMode::Off || target.max_clicks.is_some()))
+        .then(|| app.analytics.observe(peer, headers))
 }
 
 /// An observed click's fields as the click buffer records them.
