@@ -49,8 +49,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Set when shutdown begins: readiness turns 503 so load balancers drain us.
     pub draining: AtomicBool,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
+    pub cache_hits: crate::telemetry::striped::Counter,
+    pub cache_misses: crate::telemetry::striped::Counter,
     /// Authenticated keys by the hash of their secret, each with when it was read, so that an
     /// API request does not need a store read to authenticate. Cleared on every revocation
     /// here; another instance's revocation is seen within [`crate::service::keys::KEY_CACHE_TTL`].
@@ -104,8 +104,8 @@ impl App {
             rate_limiter,
             metrics,
             draining: AtomicBool::new(false),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
+            cache_hits: Default::default(),
+            cache_misses: Default::default(),
             key_cache: quick_cache::sync::Cache::new(10_000),
             key_generation: AtomicU64::new(0),
             analytics,

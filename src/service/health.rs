@@ -100,8 +100,8 @@ pub async fn refresh_gauges(app: &App) {
         metrics::gauge!("snip_click_flush_lag_seconds").set(lag);
     }
     metrics::gauge!("snip_cache_entries").set(app.cache.len() as f64);
-    metrics::counter!("snip_cache_hits_total").absolute(app.cache_hits.load(Ordering::Relaxed));
-    metrics::counter!("snip_cache_misses_total").absolute(app.cache_misses.load(Ordering::Relaxed));
+    metrics::counter!("snip_cache_hits_total").absolute(app.cache_hits.get());
+    metrics::counter!("snip_cache_misses_total").absolute(app.cache_misses.get());
     let (codes, capacity) = app.store.code_filter_occupancy().unwrap_or((0, 0));
     metrics::gauge!("snip_code_filter_codes").set(codes as f64);
     metrics::gauge!("snip_code_filter_capacity").set(capacity as f64);
@@ -215,8 +215,8 @@ fn clicks(app: &App) -> Value {
 }
 
 fn cache(app: &App) -> Value {
-    let hits = app.cache_hits.load(Ordering::Relaxed);
-    let misses = app.cache_misses.load(Ordering::Relaxed);
+    let hits = app.cache_hits.get();
+    let misses = app.cache_misses.get();
     json!({
         "healthy": true,
         "enabled": app.cache.capacity() > 0,

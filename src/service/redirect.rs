@@ -51,7 +51,7 @@ fn cached(app: &AppState, code: &str) -> Option<Cached> {
             hit
         }
     };
-    app.cache_hits.fetch_add(1, Ordering::Relaxed);
+    app.cache_hits.increment();
     Some(hit)
 }
 
@@ -60,7 +60,7 @@ async fn resolve(app: &AppState, code: &str) -> Result<Cached, StoreError> {
     if let Some(hit) = cached(app, code) {
         return Ok(hit);
     }
-    app.cache_misses.fetch_add(1, Ordering::Relaxed);
+    app.cache_misses.increment();
     // Boxed, so that the futures that include this one stay small.
     Box::pin(load(app, code)).await
 }

@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::RwLock;
+
+use super::striped::{STRIPES, stripe};
 
 /// Upper bounds of the buckets, in seconds (the last bucket is `+Inf`).
 pub const BOUNDS: [f64; 16] = [
@@ -33,9 +35,6 @@ pub struct Latency {
     stripes: [Stripe; STRIPES],
 }
 
-/// Stripes per series (threads beyond that share them).
-const STRIPES: usize = 4;
-
 #[derive(Default)]
 #[repr(align(128))]
 struct Stripe {
@@ -51,15 +50,6 @@ impl Stripe {
             sum_ns: AtomicU64::new(0),
         }
     }
-}
-
-/// This thread's stripe.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    MINE.with(|i| *i)
 }
 
 impl Latency {

@@ -1,6 +1,7 @@
 //! Structured logs (`tracing`) and the Prometheus recorder.
 
 pub mod latency;
+pub mod striped;
 
 use std::sync::OnceLock;
 
