@@ -41,17 +41,24 @@ pub struct Peer(pub IpAddr);
 /// to the redirect handler, skipping routing and middleware (they record their own metrics);
 /// every other request goes through `router` (built once by [`router`] and shared by every
 /// connection). Borrows everything, so that a request clones no shared `Arc` (their counters
-/// are contended between the worker threads).
-pub async fn dispatch(state: &AppState, router: &Router, req: Request, peer: IpAddr) -> Response {
-    if redirect::is_redirect_request(&req) {
-        if let Some(response) = redirect::serve_cached(state, &req, peer) {
-            return response;
-        }
+/// are contended between the worker threads). A cached redirect never reads the body, which
+/// is given axum's (boxed) body type only on the other paths.
+pub async fn dispatch(
+    state: &AppState,
+    router: &Router,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: IpAddr,
+) -> Response {
+    let redirect = redirect::is_redirect_request(&req);
+    if redirect && let Some(response) = redirect::serve_cached(state, &req, peer) {
+        return response;
+    }
+    let mut req = req.map(axum::body::Body::new);
+    if redirect {
         // Boxed, as the router's future below: this future, which every request creates,
         // stays small.
         return Box::pin(redirect::serve_observed(state, req, peer)).await;
     }
-    let mut req = req;
     req.extensions_mut().insert(Peer(peer));
     let mut router = router.clone();
     // Boxed, so that the redirect's future (every request's) stays small.

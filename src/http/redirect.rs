@@ -50,7 +50,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 
 /// Whether the fast path should answer this request: `GET`/`HEAD` of one path segment that
 /// could be a code (or a preview) and is not a route of its own.
-pub fn is_redirect_request(req: &Request) -> bool {
+pub fn is_redirect_request<B>(req: &axum::http::Request<B>) -> bool {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return false;
     }
@@ -64,7 +64,11 @@ pub fn is_redirect_request(req: &Request) -> bool {
 /// The redirect of a cached code, answered without an await (and so without a future), with
 /// its own request metrics and debug log; None when it needs [`serve_observed`] (a miss, a
 /// preview, `--click-mode exact`).
-pub fn serve_cached(app: &AppState, req: &Request, peer: IpAddr) -> Option<Response> {
+pub fn serve_cached<B>(
+    app: &AppState,
+    req: &axum::http::Request<B>,
+    peer: IpAddr,
+) -> Option<Response> {
     let start = Instant::now();
     let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
     if raw.ends_with('+') || !ShortCode::could_be_code(raw) {

@@ -9,10 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -171,13 +170,8 @@ impl Connections {
             let context = context.clone();
             async move {
                 let request = InFlight::begin(&context.activity);
-                let response = super::dispatch(
-                    &context.state,
-                    &context.router,
-                    req.map(Body::new),
-                    context.peer,
-                )
-                .await;
+                let response =
+                    super::dispatch(&context.state, &context.router, req, context.peer).await;
                 drop(request);
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -221,11 +215,18 @@ struct Activity {
     waiting_since: AtomicU64,
 }
 
-/// The zero of the coarse clock of [`Activity`].
-static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+/// The zero of the clock of [`Activity`].
+static EPOCH: std::sync::LazyLock<coarsetime::Instant> =
+    std::sync::LazyLock::new(coarsetime::Instant::now_without_cache_update);
 
+/// Milliseconds since [`EPOCH`] on the kernel's coarse monotonic clock (read twice per request,
+/// a few nanoseconds each where the precise clock costs tens; it is as fine as the kernel's
+/// tick, a few milliseconds, against limits of seconds). The crate's cached "recent" instant
+/// is not updated: it is one word that every worker thread would write.
 fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64
+    coarsetime::Instant::now_without_cache_update()
+        .duration_since(*EPOCH)
+        .as_millis()
 }
 
 impl Activity {
