@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -166,7 +165,9 @@ impl Connections {
             peer: peer.ip(),
             activity: activity.clone(),
         });
-        let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+        // A hyper service, called by reference: no tower adapter, which would clone the service
+        // (and so this `Arc`) and drive a `Oneshot` for every request.
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let context = context.clone();
             async move {
                 let request = InFlight::begin(&context.activity);
@@ -183,7 +184,7 @@ impl Connections {
         };
         let connection = self
             .builder
-            .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let connection = self.graceful.watch(connection);
         let served = tokio::spawn(async move {
