@@ -4,9 +4,15 @@
 # of it with `oha -c 8`, SIGTERM; the run with 25,000 redirects minus the one with 5,000,
 # divided by 20,000, is one redirect with start-up and shutdown taken out. Counts do not depend
 # on what else the machine is doing, so this compares binaries (a build profile, a change)
-# where wall-clock runs on a shared 2-core VM cannot tell a few percent.
+# where wall-clock runs on a shared 2-core VM cannot tell a few percent. Nearly deterministic:
+# how many requests each wake-up of the server finds varies a little, and with it the count
+# (about ±2 % between runs of one binary); RUNS=3 measures each binary three times, in turn,
+# and prints every run and the median.
 #
-#   bench/instructions.sh BIN [BIN...]     e.g. target/release/snip /tmp/snip-before
+#   [RUNS=3] bench/instructions.sh BIN [BIN...]     e.g. target/release/snip /tmp/snip-before
+#
+# A binary named `baseline` (target/*/examples/baseline, the bare hyper server of bench/run.sh)
+# is measured the same way: the instructions of the machine's limit, per request.
 #
 # Needs valgrind (Debian) and oha (cargo install oha); prints one line per binary.
 set -euo pipefail
@@ -30,9 +36,12 @@ instructions() {
   mkdir -p "$dir"
   port=$(free_port)
   key=snip_instructions_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  (cd "$dir" && exec valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" serve \
-    --listen "127.0.0.1:$port" --database "sqlite://$dir/snip.db" --admin-key "$key" \
-    --rate-limit 0 >"$dir/stdout" 2>"$dir/stderr") &
+  # The bare hyper baseline (examples/baseline) takes its address and answers any path.
+  local args=(serve --listen "127.0.0.1:$port" --database "sqlite://$dir/snip.db" --admin-key "$key"
+    --rate-limit 0)
+  [ "$(basename "$bin")" != baseline ] || args=("127.0.0.1:$port")
+  (cd "$dir" && exec valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" "${args[@]}" \
+    >"$dir/stdout" 2>"$dir/stderr") &
   pid=$!
   local deadline=$((SECONDS + 120))
   until grep -q '^listening on' "$dir/stdout" 2>/dev/null; do
@@ -40,8 +49,10 @@ instructions() {
     [ "$SECONDS" -lt "$deadline" ] || { echo "instructions.sh: $bin did not start" >&2; exit 1; }
     sleep 0.1
   done
-  code=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
-    -d '{"url": "https://example.com/instructions"}' "http://127.0.0.1:$port/api/v1/links" | jq -r .code)
+  code=x
+  [ "$(basename "$bin")" = baseline ] ||
+    code=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+      -d '{"url": "https://example.com/instructions"}' "http://127.0.0.1:$port/api/v1/links" | jq -r .code)
   oha --no-tui -n "$n" -c 8 --redirect 0 "http://127.0.0.1:$port/$code" >/dev/null
   kill -TERM "$pid"
   wait_gone "$pid" "" 120 || { echo "instructions.sh: $bin did not stop" >&2; exit 1; }
@@ -49,8 +60,17 @@ instructions() {
   awk '/^summary:/ {print $2}' "$dir/out"*
 }
 
+runs=${RUNS:-1}
+declare -A counts
+for ((run = 1; run <= runs; run++)); do
+  for bin in "$@"; do
+    small=$(instructions "$bin" 5000)
+    large=$(instructions "$bin" 25000)
+    counts[$bin]+=" $(( (large - small) / 20000 ))"
+  done
+done
 for bin in "$@"; do
-  small=$(instructions "$bin" 5000)
-  large=$(instructions "$bin" 25000)
-  echo "$bin: $(( (large - small) / 20000 )) instructions per redirect ($(du -b "$bin" | cut -f1) bytes)"
+  # shellcheck disable=SC2086
+  median=$(printf '%s\n' ${counts[$bin]} | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  echo "$bin: $median instructions per redirect (runs:${counts[$bin]}; $(du -b "$bin" | cut -f1) bytes)"
 done
