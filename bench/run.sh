@@ -209,8 +209,15 @@ for round in $(seq 1 "$ROUNDS"); do
          measure "c:snip" "$nocache_pid" "$nocache_addr" zipf.lua ;;
       d) measure "d:baseline" "$base_pid" "$base_addr" unknown.lua
          measure "d:snip" "$snip_pid" "$snip_addr" unknown.lua ;;
-      e) measure "e:snip" "$snip_pid" "$snip_addr" create.lua
-         if [ -n "${before_addr:-}" ]; then measure "e:before" "$before_pid" "$before_addr" create.lua; fi ;;
+      # Creates: snip and before take turns going first (the second of a pair measured about
+      # 7 % faster either way, in the disk's wake of the first's writes).
+      e) if [ -n "${before_addr:-}" ] && [ $((round % 2)) = 0 ]; then
+           measure "e:before" "$before_pid" "$before_addr" create.lua
+           measure "e:snip" "$snip_pid" "$snip_addr" create.lua
+         else
+           measure "e:snip" "$snip_pid" "$snip_addr" create.lua
+           if [ -n "${before_addr:-}" ]; then measure "e:before" "$before_pid" "$before_addr" create.lua; fi
+         fi ;;
       w) for level in one quorum all; do
            eval "measure w:$level \$w_${level}_pid \$w_${level}_addr create.lua"
          done ;;
