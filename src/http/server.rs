@@ -157,8 +157,8 @@ impl Connections {
     /// watchdog beside it.
     fn start(&self, stream: TcpStream, peer: std::net::SocketAddr, slot: OwnedSemaphorePermit) {
         let activity = Arc::new(Activity::new());
-        // Everything a request needs, behind one per-connection `Arc`: cloning the service
-        // for a request touches no counter shared with other connections.
+        // Everything a request needs, behind one per-connection `Arc`: the clone each request's
+        // future takes touches no counter shared with other connections.
         let context = Arc::new(Connection {
             state: self.state.clone(),
             router: self.router.clone(),
