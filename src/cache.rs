@@ -354,9 +354,15 @@ impl RedirectCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Stores what a loader read, unless an invalidation happened since `generation`.
+    /// Stores what a loader read, unless an invalidation happened since `generation`. A
+    /// reserved word (a route such as `/health`) is never stored, even if a link from before it
+    /// was reserved has it as its code: the redirect path takes every hit for a code, without
+    /// asking whether it names a route.
     pub fn fill(&self, code: &str, value: Cached, generation: u64) {
         let Some(inner) = &self.inner else { return };
+        if crate::domain::code::is_reserved(code) {
+            return;
+        }
         fill_unless_invalidated(
             &self.generation,
             generation,
@@ -480,6 +486,19 @@ mod tests {
         let g = cache.generation();
         cache.fill("abc", target(1), g);
         assert!(matches!(cache.get("abc"), Some(Cached::Redirect(_))));
+    }
+
+    #[test]
+    fn a_reserved_word_is_never_cached() {
+        // The redirect path answers every hit without asking whether the code names a route.
+        let cache = RedirectCache::new(10, Duration::from_secs(5));
+        for word in ["health", "Metrics", "docs", "openapi.json"] {
+            cache.fill(word, target(1), cache.generation());
+            cache.fill(word, cache.missing(), cache.generation());
+            assert!(cache.get(word).is_none(), "{word} was cached");
+        }
+        cache.fill("healthy", target(1), cache.generation());
+        assert!(cache.get("healthy").is_some());
     }
 
     #[test]

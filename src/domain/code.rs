@@ -33,7 +33,7 @@ pub const RESERVED: &[&str] = &[
 ];
 
 /// Whether `code` is a reserved word in any letter case.
-fn is_reserved(code: &str) -> bool {
+pub fn is_reserved(code: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(code))
 }
 

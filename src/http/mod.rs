@@ -49,10 +49,13 @@ pub async fn dispatch(
     req: hyper::Request<hyper::body::Incoming>,
     peer: IpAddr,
 ) -> Response {
-    let redirect = redirect::is_redirect_request(&req);
-    if redirect && let Some(response) = redirect::serve_cached(state, &req, peer) {
+    let segment = redirect::redirect_segment(&req);
+    if let Some(segment) = segment
+        && let Some(response) = redirect::serve_cached(state, &req, segment, peer)
+    {
         return response;
     }
+    let redirect = segment.is_some_and(|s| !redirect::is_route(s));
     let mut req = req.map(axum::body::Body::new);
     if redirect {
         // Boxed, as the router's future below: this future, which every request creates,

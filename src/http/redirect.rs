@@ -19,7 +19,7 @@ use axum::routing::get;
 use super::AppState;
 use super::error::Problem;
 use crate::domain::ShortCode;
-use crate::domain::code::RESERVED;
+use crate::domain::code::is_reserved;
 use crate::service::redirect::{self, Outcome};
 
 pub fn router() -> Router<AppState> {
@@ -48,34 +48,40 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
     r
 }
 
-/// Whether the fast path should answer this request: `GET`/`HEAD` of one path segment that
-/// could be a code (or a preview) and is not a route of its own.
-pub fn is_redirect_request<B>(req: &axum::http::Request<B>) -> bool {
+/// The path segment of a request shaped like a redirect: `GET`/`HEAD` of one segment that
+/// could be a code (or a preview: the code and a `+`). It may still be a route of its own
+/// ([`is_route`]), which only a request the cache did not answer needs to ask.
+pub fn redirect_segment<B>(req: &axum::http::Request<B>) -> Option<&str> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return false;
+        return None;
     }
-    let Some(segment) = req.uri().path().strip_prefix('/') else {
-        return false;
-    };
+    let segment = req.uri().path().strip_prefix('/')?;
     let code = segment.strip_suffix('+').unwrap_or(segment);
-    ShortCode::could_be_code(code) && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(code))
+    ShortCode::could_be_code(code).then_some(segment)
 }
 
-/// The redirect of a cached code, answered without an await (and so without a future), with
-/// its own request metrics and debug log; None when it needs [`serve_observed`] (a miss, a
-/// preview, `--click-mode exact`).
+/// Whether a redirect-shaped `segment` names a route (`/health`, `/metrics`, …: the reserved
+/// words) rather than a code.
+pub fn is_route(segment: &str) -> bool {
+    is_reserved(segment.strip_suffix('+').unwrap_or(segment))
+}
+
+/// The redirect of a cached code (`segment`, from [`redirect_segment`]), answered without an
+/// await (and so without a future), with its own request metrics and debug log; None when it
+/// needs [`serve_observed`] (a miss, a preview, `--click-mode exact`) or is a route. A hit is
+/// a code, never a route: the cache never holds a reserved word (`RedirectCache::fill`).
 pub fn serve_cached<B>(
     app: &AppState,
     req: &axum::http::Request<B>,
+    segment: &str,
     peer: IpAddr,
 ) -> Option<Response> {
     let start = Instant::now();
-    let raw = req.uri().path().strip_prefix('/').unwrap_or_default();
-    if raw.ends_with('+') || !ShortCode::could_be_code(raw) {
+    if segment.ends_with('+') {
         return None;
     }
     let counts = req.method() == Method::GET;
-    let outcome = redirect::follow_cached(app, raw, counts, peer, req.headers())?;
+    let outcome = redirect::follow_cached(app, segment, counts, peer, req.headers())?;
     let response = respond(app, outcome);
     observed(start, &response);
     Some(response)
