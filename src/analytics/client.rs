@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use ipnet::IpNet;
 
 /// The operator's proxies and load balancers (`--trusted-proxies`): the only peers whose
@@ -103,6 +103,14 @@ fn is_port(p: &str) -> bool {
 /// port (`192.0.2.60:4711`, `[2001:db8::1]:4711`). Anything else (`unknown`, `_hidden`,
 /// trailing junk) is None.
 fn parse_hop(raw: &[u8]) -> Option<IpAddr> {
+    match plain_ipv4(raw.trim_ascii()) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => parse_hop_in_general(raw),
+    }
+}
+
+/// [`parse_hop`] for any form of hop.
+fn parse_hop_in_general(raw: &[u8]) -> Option<IpAddr> {
     let v = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
     let v = match v.strip_prefix('"') {
         Some(inner) => inner
@@ -122,22 +130,52 @@ fn parse_hop(raw: &[u8]) -> Option<IpAddr> {
     is_port(port).then(|| host.parse::<Ipv4Addr>().ok().map(IpAddr::V4))?
 }
 
+/// A plain dotted-quad IPv4 address (`203.0.113.7`: no port, no quotes), read from the bytes
+/// as they are: what a proxy writes for nearly every request, so the redirect path reads it
+/// without the UTF-8 check and the general parser. None for anything else, which
+/// [`parse_hop`] then reads the general way; where both read an address they agree (a test
+/// compares this with `Ipv4Addr::from_str`: no leading zeros, each part at most 255).
+fn plain_ipv4(raw: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = raw.split(|b| *b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut n: u16 = 0;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(b - b'0');
+        }
+        *octet = u8::try_from(n).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
 /// True for an entry that is only optional whitespace (`a,,b`): skipped rather than treated
 /// as junk, since some proxies produce it when the incoming header was empty.
 fn blank(part: &[u8]) -> bool {
     part.iter().all(|b| matches!(b, b' ' | b'\t'))
 }
 
-/// The hops of `X-Forwarded-For` (every header line, comma lists), left to right; None for an
-/// entry that is not an address.
-fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
+/// `X-Forwarded-For`, named once: a lookup by `&str` would parse and check the name first.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The hops of `X-Forwarded-For` (its header `lines`, comma lists), from right to left, as the
+/// client address is looked for; None for an entry that is not an address. Lazy: the walk
+/// usually stops at the first hop, and nothing is allocated.
+fn x_forwarded_for_from_right(
+    lines: axum::http::header::GetAll<'_, axum::http::HeaderValue>,
+) -> impl Iterator<Item = Option<IpAddr>> {
+    lines
+        .into_iter()
+        .rev()
+        .flat_map(|line| line.as_bytes().rsplit(|b| *b == b','))
         .filter(|hop| !blank(hop))
         .map(parse_hop)
-        .collect()
 }
 
 /// The `for=` hops of RFC 7239 `Forwarded` (every line, elements separated by `,`, parameters
@@ -176,13 +214,24 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
     }
     // Present but unreadable X-Forwarded-For must not fall back to Forwarded: a proxy that
     // only maintains X-Forwarded-For passes a client's Forwarded header through untouched.
-    let hops = if headers.contains_key("x-forwarded-for") {
-        x_forwarded_for(headers)
+    let lines = headers.get_all(&X_FORWARDED_FOR);
+    if lines.iter().next().is_some() {
+        walk(peer, x_forwarded_for_from_right(lines), trusted)
     } else {
-        forwarded(headers)
-    };
+        walk(peer, forwarded(headers).into_iter().rev(), trusted)
+    }
+}
+
+/// The client among `hops` (from right to left) that reached `peer`: the first untrusted one;
+/// at an entry that is not an address, the last trusted hop (or the peer); if every hop is
+/// trusted, the left-most.
+fn walk(
+    peer: IpAddr,
+    hops: impl Iterator<Item = Option<IpAddr>>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
     let mut client = peer;
-    for hop in hops.iter().rev() {
+    for hop in hops {
         match hop.map(canonical) {
             Some(ip) if trusted.contains(ip) => client = ip,
             Some(ip) => return ip,
@@ -242,6 +291,17 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
         ]);
         assert_eq!(client_ip(ip("127.0.0.1"), &split, &t), ip("1.2.3.4"));
+        // Lines are read last to first, and each line's hops right to left.
+        let lines = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+            ("x-forwarded-for", "10.0.0.3, 10.0.0.2"),
+        ]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &lines, &t), ip("1.2.3.4"));
+        let lines = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 10.0.0.4"),
+            ("x-forwarded-for", "1.2.3.4, 10.0.0.2"),
+        ]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &lines, &t), ip("1.2.3.4"));
         let all_trusted = headers(&[("x-forwarded-for", "10.0.0.7, 10.0.0.2")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &all_trusted, &t), ip("10.0.0.7"));
         let junk = headers(&[("x-forwarded-for", "1.2.3.4, unknown, 10.0.0.2")]);
@@ -302,6 +362,66 @@ mod tests {
         let mut h = headers(&[("forwarded", "for=6.6.6.6")]);
         h.append("x-forwarded-for", HeaderValue::from_static(""));
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &t), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn plain_ipv4_agrees_with_the_standard_parser() {
+        let mut cases: Vec<String> = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "1000.2.3.4",
+            "",
+            "a.b.c.d",
+            "1.2.3.4:80",
+            "::1",
+            "10.0.0.0010",
+            "::ffff:1.2.3.4",
+            "[::1]:80",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Random near-addresses: 3 to 5 parts of 0 to 300, some with a leading zero or empty.
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..20_000 {
+            let parts = 3 + next(3);
+            let case: Vec<String> = (0..parts)
+                .map(|_| match next(20) {
+                    0 => String::new(),
+                    1 => format!("0{}", next(300)),
+                    _ => next(300).to_string(),
+                })
+                .collect();
+            cases.push(case.join("."));
+        }
+        let mut plain = 0;
+        for case in &cases {
+            let std = case.parse::<Ipv4Addr>().ok();
+            assert_eq!(plain_ipv4(case.as_bytes()), std, "{case:?}");
+            plain += std.is_some() as usize;
+            for hop in [case.clone(), format!(" {case}\t"), format!("\"{case}\"")] {
+                let hop = hop.as_bytes();
+                assert_eq!(parse_hop(hop), parse_hop_in_general(hop), "{case:?}");
+            }
+        }
+        assert!(plain > 100, "only {plain} random cases were addresses");
     }
 
     #[test]
