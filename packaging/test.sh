@@ -33,7 +33,13 @@ tag=snip-test-$$
 work=$(mktemp -d /tmp/snip-package-test.XXXXXX)
 
 cleanup() {
-  podman rm --force --time 0 "$tag-image" "$tag-deb" >/dev/null 2>&1 || true
+  # One name per call: given several, `podman rm --force` stops at the first that does not
+  # exist (the image's container is gone by the time the .deb's runs) and, exiting 0, leaves
+  # the rest running: every run used to leave its systemd container behind.
+  local name
+  for name in "$tag-image" "$tag-deb"; do
+    podman rm --force --time 0 "$name" >/dev/null 2>&1 || true
+  done
   podman volume rm --force "$tag-data" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
