@@ -2,7 +2,8 @@
 //!
 //! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
 //! and a buffered click: no store I/O and no await; the `Location` value is copied out of the
-//! cache entry (destinations up to `cache::INLINE_URL` bytes) or shared (longer ones). A miss reads the store once and fills the cache (including "unknown" for a short
+//! cache entry (destinations up to `cache::INLINE_URL` bytes) or shared (longer ones). A miss
+//! reads the store once and fills the cache (including "unknown" for a short
 //! TTL). When the store is slow or gone, cached codes keep redirecting (redirects are AP: see
 //! docs/architecture.md, "CAP choice per operation"); only uncached codes answer 503.
 
@@ -68,8 +69,8 @@ pub fn is_route(segment: &str) -> bool {
 
 /// The redirect of a cached code (`segment`, from [`redirect_segment`]), answered without an
 /// await (and so without a future), with its own request metrics and debug log; None when it
-/// needs [`serve_observed`] (a miss, a preview, `--click-mode exact`) or is a route. A hit is
-/// a code, never a route: the cache never holds a reserved word (`RedirectCache::fill`).
+/// needs [`serve_observed`] (a miss, a preview, `--click-mode exact`); a route is always a
+/// miss, as the cache never holds a reserved word (`RedirectCache::fill`).
 pub fn serve_cached<B>(
     app: &AppState,
     req: &axum::http::Request<B>,
