@@ -37,12 +37,23 @@ pub use crate::service::app::{App, AppState};
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub IpAddr);
 
-/// Answers one request from `peer`: redirect-shaped requests (`GET|HEAD /{code}`) go straight
-/// to the redirect handler, skipping routing and middleware (they record their own metrics);
-/// every other request goes through `router` (built once by [`router`] and shared by every
-/// connection). Borrows everything, so that a request clones no shared `Arc` (their counters
-/// are contended between the worker threads). A cached redirect never reads the body, which
-/// is given axum's (boxed) body type only on the other paths.
+/// The answer to a cached redirect (`GET|HEAD /{code}` of a code in the redirect cache, the
+/// product's hot path), computed at once: the connection then holds a ready value instead of a
+/// future that owns the request. None for every other request, which [`dispatch`] answers.
+pub fn answer_cached(
+    state: &AppState,
+    req: &hyper::Request<hyper::body::Incoming>,
+    peer: IpAddr,
+) -> Option<Response> {
+    let segment = redirect::redirect_segment(req)?;
+    redirect::serve_cached(state, req, segment, peer)
+}
+
+/// Answers one request from `peer` that [`answer_cached`] did not: redirect-shaped requests
+/// (`GET|HEAD /{code}`) go straight to the redirect handler, skipping routing and middleware
+/// (they record their own metrics); every other request goes through `router` (built once by
+/// [`router`] and shared by every connection). Borrows everything, so that a request clones no
+/// shared `Arc` (their counters are contended between the worker threads).
 pub async fn dispatch(
     state: &AppState,
     router: &Router,
@@ -50,22 +61,14 @@ pub async fn dispatch(
     peer: IpAddr,
 ) -> Response {
     let segment = redirect::redirect_segment(&req);
-    if let Some(segment) = segment
-        && let Some(response) = redirect::serve_cached(state, &req, segment, peer)
-    {
-        return response;
-    }
     let redirect = segment.is_some_and(|s| !redirect::is_route(s));
     let mut req = req.map(axum::body::Body::new);
     if redirect {
-        // Boxed, as the router's future below: this future, which every request creates,
-        // stays small.
-        return Box::pin(redirect::serve_observed(state, req, peer)).await;
+        return redirect::serve_observed(state, req, peer).await;
     }
     req.extensions_mut().insert(Peer(peer));
     let mut router = router.clone();
-    // Boxed, so that the redirect's future (every request's) stays small.
-    match Box::pin(tower::Service::call(&mut router, req)).await {
+    match tower::Service::call(&mut router, req).await {
         Ok(response) => response,
         Err(never) => match never {},
     }

@@ -4,6 +4,7 @@
 //! always gets a slot or an answer, never a hang, even while idle or slowloris connections are
 //! held open (they are closed by the header-read timeout).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::Response;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -168,14 +171,18 @@ impl Connections {
         // A hyper service, called by reference: no tower adapter, which would clone the service
         // (and so this `Arc`) and drive a `Oneshot` for every request.
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            if let Some(response) = context.answer_cached(&req) {
+                return Either::Left(std::future::ready(Ok(response)));
+            }
             let context = context.clone();
-            async move {
+            let answer: Pending = Box::pin(async move {
                 let request = InFlight::begin(&context.activity);
                 let response =
                     super::dispatch(&context.state, &context.router, req, context.peer).await;
                 drop(request);
-                Ok::<_, std::convert::Infallible>(response)
-            }
+                Ok(response)
+            });
+            Either::Right(answer)
         });
         let io = Tracked {
             inner: stream,
@@ -205,6 +212,19 @@ struct Connection {
     router: Router,
     peer: std::net::IpAddr,
     activity: Arc<Activity>,
+}
+
+/// The answer to a request that is not ready at once (everything but a cached redirect):
+/// boxed, so that the future hyper keeps for every request, a cached redirect's included, is
+/// two words and a response rather than a state machine that owns the request.
+type Pending = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl Connection {
+    /// A cached redirect, answered without a future ([`super::answer_cached`]).
+    fn answer_cached(&self, req: &hyper::Request<Incoming>) -> Option<Response> {
+        let _request = InFlight::begin(&self.activity);
+        super::answer_cached(&self.state, req, self.peer)
+    }
 }
 
 /// What the watchdog of a connection knows: whether a request is being served, and since when
