@@ -83,7 +83,7 @@ pub fn serve_cached<B>(
     }
     let counts = req.method() == Method::GET;
     let outcome = redirect::follow_cached(app, segment, counts, peer, req.headers())?;
-    let response = respond(app, outcome);
+    let response = respond(app, &outcome);
     observed(start, &response);
     Some(response)
 }
@@ -158,16 +158,16 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     }
     let counts = req.method() == Method::GET;
     let outcome = redirect::follow(app, raw, counts, peer, req.headers()).await;
-    respond(app, outcome)
+    respond(app, &outcome)
 }
 
 /// The response for a redirect's outcome.
-fn respond(app: &AppState, outcome: Outcome) -> Response {
+fn respond(app: &AppState, outcome: &Outcome) -> Response {
     let target = match outcome {
         Outcome::Redirect(target) => target,
         Outcome::Missing => return not_found(),
         Outcome::Gone => return gone(),
-        Outcome::TakenDown(reason) => return taken_down(&reason),
+        Outcome::TakenDown(reason) => return taken_down(reason),
         Outcome::Denied => return denied(),
         Outcome::Unavailable(e) => return unavailable(e),
     };

@@ -37,6 +37,7 @@ pub enum Outcome {
 }
 
 /// The cached answer for a code, if it is cached (a stale one is reloaded in the background).
+#[inline(always)]
 fn cached(app: &AppState, code: &str) -> Option<Cached> {
     let hit = match app.cache.lookup(code)? {
         Lookup::Fresh(hit) => hit,
@@ -107,18 +108,30 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
     Ok(answer)
 }
 
-/// What `answer`, the cached or loaded answer for `code`, means for a redirect, before the
-/// link's expiry and `max_clicks` are checked: a [`Outcome::Redirect`] when the deny list
-/// allows its destination.
-fn judge(app: &AppState, code: &str, answer: Result<Cached, StoreError>) -> Outcome {
+/// What `answer`, the cached or loaded answer for `code`, means for a redirect: a
+/// [`Outcome::Redirect`] when the deny list allows its destination and `live` (the link's
+/// expiry and `max_clicks`) holds. It takes the answer by value and moves the target once.
+#[inline(always)]
+fn judge(
+    app: &AppState,
+    code: &str,
+    answer: Cached,
+    live: impl FnOnce(&Target) -> bool,
+) -> Outcome {
     match answer {
-        Ok(Cached::Redirect(t)) if denied(app, code, &t) => Outcome::Denied,
-        Ok(Cached::Redirect(t)) => Outcome::Redirect(t),
-        Ok(Cached::Gone) => Outcome::Gone,
-        Ok(Cached::TakenDown(reason)) => Outcome::TakenDown(reason),
-        Ok(Cached::Missing(_)) => Outcome::Missing,
-        Err(e) => Outcome::Unavailable(e),
+        Cached::Redirect(t) if denied(app, code, &t) => Outcome::Denied,
+        Cached::Redirect(t) if !live(&t) => Outcome::Gone,
+        Cached::Redirect(t) => Outcome::Redirect(t),
+        Cached::Gone => Outcome::Gone,
+        Cached::TakenDown(reason) => Outcome::TakenDown(reason),
+        Cached::Missing(_) => Outcome::Missing,
     }
+}
+
+/// Whether a link is live at `at`: not expired, and (a click, if `counts`) within its
+/// `max_clicks`, of which a click uses one.
+fn live(target: &Target, counts: bool, at: UnixSeconds) -> bool {
+    target.expires_at.is_none_or(|e| e > at) && within_max_clicks(target, counts)
 }
 
 /// Whether the deny list refuses `target`'s destination: the verdict its cache entry holds
@@ -180,7 +193,7 @@ pub fn follow_cached(
     }
     let answer = cached(app, code)?;
     let at = now();
-    let outcome = admit(app, code, Ok(answer), counts, at);
+    let outcome = admit_cached(app, code, answer, counts, at);
     if let Outcome::Redirect(target) = &outcome
         && let Some(seen) = kept_click(app, target, counts, peer, headers)
     {
@@ -190,8 +203,7 @@ pub fn follow_cached(
 }
 
 /// Applies the link's rules (deny list, expiry at `at`, `max_clicks`, of which a click uses
-/// one) to `answer`: [`Outcome::Redirect`] if the visitor is to be sent on. An unknown code is
-/// counted as such.
+/// one) to `answer`: [`Outcome::Redirect`] if the visitor is to be sent on.
 fn admit(
     app: &AppState,
     code: &str,
@@ -199,21 +211,27 @@ fn admit(
     counts: bool,
     at: UnixSeconds,
 ) -> Outcome {
-    match judge(app, code, answer) {
-        Outcome::Redirect(target)
-            if target.expires_at.is_some_and(|e| e <= at)
-                || !within_max_clicks(&target, counts) =>
-        {
-            Outcome::Gone
-        }
-        Outcome::Missing => {
-            if app.click_mode() != ClickMode::Off {
-                app.clicks.buffer.record_unknown(code);
-            }
-            Outcome::Missing
-        }
-        other => other,
+    match answer {
+        Ok(answer) => admit_cached(app, code, answer, counts, at),
+        Err(e) => Outcome::Unavailable(e),
     }
+}
+
+/// [`admit`] for an answer at hand; an unknown code is counted as such.
+#[inline(always)]
+fn admit_cached(
+    app: &AppState,
+    code: &str,
+    answer: Cached,
+    counts: bool,
+    at: UnixSeconds,
+) -> Outcome {
+    if let Cached::Missing(_) = answer
+        && app.click_mode() != ClickMode::Off
+    {
+        app.clicks.buffer.record_unknown(code);
+    }
+    judge(app, code, answer, |t| live(t, counts, at))
 }
 
 /// The visit to record for a redirect to `target`, if its click is kept: with `--click-mode
@@ -278,13 +296,11 @@ async fn record_exact(
 /// redirect: cache first, so it works while the store is down) and its title (best effort:
 /// the page still renders without it). Not a click.
 pub async fn preview(app: &AppState, code: &str) -> Result<(Target, Option<String>), Outcome> {
-    let target = match judge(app, code, resolve(app, code).await) {
+    let answer = resolve(app, code).await.map_err(Outcome::Unavailable)?;
+    let target = match judge(app, code, answer, |t| live(t, false, now())) {
         Outcome::Redirect(target) => target,
         other => return Err(other),
     };
-    if !within_max_clicks(&target, false) || target.expires_at.is_some_and(|e| e <= now()) {
-        return Err(Outcome::Gone);
-    }
     let title = match app.store.get_link(code).await {
         Ok(Some(link)) => link.title,
         _ => None,
