@@ -3,8 +3,8 @@
 //! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
 //! and a buffered click: no store I/O and no await; the `Location` value is copied out of the
 //! cache entry (destinations up to `cache::INLINE_URL` bytes) or shared (longer ones). A miss
-//! reads the store once and fills the cache (including "unknown" for a short
-//! TTL). When the store is slow or gone, cached codes keep redirecting (redirects are AP: see
+//! reads the store once and fills the cache (including "unknown" for a short TTL). When the
+//! store is slow or gone, cached codes keep redirecting (redirects are AP: see
 //! docs/architecture.md, "CAP choice per operation"); only uncached codes answer 503.
 
 use std::net::{IpAddr, Ipv4Addr};

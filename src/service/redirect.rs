@@ -108,19 +108,15 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
     Ok(answer)
 }
 
-/// What `answer`, the cached or loaded answer for `code`, means for a redirect: a
-/// [`Outcome::Redirect`] when the deny list allows its destination and `live` (the link's
-/// expiry and `max_clicks`) holds. It takes the answer by value and moves the target once.
+/// What `answer`, the cached or loaded answer for `code`, means for a redirect at `at`: a
+/// [`Outcome::Redirect`] when the deny list allows its destination and the link is [`live`]
+/// (a click, if `counts`, uses one of its `max_clicks`). It takes the answer by value and
+/// moves the target once.
 #[inline(always)]
-fn judge(
-    app: &AppState,
-    code: &str,
-    answer: Cached,
-    live: impl FnOnce(&Target) -> bool,
-) -> Outcome {
+fn judge(app: &AppState, code: &str, answer: Cached, counts: bool, at: UnixSeconds) -> Outcome {
     match answer {
         Cached::Redirect(t) if denied(app, code, &t) => Outcome::Denied,
-        Cached::Redirect(t) if !live(&t) => Outcome::Gone,
+        Cached::Redirect(t) if !live(&t, counts, at) => Outcome::Gone,
         Cached::Redirect(t) => Outcome::Redirect(t),
         Cached::Gone => Outcome::Gone,
         Cached::TakenDown(reason) => Outcome::TakenDown(reason),
@@ -231,7 +227,7 @@ fn admit_cached(
     {
         app.clicks.buffer.record_unknown(code);
     }
-    judge(app, code, answer, |t| live(t, counts, at))
+    judge(app, code, answer, counts, at)
 }
 
 /// The visit to record for a redirect to `target`, if its click is kept: with `--click-mode
@@ -297,7 +293,7 @@ async fn record_exact(
 /// the page still renders without it). Not a click.
 pub async fn preview(app: &AppState, code: &str) -> Result<(Target, Option<String>), Outcome> {
     let answer = resolve(app, code).await.map_err(Outcome::Unavailable)?;
-    let target = match judge(app, code, answer, |t| live(t, false, now())) {
+    let target = match judge(app, code, answer, false, now()) {
         Outcome::Redirect(target) => target,
         other => return Err(other),
     };
