@@ -415,3 +415,64 @@ async fn redirects_carry_the_configured_referrer_policy_and_none_by_default() {
     assert_eq!(common::header(&resp, "referrer-policy"), "no-referrer");
     // (A bad policy is a bad flag: tests/first_start.rs.)
 }
+
+/// HTTP/2 by prior knowledge (what a proxy speaking h2c to its backend sends) reaches the same
+/// redirect path as HTTP/1.1: a hit is answered from the cache, clicks are counted, HEAD uses
+/// no click, previews and unknown codes answer as they do over HTTP/1.1.
+#[tokio::test]
+async fn http2_by_prior_knowledge_redirects_counts_clicks_and_answers_unknown_codes() {
+    let server = TestServer::spawn(&[]);
+    let link = server
+        .new_link(json!({"url": "https://example.com/over/h2?x=1"}))
+        .await;
+    let code = code_of(&link);
+    snip::cli::client::install_tls_provider();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("build an HTTP/2 client");
+    let send = |method: Method, path: String| {
+        let request = h2.request(method, server.url(&path));
+        async move { request.send().await.expect("an HTTP/2 request") }
+    };
+
+    // HEAD and the preview first: had they used a click, it would be flushed with the GETs'.
+    let head = send(Method::HEAD, format!("/{code}")).await;
+    let preview = send(Method::GET, format!("/{code}+")).await;
+    let first = send(Method::GET, format!("/{code}")).await;
+    let second = send(Method::GET, format!("/{code}")).await;
+    let unknown = send(Method::GET, "/nosuch2".to_string()).await;
+
+    for (what, resp) in [
+        ("first GET", &first),
+        ("second GET", &second),
+        ("HEAD", &head),
+    ] {
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2, "{what}");
+        assert_eq!(resp.status(), StatusCode::FOUND, "{what}");
+        assert_eq!(
+            header(resp, "location"),
+            "https://example.com/over/h2?x=1",
+            "{what}"
+        );
+        assert_eq!(
+            header(resp, "cache-control"),
+            "private, max-age=90",
+            "{what}"
+        );
+    }
+    assert_eq!(preview.version(), reqwest::Version::HTTP_2);
+    assert_eq!(preview.status(), StatusCode::OK, "preview");
+    let page = preview.text().await.unwrap();
+    assert!(page.contains("https://example.com/over/h2?x=1"), "{page}");
+    assert_eq!(unknown.version(), reqwest::Version::HTTP_2);
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND, "unknown code");
+    assert_eq!(
+        server.wait_for_total_clicks(&code, 2).await,
+        2,
+        "two GETs over HTTP/2 are two clicks (HEAD and the preview none)"
+    );
+}
