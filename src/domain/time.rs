@@ -16,6 +16,15 @@ pub fn now() -> UnixSeconds {
     }
 }
 
+/// Now, in Unix seconds, from the kernel's coarse wall clock: the time of the last timer tick
+/// (at most a few milliseconds behind [`now`]; a vDSO read of one word, about 3 ns where
+/// [`now`] takes 35 on the benchmark machine). For the redirect path, which compares whole
+/// seconds (expiry) and counts clicks by the hour: a link may redirect for one tick past its
+/// expiry second.
+pub fn now_coarse() -> UnixSeconds {
+    rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec
+}
+
 pub fn to_rfc3339(t: UnixSeconds) -> String {
     DateTime::<Utc>::from_timestamp(t, 0)
         .unwrap_or_default()
@@ -32,6 +41,18 @@ pub fn parse_rfc3339(raw: &str) -> Option<UnixSeconds> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_clock_is_the_system_clock_within_a_tick() {
+        let before = now();
+        let coarse = now_coarse();
+        let after = now();
+        // One timer tick (at most 10 ms at HZ=100) behind, so never more than a second.
+        assert!(
+            (before - 1..=after).contains(&coarse),
+            "{before} {coarse} {after}"
+        );
+    }
 
     #[test]
     fn rfc3339_round_trips_in_utc() {

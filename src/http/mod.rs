@@ -20,8 +20,8 @@ pub mod stats;
 mod ui;
 pub mod views;
 
+use quanta::Instant;
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};

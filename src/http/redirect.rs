@@ -7,8 +7,8 @@
 //! store is slow or gone, cached codes keep redirecting (redirects are AP: see
 //! docs/architecture.md, "CAP choice per operation"); only uncached codes answer 503.
 
+use quanta::Instant;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;

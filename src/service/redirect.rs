@@ -16,7 +16,7 @@ use crate::analytics::visit::Observed;
 use crate::cache::{Cached, Lookup, Target, Verdict};
 use crate::clicks::Visit;
 use crate::config::ClickMode;
-use crate::domain::time::{UnixSeconds, now};
+use crate::domain::time::{UnixSeconds, now_coarse};
 use crate::service::app::{App, AppState};
 use crate::store::StoreError;
 
@@ -155,7 +155,7 @@ pub async fn follow(
     headers: &HeaderMap,
 ) -> Outcome {
     let answer = resolve(app, code).await;
-    let at = now();
+    let at = now_coarse();
     let outcome = admit(app, code, answer, counts, at);
     let Outcome::Redirect(target) = &outcome else {
         return outcome;
@@ -188,7 +188,7 @@ pub fn follow_cached(
         return None;
     }
     let answer = cached(app, code)?;
-    let at = now();
+    let at = now_coarse();
     let outcome = admit_cached(app, code, answer, counts, at);
     if let Outcome::Redirect(target) = &outcome
         && let Some(seen) = kept_click(app, target, counts, peer, headers)
@@ -293,7 +293,7 @@ async fn record_exact(
 /// the page still renders without it). Not a click.
 pub async fn preview(app: &AppState, code: &str) -> Result<(Target, Option<String>), Outcome> {
     let answer = resolve(app, code).await.map_err(Outcome::Unavailable)?;
-    let target = match judge(app, code, answer, false, now()) {
+    let target = match judge(app, code, answer, false, now_coarse()) {
         Outcome::Redirect(target) => target,
         other => return Err(other),
     };

@@ -195,6 +195,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            // The request latency clock (`quanta`) calibrates itself on first use (~1 ms):
+            // here at start-up, not in the first request.
+            let _ = quanta::Instant::now();
             let buckets = [
                 0.000_05, 0.0001, 0.000_25, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                 0.25, 0.5, 1.0, 2.5, 5.0,
