@@ -17,7 +17,7 @@ pub fn now() -> UnixSeconds {
 }
 
 /// Now, in Unix seconds, from the kernel's coarse wall clock: the time of the last timer tick
-/// (at most a few milliseconds behind [`now`]; a vDSO read of one word, about 3 ns where
+/// (at most a few milliseconds behind [`now`]; a vDSO read of one word, about 7 ns where
 /// [`now`] takes 35 on the benchmark machine). For the redirect path, which compares whole
 /// seconds (expiry) and counts clicks by the hour: a link may redirect for one tick past its
 /// expiry second.
