@@ -219,6 +219,9 @@ struct Tally {
     fresh: Vec<HourCount>,
     /// The log's previous buffer, kept for its capacity.
     spare: Vec<Click>,
+    /// The order [`Shard::absorb`] adds the log in: (link, time, index in the log), kept for
+    /// its capacity. Sorting these 24-byte keys moves less than sorting the 64-byte clicks.
+    order: Vec<(i64, UnixSeconds, u32)>,
 }
 
 /// Recording a click appends it to `log` (a short lock, no lookup); the log is added to the
@@ -240,18 +243,20 @@ impl Shard {
         let mut tally = self.tally.lock();
         let mut clicks = std::mem::take(&mut tally.spare);
         std::mem::swap(&mut clicks, &mut *self.log.lock());
-        clicks.sort_unstable_by_key(|c| (c.link_id, c.at));
+        let mut order = std::mem::take(&mut tally.order);
+        order.extend(clicks.iter().zip(0u32..).map(|(c, i)| (c.link_id, c.at, i)));
+        order.sort_unstable();
         let tally_ref = &mut *tally;
-        let mut i = 0;
-        while i < clicks.len() {
-            let (link_id, day) = (clicks[i].link_id, clicks[i].at.div_euclid(86_400));
+        let mut next = order.iter().peekable();
+        while let Some(&&(link_id, at, _)) = next.peek() {
+            let day = at.div_euclid(86_400);
             let entry = tally_ref.days.entry((link_id, day)).or_default();
-            while let Some(c) = clicks
-                .get(i)
-                .filter(|c| c.link_id == link_id && c.at.div_euclid(86_400) == day)
+            while let Some(&(_, at, i)) =
+                next.next_if(|(l, at, _)| *l == link_id && at.div_euclid(86_400) == day)
             {
+                let c = &clicks[i as usize];
                 let bot = c.ua.is_bot;
-                let hour = c.at.div_euclid(3600);
+                let hour = at.div_euclid(3600);
                 let h = entry.hour_mut(hour);
                 h.clicks += 1;
                 h.bots += bot as u64;
@@ -275,9 +280,10 @@ impl Shard {
                     }
                 }
                 entry.add_profile(&c.ua, c.country, c.referrer.as_ref(), 1);
-                i += 1;
             }
         }
+        order.clear();
+        tally.order = order;
         clicks.clear();
         tally.spare = clicks;
         tally
