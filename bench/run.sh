@@ -9,9 +9,11 @@
 # Scenario w (PostgreSQL): durable creates at each --write-consistency level (one, quorum,
 # all), side by side; PG_SYNC_STANDBY=1 attaches a synchronous standby first (for e and w).
 # Scenario u: UNIFORM_LINKS (10000) links requested uniformly, every request a new visitor.
+# Scenarios A and U: (a) and (u) with the baseline and snip loaded at the same time (each by its
+# own wrk), so that the machine's noise hits both alike: the steadier CPU ratio (measure_pair).
 # Each row reports the CPU of the server, of the store (PostgreSQL's processes; 0 for SQLite)
 # and of the load generator: a baseline whose wrk used a whole core is load-generator-bound.
-# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,f,h,g),
+# Environment: DURATION (10s), ROUNDS (3), CONNS (64), LINKS (100000), SCENARIOS (a,b,c,d,e,u,f,h,g; A and U on request),
 # BACKEND (sqlite, or postgres: a throwaway PostgreSQL on loopback from scripts/postgres.sh, pinned
 # to the server's core; scenario g is SQLite-only),
 # PERF_OUT (a directory: each run's server is recorded with `perf record --call-graph dwarf` into LABEL.data; the
@@ -30,7 +32,7 @@ smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 if [ $smoke = 1 ]; then
   DURATION=${DURATION:-1s} ROUNDS=${ROUNDS:-1} LINKS=${LINKS:-1000} CONNS=${CONNS:-16}
-  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e,u,g}
+  PROFILE=${PROFILE:-debug} SCENARIOS=${SCENARIOS:-a,b,c,d,e,u,A,g}
   export SCALE_SIZES=${SCALE_SIZES:-2000} G_DURATION=${G_DURATION:-1s} DROP_CACHES=${DROP_CACHES:-0} G_TOOL=${G_TOOL:-wrk}
 fi
 DURATION=${DURATION:-10s}
@@ -91,6 +93,37 @@ measure() {
   read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
   echo "$label $line cpu_ticks=$((after - before)) store_ticks=$((store_after - store_before))" \
     "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
+}
+
+# measure_pair SCENARIO SCRIPT: the baseline and snip under load at the same time, each by its
+# own wrk (both on the load core, both servers on the server core), for scenarios (A) and (U).
+# Whatever the VM's neighbours do to the machine during the run, they do to both servers, so
+# the CPU ratio of a round is not moved by it (measured one after the other, single rounds
+# ranged 0.5-1.8x on a noisy day). Each wrk gets half the load core: both rows are
+# load-generator-bound, and the servers answer about half as many requests each as alone.
+measure_pair() {
+  local scen=$1 script=$2
+  local b0 s0 b1 s1 subject loads=()
+  b0=$(cpu_ticks "$base_pid") s0=$(cpu_ticks "$snip_pid")
+  for subject in baseline snip; do
+    local addr=$base_addr
+    [ $subject = snip ] && addr=$snip_addr
+    ( out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
+        -s "$root/bench/lua/$script" "$addr" 2>&1; times)
+      echo "$out" >"$work/pair-$subject" ) &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
+  b1=$(cpu_ticks "$base_pid") s1=$(cpu_ticks "$snip_pid")
+  for subject in baseline snip; do
+    local out line wrk_user wrk_sys ticks=$((b1 - b0))
+    [ $subject = snip ] && ticks=$((s1 - s0))
+    out=$(cat "$work/pair-$subject")
+    line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
+    read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
+    echo "$scen:$subject $line cpu_ticks=$ticks store_ticks=0" \
+      "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
+  done
 }
 
 key="bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -224,6 +257,8 @@ for round in $(seq 1 "$ROUNDS"); do
       u) measure "u:baseline" "$base_pid" "$base_addr" uniform.lua
          measure "u:snip" "$snip_pid" "$snip_addr" uniform.lua
          if [ -n "${before_addr:-}" ]; then measure "u:before" "$before_pid" "$before_addr" uniform.lua; fi ;;
+      A) measure_pair A hot.lua ;;
+      U) measure_pair U uniform.lua ;;
       f|g) ;; # fixed rate and scale: once, after the rounds
       h) measure "h:off" "$off_pid" "$off_addr" zipf.lua
          measure "h:snip" "$snip_pid" "$snip_addr" zipf.lua
