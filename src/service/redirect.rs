@@ -37,7 +37,6 @@ pub enum Outcome {
 }
 
 /// The cached answer for a code, if it is cached (a stale one is reloaded in the background).
-#[inline(always)]
 fn cached(app: &AppState, code: &str) -> Option<Cached> {
     let hit = match app.cache.lookup(code)? {
         Lookup::Fresh(hit) => hit,
@@ -112,7 +111,6 @@ async fn load(app: &App, code: &str) -> Result<Cached, StoreError> {
 /// [`Outcome::Redirect`] when the deny list allows its destination and the link is [`live`]
 /// (a click, if `counts`, uses one of its `max_clicks`). It takes the answer by value and
 /// moves the target once.
-#[inline(always)]
 fn judge(app: &AppState, code: &str, answer: Cached, counts: bool, at: UnixSeconds) -> Outcome {
     match answer {
         Cached::Redirect(t) if denied(app, code, &t) => Outcome::Denied,
@@ -214,7 +212,6 @@ fn admit(
 }
 
 /// [`admit`] for an answer at hand; an unknown code is counted as such.
-#[inline(always)]
 fn admit_cached(
     app: &AppState,
     code: &str,
