@@ -426,14 +426,7 @@ async fn http2_by_prior_knowledge_redirects_counts_clicks_and_answers_unknown_co
         .new_link(json!({"url": "https://example.com/over/h2?x=1"}))
         .await;
     let code = code_of(&link);
-    snip::cli::client::install_tls_provider();
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .expect("build an HTTP/2 client");
+    let h2 = common::http2_client();
     let send = |method: Method, path: String| {
         let request = h2.request(method, server.url(&path));
         async move { request.send().await.expect("an HTTP/2 request") }

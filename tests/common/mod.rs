@@ -586,29 +586,36 @@ impl Drop for TestServer {
     }
 }
 
-/// The client every test uses: no redirect following, 10 s timeout, no proxies.
-pub fn http_client() -> reqwest::Client {
+/// The settings of every test's client: no redirect following, 10 s timeout, no proxies, a
+/// browser's user agent.
+fn client_builder() -> reqwest::ClientBuilder {
     snip::cli::client::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .user_agent(BROWSER_UA)
-        .build()
-        .expect("build reqwest client")
+}
+
+/// The client every test uses (see [`client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    client_builder().build().expect("build reqwest client")
 }
 
 /// A client that keeps at most one idle connection, for "N concurrent connections" tests.
 pub fn single_connection_client() -> reqwest::Client {
-    snip::cli::client::install_tls_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .user_agent(BROWSER_UA)
+    client_builder()
         .pool_max_idle_per_host(1)
         .build()
         .expect("build reqwest client")
+}
+
+/// A client speaking HTTP/2 by prior knowledge (h2c, as a proxy to its backend).
+pub fn http2_client() -> reqwest::Client {
+    client_builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("build an HTTP/2 client")
 }
 
 /// A random `u64` from the standard library's randomly seeded hasher.
