@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use ipnet::IpNet;
 
 /// The operator's proxies and load balancers (`--trusted-proxies`): the only peers whose
@@ -167,9 +167,11 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The hops of `X-Forwarded-For` (its header `lines`, comma lists), from right to left, as the
 /// client address is looked for; None for an entry that is not an address. Lazy: the walk
 /// usually stops at the first hop, and nothing is allocated.
-fn x_forwarded_for_from_right(
-    lines: axum::http::header::GetAll<'_, axum::http::HeaderValue>,
-) -> impl Iterator<Item = Option<IpAddr>> {
+fn x_forwarded_for_from_right<'a, L>(lines: L) -> impl Iterator<Item = Option<IpAddr>>
+where
+    L: IntoIterator<Item = &'a HeaderValue>,
+    L::IntoIter: DoubleEndedIterator,
+{
     lines
         .into_iter()
         .rev()
@@ -199,6 +201,31 @@ fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .collect()
 }
 
+/// The forwarding headers of a request as one pass over its headers saw them (the redirect
+/// path reads `User-Agent` and `Referer` in the same pass): no hashed lookup for a header that
+/// is absent, and none for a single `X-Forwarded-For` line, nearly every proxied request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forwarding<'a> {
+    /// The first `X-Forwarded-For` line, and how many lines there are.
+    pub x_forwarded_for: Option<&'a HeaderValue>,
+    pub x_forwarded_for_lines: usize,
+    /// Whether there is a `Forwarded` line.
+    pub forwarded: bool,
+}
+
+impl<'a> Forwarding<'a> {
+    /// Notes header `name` with `value` (call it for every header line of the request).
+    #[inline]
+    pub fn see(&mut self, name: &HeaderName, value: &'a HeaderValue) {
+        if *name == X_FORWARDED_FOR {
+            self.x_forwarded_for = self.x_forwarded_for.or(Some(value));
+            self.x_forwarded_for_lines += 1;
+        } else if *name == header::FORWARDED {
+            self.forwarded = true;
+        }
+    }
+}
+
 /// The client address of a request that arrived from socket peer `peer`.
 ///
 /// Only when `peer` is trusted are forwarding headers read: the hops of `X-Forwarded-For`
@@ -208,17 +235,40 @@ fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
 /// stops the walk at the last trusted hop (or the peer), and if every hop is trusted the
 /// left-most one is the client. IPv4-mapped IPv6 addresses come back as IPv4.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    if !trusted.contains(peer) {
+        return canonical(peer);
+    }
+    let mut seen = Forwarding::default();
+    for (name, value) in headers {
+        seen.see(name, value);
+    }
+    client_ip_seen(peer, headers, trusted, seen)
+}
+
+/// [`client_ip`] when a pass over `headers` already saw their forwarding headers (`seen`).
+pub fn client_ip_seen(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+    seen: Forwarding<'_>,
+) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return peer;
     }
     // Present but unreadable X-Forwarded-For must not fall back to Forwarded: a proxy that
     // only maintains X-Forwarded-For passes a client's Forwarded header through untouched.
-    let lines = headers.get_all(&X_FORWARDED_FOR);
-    if lines.iter().next().is_some() {
-        walk(peer, x_forwarded_for_from_right(lines), trusted)
-    } else {
-        walk(peer, forwarded(headers).into_iter().rev(), trusted)
+    match seen.x_forwarded_for {
+        Some(line) if seen.x_forwarded_for_lines == 1 => {
+            walk(peer, x_forwarded_for_from_right([line]), trusted)
+        }
+        Some(_) => walk(
+            peer,
+            x_forwarded_for_from_right(headers.get_all(&X_FORWARDED_FOR)),
+            trusted,
+        ),
+        None if seen.forwarded => walk(peer, forwarded(headers).into_iter().rev(), trusted),
+        None => peer,
     }
 }
 
@@ -244,7 +294,6 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

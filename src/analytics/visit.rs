@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderValue, header};
 use parking_lot::RwLock;
 
-use super::client::{TrustedProxies, client_ip};
+use super::client::{Forwarding, TrustedProxies, client_ip_seen};
 use super::front::Front;
 use super::geo::Geo;
 use super::sketch::VisitorKey;
@@ -90,19 +90,21 @@ impl Analytics {
     pub fn observe(&self, peer: IpAddr, headers: &HeaderMap) -> Observed {
         // One pass over the (few) headers instead of a hashed lookup per header; the first
         // value counts, as with `HeaderMap::get`.
-        let (mut agent, mut referer) = (None, None);
+        let (mut agent, mut referer, mut forwarding) = (None, None, Forwarding::default());
         for (name, value) in headers {
             if *name == header::USER_AGENT {
                 agent = agent.or(Some(value));
             } else if *name == header::REFERER {
                 referer = referer.or(Some(value));
+            } else {
+                forwarding.see(name, value);
             }
         }
         let ua = self.ua.get(agent.map(HeaderValue::as_bytes));
         let client = if self.trusted.is_empty() {
             peer
         } else {
-            client_ip(peer, headers, &self.trusted)
+            client_ip_seen(peer, headers, &self.trusted, forwarding)
         };
         let country = if self.geo.is_enabled() {
             // A country header is believed from configured proxies, or from anyone when no
@@ -137,5 +139,51 @@ mod tests {
         assert_eq!(referrer_host(&h).as_deref(), Some("news.example.com"));
         h.insert(header::REFERER, HeaderValue::from_static("not a url"));
         assert_eq!(referrer_host(&h), None);
+    }
+
+    /// `observe` reads the forwarding headers in its own pass over the headers: it must find
+    /// the client `client_ip` finds, whatever the mix of lines.
+    #[test]
+    fn observe_finds_the_client_that_client_ip_finds() {
+        let trusted = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let analytics = Analytics::new(Geo::new(None, None).unwrap(), trusted.clone());
+        let key = VisitorKey::new(1, [7; 16]);
+        *analytics.key.write() = Some(key);
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("x-forwarded-for", "1.2.3.4")],
+            &[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2")],
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", "1.2.3.4"),
+            ],
+            &[("x-forwarded-for", "junk"), ("forwarded", "for=5.5.5.5")],
+            &[("forwarded", "for=6.6.6.6"), ("forwarded", "for=1.2.3.4")],
+            &[("forwarded", "for=\"[2001:db8::1]:80\"")],
+            &[
+                ("referer", "https://a.example/"),
+                ("x-forwarded-for", "9.9.9.9"),
+            ],
+        ];
+        for peer in ["127.0.0.1", "192.0.2.1"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            for case in cases {
+                let mut h = HeaderMap::new();
+                h.insert(header::USER_AGENT, HeaderValue::from_static("curl/8"));
+                for (name, value) in *case {
+                    h.append(
+                        axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        HeaderValue::from_str(value).unwrap(),
+                    );
+                }
+                let seen = analytics.observe(peer, &h);
+                let client = super::super::client::client_ip(peer, &h, &trusted);
+                assert_eq!(
+                    seen.visitor,
+                    Some(key.visitor(client, seen.ua.fingerprint)),
+                    "{peer} {case:?}"
+                );
+            }
+        }
     }
 }
