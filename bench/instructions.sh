@@ -14,12 +14,23 @@
 # A binary named `baseline` (target/*/examples/baseline, the bare hyper server of bench/run.sh)
 # is measured the same way: the instructions of the machine's limit, per request.
 #
-# Needs valgrind (Debian) and oha (cargo install oha); prints one line per binary.
+# AS_BENCH=1 measures the hot redirect as bench/run.sh's scenario (a) sends it: the server
+# trusts loopback as a proxy (`--trusted-proxies 127.0.0.1`, as there), and wrk (`-c 8`) sends
+# bench/lua/hot.lua's requests (four browsers' User-Agent, some with a Referer, no forwarding
+# header); callgrind's counters are zeroed after 3 s of warm-up and dumped after 6 s more, and
+# the count is divided by the requests wrk made in between.
+#
+# Needs valgrind (Debian) and oha (cargo install oha) or, with AS_BENCH=1, wrk (Debian);
+# prints one line per binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/process.sh
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-command -v oha >/dev/null || cargo install --locked --quiet oha
+if [ "${AS_BENCH:-0}" = 1 ]; then
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+else
+  command -v oha >/dev/null || cargo install --locked --quiet oha
+fi
 
 work=$(mktemp -d /tmp/snip-instructions.XXXXXX)
 pid=
@@ -31,7 +42,7 @@ trap cleanup EXIT
 
 # instructions BIN N: the server's total instruction count for N redirects.
 instructions() {
-  local bin n=$2 dir=$work/run-$RANDOM port key code
+  local bin n=$2 dir=$work/run-$RANDOM port key code requests
   bin=$(realpath "$1")
   mkdir -p "$dir"
   port=$(free_port)
@@ -39,6 +50,7 @@ instructions() {
   # The bare hyper baseline (examples/baseline) takes its address and answers any path.
   local args=(serve --listen "127.0.0.1:$port" --database "sqlite://$dir/snip.db" --admin-key "$key"
     --rate-limit 0)
+  [ "${AS_BENCH:-0}" != 1 ] || args+=(--trusted-proxies 127.0.0.1)
   [ "$(basename "$bin")" != baseline ] || args=("127.0.0.1:$port")
   (cd "$dir" && exec valgrind --tool=callgrind --callgrind-out-file="$dir/out" "$bin" "${args[@]}" \
     >"$dir/stdout" 2>"$dir/stderr") &
@@ -53,17 +65,35 @@ instructions() {
   [ "$(basename "$bin")" = baseline ] ||
     code=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
       -d '{"url": "https://example.com/instructions"}' "http://127.0.0.1:$port/api/v1/links" | jq -r .code)
-  oha --no-tui -n "$n" -c 8 --redirect 0 "http://127.0.0.1:$port/$code" >/dev/null
+  if [ "${AS_BENCH:-0}" = 1 ]; then
+    local hot=(env BENCH_LUA_DIR=bench/lua BENCH_HOT_CODE="$code" wrk -t1 -c8 -s bench/lua/hot.lua
+      "http://127.0.0.1:$port")
+    "${hot[@]}" -d3s >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    requests=$("${hot[@]}" -d6s | sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p')
+    callgrind_control -d "$pid" >/dev/null 2>&1
+  else
+    oha --no-tui -n "$n" -c 8 --redirect 0 "http://127.0.0.1:$port/$code" >/dev/null
+  fi
   kill -TERM "$pid"
   wait_gone "$pid" "" 120 || { echo "instructions.sh: $bin did not stop" >&2; exit 1; }
   pid=
-  awk '/^summary:/ {print $2}' "$dir/out"*
+  if [ "${AS_BENCH:-0}" = 1 ]; then
+    # The dump taken after the measured requests (out.1); the final one holds the shutdown.
+    awk -v n="$requests" '/^summary:/ {print int($2 / n)}' "$dir/out.1"
+  else
+    awk '/^summary:/ {print $2}' "$dir/out"*
+  fi
 }
 
 runs=${RUNS:-1}
 declare -A counts
 for ((run = 1; run <= runs; run++)); do
   for bin in "$@"; do
+    if [ "${AS_BENCH:-0}" = 1 ]; then
+      counts[$bin]+=" $(instructions "$bin" 0)"
+      continue
+    fi
     small=$(instructions "$bin" 5000)
     large=$(instructions "$bin" 25000)
     counts[$bin]+=" $(( (large - small) / 20000 ))"
