@@ -232,22 +232,17 @@ impl Connection {
 /// the last request, or the last response bytes written after it).
 struct Activity {
     in_flight: AtomicU32,
-    /// Milliseconds since [`EPOCH`].
+    /// Milliseconds on [`now_ms`]'s clock.
     waiting_since: AtomicU64,
 }
 
-/// The zero of the clock of [`Activity`].
-static EPOCH: std::sync::LazyLock<coarsetime::Instant> =
-    std::sync::LazyLock::new(coarsetime::Instant::now_without_cache_update);
-
-/// Milliseconds since [`EPOCH`] on the kernel's coarse monotonic clock (read twice per request,
-/// a few nanoseconds each where the precise clock costs tens; it is as fine as the kernel's
-/// tick, a few milliseconds, against limits of seconds). The crate's cached "recent" instant
-/// is not updated: it is one word that every worker thread would write.
+/// Milliseconds on the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, read twice
+/// per request: a vDSO read of a few nanoseconds where the precise clock costs tens; it is as
+/// fine as the kernel's tick, a few milliseconds, against limits of seconds).
 fn now_ms() -> u64 {
-    coarsetime::Instant::now_without_cache_update()
-        .duration_since(*EPOCH)
-        .as_millis()
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    // Both are non-negative for a monotonic clock (time since boot).
+    (t.tv_sec as u64) * 1_000 + (t.tv_nsec as u64) / 1_000_000
 }
 
 impl Activity {
