@@ -71,8 +71,26 @@ store_ticks() {
   if [ "$BACKEND" = postgres ]; then pg_ticks "$work/pg"; else echo 0; fi
 }
 
-# measure LABEL PID URL SCRIPT: one wrk run; appends a row to $work/rows with the CPU the
-# server, the store (PostgreSQL) and the load generator (wrk) used during it.
+# load URL SCRIPT: one wrk run of bench/lua/SCRIPT against URL (on the load core); prints
+# wrk's output, then the CPU time wrk used (`times` in the same subshell: its second line is
+# the children's, and wrk is the only child).
+load() {
+  BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
+    -s "$root/bench/lua/$2" "$1" 2>&1
+  times
+}
+
+# row LABEL OUT CPU_TICKS STORE_TICKS: appends to $work/rows the row of one `load` (its output
+# OUT), with the CPU the server and the store (PostgreSQL) used during it.
+row() {
+  local line wrk_user wrk_sys
+  line=$(echo "$2" | grep '^RESULT') || { echo "$2" >&2; exit 1; }
+  read -r wrk_user wrk_sys < <(echo "$2" | tail -1)
+  echo "$1 $line cpu_ticks=$3 store_ticks=$4" \
+    "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
+}
+
+# measure LABEL PID URL SCRIPT: one wrk run, alone; appends its row.
 measure() {
   local label=$1 pid=$2 url=$3 script=$4
   local before after out store_before store_after
@@ -83,16 +101,10 @@ measure() {
     perf=$!
   fi
   before=$(cpu_ticks "$pid") store_before=$(store_ticks)
-  # `times` in the same subshell: its second line is the CPU time of wrk (the only child).
-  out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
-        -s "$root/bench/lua/$script" "$url" 2>&1; times) || { echo "$out" >&2; exit 1; }
+  out=$(load "$url" "$script") || { echo "$out" >&2; exit 1; }
   after=$(cpu_ticks "$pid") store_after=$(store_ticks)
   if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
-  local line wrk_user wrk_sys
-  line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
-  read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
-  echo "$label $line cpu_ticks=$((after - before)) store_ticks=$((store_after - store_before))" \
-    "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
+  row "$label" "$out" $((after - before)) $((store_after - store_before))
 }
 
 # measure_pair SCENARIO SCRIPT: the baseline and snip under load at the same time, each by its
@@ -103,27 +115,16 @@ measure() {
 # load-generator-bound, and the servers answer about half as many requests each as alone.
 measure_pair() {
   local scen=$1 script=$2
-  local b0 s0 b1 s1 subject loads=()
+  local b0 s0 b1 s1 loads=()
   b0=$(cpu_ticks "$base_pid") s0=$(cpu_ticks "$snip_pid")
-  for subject in baseline snip; do
-    local addr=$base_addr
-    [ $subject = snip ] && addr=$snip_addr
-    ( out=$(BENCH_LUA_DIR="$root/bench/lua" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" \
-        -s "$root/bench/lua/$script" "$addr" 2>&1; times)
-      echo "$out" >"$work/pair-$subject" ) &
-    loads+=($!)
-  done
+  load "$base_addr" "$script" >"$work/pair-baseline" &
+  loads+=($!)
+  load "$snip_addr" "$script" >"$work/pair-snip" &
+  loads+=($!)
   wait "${loads[@]}"
   b1=$(cpu_ticks "$base_pid") s1=$(cpu_ticks "$snip_pid")
-  for subject in baseline snip; do
-    local out line wrk_user wrk_sys ticks=$((b1 - b0))
-    [ $subject = snip ] && ticks=$((s1 - s0))
-    out=$(cat "$work/pair-$subject")
-    line=$(echo "$out" | grep '^RESULT') || { echo "$out" >&2; exit 1; }
-    read -r wrk_user wrk_sys < <(echo "$out" | tail -1)
-    echo "$scen:$subject $line cpu_ticks=$ticks store_ticks=0" \
-      "load_ticks=$(( $(to_ticks "$wrk_user") + $(to_ticks "$wrk_sys") ))" >>"$work/rows"
-  done
+  row "$scen:baseline" "$(cat "$work/pair-baseline")" $((b1 - b0)) 0
+  row "$scen:snip" "$(cat "$work/pair-snip")" $((s1 - s0)) 0
 }
 
 key="bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
