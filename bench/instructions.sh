@@ -40,7 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# instructions BIN N: the server's total instruction count for N redirects.
+# instructions BIN N: the server's total instruction count for N redirects (with AS_BENCH=1,
+# N is not used: the count per redirect of 6 s of wrk).
 instructions() {
   local bin n=$2 dir=$work/run-$RANDOM port key code requests
   bin=$(realpath "$1")

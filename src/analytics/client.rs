@@ -235,9 +235,6 @@ impl<'a> Forwarding<'a> {
 /// stops the walk at the last trusted hop (or the peer), and if every hop is trusted the
 /// left-most one is the client. IPv4-mapped IPv6 addresses come back as IPv4.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
-    if !trusted.contains(peer) {
-        return canonical(peer);
-    }
     let mut seen = Forwarding::default();
     for (name, value) in headers {
         seen.see(name, value);

@@ -25,6 +25,15 @@ pub fn now_coarse() -> UnixSeconds {
     rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec
 }
 
+/// Milliseconds on the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, time since
+/// boot): as fine as the kernel's tick, a few milliseconds, and as cheap as [`now_coarse`]. For
+/// limits of seconds read on every request (the connection watchdog).
+pub fn monotonic_coarse_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    // Both are non-negative for a monotonic clock.
+    (t.tv_sec as u64) * 1_000 + (t.tv_nsec as u64) / 1_000_000
+}
+
 pub fn to_rfc3339(t: UnixSeconds) -> String {
     DateTime::<Utc>::from_timestamp(t, 0)
         .unwrap_or_default()

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
+use crate::domain::time::monotonic_coarse_ms;
 
 pub use crate::config::{ConnectionLimits, MIN_HEADER_BYTES};
 
@@ -232,31 +233,22 @@ impl Connection {
 /// the last request, or the last response bytes written after it).
 struct Activity {
     in_flight: AtomicU32,
-    /// Milliseconds on [`now_ms`]'s clock.
+    /// Milliseconds on [`monotonic_coarse_ms`]'s clock (read twice per request).
     waiting_since: AtomicU64,
-}
-
-/// Milliseconds on the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, read twice
-/// per request: a vDSO read of a few nanoseconds where the precise clock costs tens; it is as
-/// fine as the kernel's tick, a few milliseconds, against limits of seconds).
-fn now_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    // Both are non-negative for a monotonic clock (time since boot).
-    (t.tv_sec as u64) * 1_000 + (t.tv_nsec as u64) / 1_000_000
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
             in_flight: AtomicU32::new(0),
-            waiting_since: AtomicU64::new(now_ms()),
+            waiting_since: AtomicU64::new(monotonic_coarse_ms()),
         }
     }
 
     /// Waiting for a request (idle, or receiving headers) for longer than `limit`.
     fn expired(&self, limit: Duration) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
-            && now_ms().saturating_sub(self.waiting_since.load(Ordering::Acquire))
+            && monotonic_coarse_ms().saturating_sub(self.waiting_since.load(Ordering::Acquire))
                 > limit.as_millis() as u64
     }
 }
@@ -274,7 +266,9 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.waiting_since.store(now_ms(), Ordering::Release);
+        self.0
+            .waiting_since
+            .store(monotonic_coarse_ms(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -371,7 +365,7 @@ impl Tracked {
         {
             self.activity
                 .waiting_since
-                .store(now_ms(), Ordering::Release);
+                .store(monotonic_coarse_ms(), Ordering::Release);
         }
     }
 }
