@@ -253,6 +253,21 @@ pub fn client_ip_seen(
     if !trusted.contains(peer) {
         return peer;
     }
+    if seen.x_forwarded_for.is_none() && !seen.forwarded {
+        return peer;
+    }
+    forwarded_client(peer, headers, trusted, seen)
+}
+
+/// [`client_ip_seen`] for a trusted peer that sent forwarding headers (out of line: the
+/// redirect's common case, no such header, stays a few instructions).
+#[inline(never)]
+fn forwarded_client(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+    seen: Forwarding<'_>,
+) -> IpAddr {
     // Present but unreadable X-Forwarded-For must not fall back to Forwarded: a proxy that
     // only maintains X-Forwarded-For passes a client's Forwarded header through untouched.
     match seen.x_forwarded_for {

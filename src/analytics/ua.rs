@@ -308,6 +308,14 @@ impl UaCache {
         if let Some(hit) = UA_FRONT.with_borrow(|f| f.get(key)) {
             return hit;
         }
+        self.get_behind_front(key)
+    }
+
+    /// [`UaCache::get`] of a value this thread's front does not hold (out of line, so that the
+    /// common case's code stays small: the redirect's code competes for the instruction cache).
+    #[cold]
+    #[inline(never)]
+    fn get_behind_front(&self, key: &[u8]) -> Arc<UaClass> {
         let class = match self.cache.get(key) {
             Some(hit) => hit,
             None => {

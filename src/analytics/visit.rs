@@ -34,6 +34,7 @@ pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
     host_of(headers.get(header::REFERER)?.as_bytes())
 }
 
+#[inline(never)]
 fn host_of(raw: &[u8]) -> Option<String> {
     let raw = std::str::from_utf8(raw).ok()?;
     let url = url::Url::parse(raw).ok()?;
@@ -74,6 +75,14 @@ impl Analytics {
         if let Some(hit) = REFERRER_FRONT.with_borrow(|f| f.get(raw)) {
             return hit;
         }
+        self.referrer_behind_front(raw)
+    }
+
+    /// [`Analytics::referrer`] of a value this thread's front does not hold (out of line, so
+    /// that the common case's code stays small).
+    #[cold]
+    #[inline(never)]
+    fn referrer_behind_front(&self, raw: &[u8]) -> Option<Arc<str>> {
         let host = match self.referrers.get(raw) {
             Some(hit) => hit,
             None => {

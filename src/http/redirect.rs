@@ -33,14 +33,20 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
 }
 
+#[cold]
+#[inline(never)]
 fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "not found\n")
 }
 
+#[cold]
+#[inline(never)]
 fn gone() -> Response {
     plain(StatusCode::GONE, "gone\n")
 }
 
+#[cold]
+#[inline(never)]
 fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "redirect could not reach the store");
     let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n");
@@ -183,6 +189,8 @@ fn respond(app: &AppState, outcome: &Outcome) -> Response {
 }
 
 /// A link whose destination is on the deny list: 410, with a problem document saying why.
+#[cold]
+#[inline(never)]
 fn denied() -> Response {
     metrics::counter!("snip_denied_destinations_total", "at" => "redirect").increment(1);
     gone_because(
@@ -192,6 +200,8 @@ fn denied() -> Response {
 }
 
 /// A link an admin took down: 410, with the reason.
+#[cold]
+#[inline(never)]
 fn taken_down(reason: &str) -> Response {
     gone_because(
         &format!("this link was taken down by the operator of this service: {reason}"),
@@ -199,6 +209,8 @@ fn taken_down(reason: &str) -> Response {
     )
 }
 
+#[cold]
+#[inline(never)]
 fn gone_because(detail: &str, code: &'static str) -> Response {
     let mut response = Problem::new(StatusCode::GONE, code, detail.to_string()).response();
     let h = response.headers_mut();

@@ -41,18 +41,26 @@ fn cached(app: &AppState, code: &str) -> Option<Cached> {
     let hit = match app.cache.lookup(code)? {
         Lookup::Fresh(hit) => hit,
         Lookup::Stale(hit) => {
-            metrics::counter!("snip_cache_reloads_total").increment(1);
-            let (app, code) = (app.clone(), code.to_string());
-            tokio::spawn(async move {
-                if let Err(e) = load(&app, &code).await {
-                    tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
-                }
-            });
+            reload_in_background(app, code);
             hit
         }
     };
     app.cache_hits.increment();
     Some(hit)
+}
+
+/// Reloads the stale cache entry of `code` in a task of its own (out of line, so that the
+/// redirect's common case, a fresh entry, stays small).
+#[cold]
+#[inline(never)]
+fn reload_in_background(app: &AppState, code: &str) {
+    metrics::counter!("snip_cache_reloads_total").increment(1);
+    let (app, code) = (app.clone(), code.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = load(&app, &code).await {
+            tracing::debug!(error = %e, code, "stale cache entry kept: reload failed");
+        }
+    });
 }
 
 /// The cached answer for a code, reading the store on a miss.
@@ -135,6 +143,14 @@ fn denied(app: &AppState, code: &str, target: &Target) -> bool {
     if target.deny.generation == generation {
         return target.deny.denied;
     }
+    judge_destination(app, code, target, generation)
+}
+
+/// [`denied`] when the deny list changed since `target`'s verdict: looks the host up and
+/// remembers the verdict (out of line: once per cached link and change of the list).
+#[cold]
+#[inline(never)]
+fn judge_destination(app: &AppState, code: &str, target: &Target, generation: u64) -> bool {
     let verdict = Verdict {
         generation,
         denied: app.deny.denies(target.host()).is_some(),

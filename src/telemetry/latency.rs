@@ -125,8 +125,6 @@ pub fn record_http(route: &str, status: u16, elapsed: Duration) {
         static MEMO: std::cell::RefCell<Vec<Remembered>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
-    /// Series remembered per thread (routes × statuses a thread keeps seeing).
-    const MEMO_LEN: usize = 8;
     MEMO.with_borrow_mut(|memo| {
         if let Some(i) = memo
             .iter()
@@ -138,13 +136,23 @@ pub fn record_http(route: &str, status: u16, elapsed: Duration) {
             }
             return;
         }
-        let series = http(route, status);
-        series.record(elapsed);
-        if memo.len() == MEMO_LEN {
-            memo.pop();
-        }
-        memo.push((status, route.into(), series));
+        remember(memo, route, status, elapsed);
     });
+}
+
+/// [`record_http`] of a series this thread does not remember: records into it and remembers
+/// it (out of line, so that the common case's code stays small).
+#[cold]
+#[inline(never)]
+fn remember(memo: &mut Vec<Remembered>, route: &str, status: u16, elapsed: Duration) {
+    /// Series remembered per thread (routes × statuses a thread keeps seeing).
+    const MEMO_LEN: usize = 8;
+    let series = http(route, status);
+    series.record(elapsed);
+    if memo.len() == MEMO_LEN {
+        memo.pop();
+    }
+    memo.push((status, route.into(), series));
 }
 
 /// The series of HTTP requests answered on `route` with `status`.
