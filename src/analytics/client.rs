@@ -250,17 +250,15 @@ pub fn client_ip_seen(
     seen: Forwarding<'_>,
 ) -> IpAddr {
     let peer = canonical(peer);
-    if !trusted.contains(peer) {
-        return peer;
-    }
+    // No forwarding header (the redirect's common case): the peer, trusted or not.
     if seen.x_forwarded_for.is_none() && !seen.forwarded {
         return peer;
     }
     forwarded_client(peer, headers, trusted, seen)
 }
 
-/// [`client_ip_seen`] for a trusted peer that sent forwarding headers (out of line: the
-/// redirect's common case, no such header, stays a few instructions).
+/// [`client_ip_seen`] for a peer that sent forwarding headers: they count only from a trusted
+/// peer (out of line, so that the common case stays a few instructions).
 #[inline(never)]
 fn forwarded_client(
     peer: IpAddr,
@@ -268,6 +266,9 @@ fn forwarded_client(
     trusted: &TrustedProxies,
     seen: Forwarding<'_>,
 ) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
     // Present but unreadable X-Forwarded-For must not fall back to Forwarded: a proxy that
     // only maintains X-Forwarded-For passes a client's Forwarded header through untouched.
     match seen.x_forwarded_for {
@@ -279,8 +280,8 @@ fn forwarded_client(
             x_forwarded_for_from_right(headers.get_all(&X_FORWARDED_FOR)),
             trusted,
         ),
-        None if seen.forwarded => walk(peer, forwarded(headers).into_iter().rev(), trusted),
-        None => peer,
+        // `client_ip_seen` came here because there is a `Forwarded` header.
+        None => walk(peer, forwarded(headers).into_iter().rev(), trusted),
     }
 }
 

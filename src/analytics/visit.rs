@@ -34,6 +34,7 @@ pub fn referrer_host(headers: &HeaderMap) -> Option<String> {
     host_of(headers.get(header::REFERER)?.as_bytes())
 }
 
+// Out of line: reached on a memo miss or for over-long values, never on the memo's hit path.
 #[inline(never)]
 fn host_of(raw: &[u8]) -> Option<String> {
     let raw = std::str::from_utf8(raw).ok()?;
