@@ -25,6 +25,9 @@
 # on this machine's 32 KiB L1i, a hot redirect's code does not fit, so nearly every line of code
 # a request runs is a miss, and the misses count the distinct code it runs.
 #
+# KEEP=DIR copies each run's callgrind dumps to DIR (BIN-name.RUN.N.out*), for
+# `callgrind_annotate --inclusive=yes DIR/snip.1.0.out.1` (with CACHE_SIM=1, `--show=Ir,I1mr`).
+#
 # Needs valgrind (Debian) and oha (cargo install oha) or, with AS_BENCH=1, wrk (Debian);
 # prints one line per binary.
 set -euo pipefail
@@ -91,6 +94,10 @@ instructions() {
   kill -TERM "$pid"
   wait_gone "$pid" "" 120 || { echo "instructions.sh: $bin did not stop" >&2; exit 1; }
   pid=
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    for f in "$dir"/out*; do cp "$f" "$KEEP/$(basename "$bin").$run.$n.$(basename "$f")"; done
+  fi
   if [ "${AS_BENCH:-0}" = 1 ]; then
     # The dump taken after the measured requests (out.1); the final one holds the shutdown.
     # With CACHE_SIM=1 the summary also holds Dr Dw I1mr D1mr D1mw ...: "IR:I1MR:D1MISSES".
