@@ -8,6 +8,7 @@
 mod admin;
 pub mod error;
 pub mod extract;
+mod graceful;
 mod health;
 pub mod import;
 pub mod keys;

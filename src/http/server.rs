@@ -18,12 +18,12 @@ use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
+use super::graceful::Shutdown;
 use crate::domain::time::monotonic_coarse_ms;
 
 pub use crate::config::{ConnectionLimits, MIN_HEADER_BYTES};
@@ -93,7 +93,7 @@ pub async fn serve(
         state,
         router,
         header_read_timeout: limits.header_read_timeout,
-        graceful: GracefulShutdown::new(),
+        graceful: Shutdown::default(),
     };
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -153,7 +153,7 @@ struct Connections {
     state: AppState,
     router: Router,
     header_read_timeout: Duration,
-    graceful: GracefulShutdown,
+    graceful: Shutdown,
 }
 
 impl Connections {
