@@ -2,9 +2,10 @@
 //! agent (memoised), the client address (trusting forwarding headers only from configured
 //! proxies), the country, and the visitor hash under the day's key.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use parking_lot::RwLock;
@@ -19,8 +20,14 @@ pub struct Analytics {
     pub ua: UaCache,
     pub geo: Geo,
     pub trusted: TrustedProxies,
-    /// Today's visitor key, refreshed by housekeeping (None until the store gave one).
-    pub key: RwLock<Option<VisitorKey>>,
+    /// Today's visitor key, refreshed by housekeeping (None until the store gave one); read
+    /// through [`Analytics::visitor_key`].
+    key: RwLock<Option<VisitorKey>>,
+    /// Which value of `key` is current: a number drawn from [`KEY_GENERATIONS`] when it was set
+    /// (0: never set), so that each thread keeps a copy of the key and a click reads one word
+    /// that changes once a day instead of taking the lock (two atomic writes to a line shared
+    /// by every worker).
+    key_generation: AtomicU64,
     /// `Referer` value → its host (None: direct or unusable), so a URL is parsed once per
     /// distinct value, not per click.
     referrers: quick_cache::sync::Cache<Box<[u8]>, Option<Arc<str>>>,
@@ -43,7 +50,13 @@ fn host_of(raw: &[u8]) -> Option<String> {
     (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
 }
 
+/// The numbers given to visitor keys as they are set, unique in the process (so that a thread's
+/// copy of one `Analytics`' key is never taken for another's).
+static KEY_GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 thread_local! {
+    /// This thread's copy of a visitor key: (its generation, the key).
+    static KEY_FRONT: Cell<(u64, Option<VisitorKey>)> = const { Cell::new((0, None)) };
     /// This thread's front of the referrer memo (see [`super::front`]).
     static REFERRER_FRONT: RefCell<Front<Option<Arc<str>>>> = const { RefCell::new(Front::new()) };
 }
@@ -63,8 +76,41 @@ impl Analytics {
             geo,
             trusted,
             key: RwLock::new(None),
+            key_generation: AtomicU64::new(0),
             referrers: quick_cache::sync::Cache::new(10_000),
         }
+    }
+
+    /// Sets today's visitor key.
+    pub fn set_visitor_key(&self, key: VisitorKey) {
+        let mut current = self.key.write();
+        *current = Some(key);
+        self.key_generation.store(
+            KEY_GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
+    }
+
+    /// Today's visitor key (None until the store gave one): this thread's copy, taken again
+    /// when the key has changed since.
+    pub fn visitor_key(&self) -> Option<VisitorKey> {
+        let generation = self.key_generation.load(Ordering::Acquire);
+        match KEY_FRONT.get() {
+            (copied, key) if copied == generation => key,
+            _ => self.visitor_key_behind_front(generation),
+        }
+    }
+
+    /// [`Analytics::visitor_key`] when this thread's copy is not the current key's (once per
+    /// thread and key).
+    #[cold]
+    #[inline(never)]
+    fn visitor_key_behind_front(&self, generation: u64) -> Option<VisitorKey> {
+        // The key read here is at least as new as `generation` (set before it, under the lock);
+        // if newer, the next call sees a newer generation and copies again.
+        let key = *self.key.read();
+        KEY_FRONT.set((generation, key));
+        key
     }
 
     /// The host of a `Referer` value (see [`referrer_host`]), memoised.
@@ -124,7 +170,9 @@ impl Analytics {
         } else {
             None
         };
-        let visitor = self.key.read().map(|k| k.visitor(client, ua.fingerprint));
+        let visitor = self
+            .visitor_key()
+            .map(|k| k.visitor(client, ua.fingerprint));
         Observed {
             referrer: referer.and_then(|r| self.referrer(r)),
             ua,
@@ -151,6 +199,27 @@ mod tests {
         assert_eq!(referrer_host(&h), None);
     }
 
+    /// Each thread's copy of the key follows the key that was set last, per `Analytics`.
+    #[test]
+    fn the_visitor_key_read_is_the_last_set_for_this_analytics() {
+        let geo = || Geo::new(None, None).unwrap();
+        let (a, b) = (
+            Analytics::new(geo(), TrustedProxies::default()),
+            Analytics::new(geo(), TrustedProxies::default()),
+        );
+        assert!(a.visitor_key().is_none() && b.visitor_key().is_none());
+        a.set_visitor_key(VisitorKey::new(1, [1; 16]));
+        assert!(a.visitor_key() == Some(VisitorKey::new(1, [1; 16])));
+        assert!(b.visitor_key().is_none(), "another Analytics' key is not taken");
+        b.set_visitor_key(VisitorKey::new(1, [2; 16]));
+        assert!(b.visitor_key() == Some(VisitorKey::new(1, [2; 16])));
+        assert!(a.visitor_key() == Some(VisitorKey::new(1, [1; 16])));
+        a.set_visitor_key(VisitorKey::new(2, [3; 16]));
+        assert!(a.visitor_key() == Some(VisitorKey::new(2, [3; 16])), "a new day's key");
+        let other = std::thread::scope(|s| s.spawn(|| a.visitor_key()).join().unwrap());
+        assert!(other == Some(VisitorKey::new(2, [3; 16])), "on another thread too");
+    }
+
     /// `observe` reads the forwarding headers in its own pass over the headers: it must find
     /// the client `client_ip` finds, whatever the mix of lines.
     #[test]
@@ -158,7 +227,7 @@ mod tests {
         let trusted = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
         let analytics = Analytics::new(Geo::new(None, None).unwrap(), trusted.clone());
         let key = VisitorKey::new(1, [7; 16]);
-        *analytics.key.write() = Some(key);
+        analytics.set_visitor_key(key);
         let cases: &[&[(&str, &str)]] = &[
             &[],
             &[("x-forwarded-for", "1.2.3.4")],

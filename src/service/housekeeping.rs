@@ -95,11 +95,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// by every instance through the store). Until it is known, clicks count without visitors.
 pub async fn refresh_visitor_key(state: &App) {
     let day = now().div_euclid(86_400);
-    if state.analytics.key.read().is_some_and(|k| k.day == day) {
+    if state.analytics.visitor_key().is_some_and(|k| k.day == day) {
         return;
     }
     match state.store.visitor_key(day).await {
-        Ok(key) => *state.analytics.key.write() = Some(VisitorKey::new(day, key)),
+        Ok(key) => state.analytics.set_visitor_key(VisitorKey::new(day, key)),
         Err(e) => tracing::warn!(error = %e, "could not get the visitor key of the day"),
     }
 }
