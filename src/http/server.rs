@@ -223,7 +223,7 @@ type Pending = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>
 impl Connection {
     /// A cached redirect, answered without a future ([`super::answer_cached`]).
     fn answer_cached(&self, req: &hyper::Request<Incoming>) -> Option<Response> {
-        let _request = InFlight::begin(&self.activity);
+        let _request = Answering::begin(&self.activity);
         super::answer_cached(&self.state, req, self.peer)
     }
 }
@@ -233,9 +233,13 @@ impl Connection {
 /// the last request, or the last response bytes written after it).
 struct Activity {
     in_flight: AtomicU32,
-    /// Milliseconds on [`monotonic_coarse_ms`]'s clock (read twice per request).
+    /// Milliseconds on [`monotonic_coarse_ms`]'s clock (read twice per request), or [`BUSY`]
+    /// while a cached redirect is being answered.
     waiting_since: AtomicU64,
 }
+
+/// `waiting_since` while a request is answered within one poll: never expired.
+const BUSY: u64 = u64::MAX;
 
 impl Activity {
     fn new() -> Self {
@@ -270,6 +274,28 @@ impl Drop for InFlight<'_> {
             .waiting_since
             .store(monotonic_coarse_ms(), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A cached redirect being answered: within one poll of the connection, without an await, so
+/// the connection's own task is the only one that can see it begin and end. It marks the
+/// connection busy with plain stores rather than [`InFlight`]'s two atomic read-modify-writes
+/// per request; a request in flight on another task (HTTP/2) still counts in `in_flight`, and
+/// its end, like this one's, stores the time.
+struct Answering<'a>(&'a Activity);
+
+impl<'a> Answering<'a> {
+    fn begin(activity: &'a Activity) -> Self {
+        activity.waiting_since.store(BUSY, Ordering::Release);
+        Answering(activity)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting_since
+            .store(monotonic_coarse_ms(), Ordering::Release);
     }
 }
 
