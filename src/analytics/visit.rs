@@ -210,14 +210,23 @@ mod tests {
         assert!(a.visitor_key().is_none() && b.visitor_key().is_none());
         a.set_visitor_key(VisitorKey::new(1, [1; 16]));
         assert!(a.visitor_key() == Some(VisitorKey::new(1, [1; 16])));
-        assert!(b.visitor_key().is_none(), "another Analytics' key is not taken");
+        assert!(
+            b.visitor_key().is_none(),
+            "another Analytics' key is not taken"
+        );
         b.set_visitor_key(VisitorKey::new(1, [2; 16]));
         assert!(b.visitor_key() == Some(VisitorKey::new(1, [2; 16])));
         assert!(a.visitor_key() == Some(VisitorKey::new(1, [1; 16])));
         a.set_visitor_key(VisitorKey::new(2, [3; 16]));
-        assert!(a.visitor_key() == Some(VisitorKey::new(2, [3; 16])), "a new day's key");
+        assert!(
+            a.visitor_key() == Some(VisitorKey::new(2, [3; 16])),
+            "a new day's key"
+        );
         let other = std::thread::scope(|s| s.spawn(|| a.visitor_key()).join().unwrap());
-        assert!(other == Some(VisitorKey::new(2, [3; 16])), "on another thread too");
+        assert!(
+            other == Some(VisitorKey::new(2, [3; 16])),
+            "on another thread too"
+        );
     }
 
     /// `observe` reads the forwarding headers in its own pass over the headers: it must find
