@@ -253,6 +253,33 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         .await
         .expect("an idle keep-alive connection");
 
+    // The same after cached redirects (answered within one poll, marking the connection busy
+    // their own way): the connection is idle once they are answered.
+    let code = code_of(
+        &server
+            .new_link(json!({"url": "https://example.com/idle"}))
+            .await,
+    );
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    for _ in 0..3 {
+        idle.write_all(format!("GET /{code} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 302");
+        // The rest of this answer's head (no body): up to the blank line.
+        let mut tail = Vec::new();
+        while !tail.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            idle.read_exact(&mut byte).await.unwrap();
+            tail.push(byte[0]);
+        }
+    }
+    closed_within(&mut idle, Duration::from_secs(5))
+        .await
+        .expect("an idle keep-alive connection after cached redirects");
+
     // A silent connection (not even a request line) is closed too, and so is one that stops
     // inside the HTTP/2 preface (before the protocol is known).
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
