@@ -255,6 +255,12 @@ impl Activity {
             && monotonic_coarse_ms().saturating_sub(self.waiting_since.load(Ordering::Acquire))
                 > limit.as_millis() as u64
     }
+
+    /// The connection starts waiting for its next request now.
+    fn waiting_from_now(&self) {
+        self.waiting_since
+            .store(monotonic_coarse_ms(), Ordering::Release);
+    }
 }
 
 /// A request being served (its headers are in); dropped when its response is ready, or when
@@ -270,9 +276,7 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0
-            .waiting_since
-            .store(monotonic_coarse_ms(), Ordering::Release);
+        self.0.waiting_from_now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -293,9 +297,7 @@ impl<'a> Answering<'a> {
 
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
-        self.0
-            .waiting_since
-            .store(monotonic_coarse_ms(), Ordering::Release);
+        self.0.waiting_from_now();
     }
 }
 
@@ -389,9 +391,7 @@ impl Tracked {
             && self.http2 == Some(false)
             && self.activity.in_flight.load(Ordering::Acquire) == 0
         {
-            self.activity
-                .waiting_since
-                .store(monotonic_coarse_ms(), Ordering::Release);
+            self.activity.waiting_from_now();
         }
     }
 }
