@@ -1,11 +1,13 @@
 //! The in-memory click buffer (the view counter design's in-memory counts).
 //!
-//! Recording a click appends it to the log of one of several shards (chosen by link id): a
-//! short lock and a push, no lookup, no store I/O, no await while locked. The flusher adds each
-//! shard's log to its entries a batch at a time, sorted by link, so a link clicked many times
-//! a second costs one lookup. An entry, keyed by (link, day), holds everything about its link
-//! and day that is not yet folded into the store's tables: clicks per hour, the few distinct
-//! "profiles" seen (classified user agent, country, referrer host) with their counts, and two
+//! Recording a click appends it to the log of the recording thread (one of several logs, each
+//! on cache lines of its own, holding a list per shard of the links): a short lock no other
+//! thread wants and a push, no lookup, no store I/O, no await while locked, and no lock shared
+//! with the threads recording the same link on other cores. The flusher adds a shard's clicks
+//! from every log to the shard's entries a batch at a time, sorted by link, so a link clicked
+//! many times a second costs one lookup. An entry, keyed by (link, day), holds everything about its link and day that is not
+//! yet folded into the store's tables: clicks per hour, the few distinct "profiles" seen
+//! (classified user agent, country, referrer host) with their counts, and two
 //! unique-visitor sketches.
 //!
 //! Each flush ([`ClickBuffer::take`]) takes the clicks not yet journalled from every entry (a
@@ -14,9 +16,10 @@
 //! folds into its tables in the same transaction. A link is so written to the tables once per
 //! fold interval however often it is clicked, and the stats add the unfolded part from memory.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -26,6 +29,8 @@ use crate::domain::time::UnixSeconds;
 use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, fold_slot};
 
 const SHARDS: usize = 16;
+/// Click logs: threads record into `thread index % LOGS` (a server's worker threads are fewer).
+const LOGS: usize = 16;
 pub use crate::store::DIRECT;
 /// The country key of clicks whose country is not known.
 pub const UNKNOWN_COUNTRY: &str = "(unknown)";
@@ -36,8 +41,14 @@ const MAX_PROFILES: usize = 32;
 const MAX_UNKNOWN_CODES: usize = 1_000;
 /// Unknown codes written per flush: the most requested of the interval.
 const UNKNOWN_CODES_PER_FLUSH: usize = 100;
-/// Clicks a shard logs before the recording thread adds them to the entries itself.
-const MAX_LOGGED: usize = 4096;
+/// Clicks one list of a log holds (a burst of one link's clicks) before the recording thread
+/// adds its shard's clicks to the entries itself.
+const MAX_LISTED: usize = 4096;
+/// Clicks one log holds in all before the recording thread adds the shard of each further
+/// click to the entries itself: one flush interval of a busy worker thread at the default
+/// interval (so that normally the flusher does it), 2 MiB of 64-byte clicks, and so at most
+/// 32 MiB however many threads record (4 MiB for a server's two worker threads).
+const MAX_LOGGED: usize = 32_768;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -217,77 +228,132 @@ struct Tally {
     /// (link id, day) → what is not folded yet.
     days: Map<(i64, i64), Entry>,
     fresh: Vec<HourCount>,
-    /// The log's previous buffer, kept for its capacity.
-    spare: Vec<Click>,
-    /// The order [`Shard::absorb`] adds the log in: (link, time, index in the log), kept for
-    /// its capacity. Sorting these 24-byte keys moves less than sorting the 64-byte clicks.
+    /// Per log, the buffer its list of this shard was swapped with at the last absorb, kept
+    /// for its capacity.
+    spare: [Vec<Click>; LOGS],
+    /// The order [`Shard::absorb`] adds a log's clicks in: (link, time, index in the log),
+    /// kept for its capacity. Sorting these 24-byte keys moves less than sorting the 64-byte
+    /// clicks.
     order: Vec<(i64, UnixSeconds, u32)>,
 }
 
-/// Recording a click appends it to `log` (a short lock, no lookup); the log is added to the
-/// entries in `tally` a whole batch at a time, sorted by link, so that a link clicked many
-/// times in a second is looked up once, not once per click. Each shard has cache lines of its
-/// own, so that threads recording clicks of different links do not share one.
+/// The entries of one slice of the links (by link id), added up from the click logs.
 #[derive(Default)]
 #[repr(align(128))]
 struct Shard {
-    log: Mutex<Vec<Click>>,
-    /// Clicks recorded in this shard since start (next to the lock the recording holds).
-    recorded: AtomicU64,
     tally: Mutex<Tally>,
 }
 
+/// The clicks one thread (or a few, past [`LOGS`] threads) recorded and the flusher has not
+/// added to the entries yet, per shard. Each log has cache lines of its own, so that a link
+/// clicked on every core at once (a viral link) costs no core a lock or a log line another
+/// core wants.
+#[derive(Default)]
+#[repr(align(128))]
+struct Log {
+    clicks: Mutex<Lists>,
+    /// Clicks recorded in this log since start (next to the lock the recording holds).
+    recorded: AtomicU64,
+}
+
+/// A log's clicks: a list per shard, and how many they are in all.
+#[derive(Default)]
+struct Lists {
+    by_shard: [Vec<Click>; SHARDS],
+    len: usize,
+}
+
 impl Shard {
-    /// Adds the logged clicks to the entries (lock order: tally, then log).
-    fn absorb(&self) -> parking_lot::MutexGuard<'_, Tally> {
+    /// Adds this shard's clicks (shard `index`) of every log to the entries: the tally is
+    /// locked for the whole move, so whoever reads it sees every click recorded before (lock
+    /// order: tally, then one log at a time).
+    fn absorb<'a>(&'a self, index: usize, logs: &[Log]) -> parking_lot::MutexGuard<'a, Tally> {
         let mut tally = self.tally.lock();
-        let mut clicks = std::mem::take(&mut tally.spare);
-        std::mem::swap(&mut clicks, &mut *self.log.lock());
-        let mut order = std::mem::take(&mut tally.order);
-        order.extend(clicks.iter().zip(0u32..).map(|(c, i)| (c.link_id, c.at, i)));
-        order.sort_unstable();
-        let tally_ref = &mut *tally;
-        let mut next = order.iter().peekable();
-        while let Some(&&(link_id, at, _)) = next.peek() {
-            let day = at.div_euclid(86_400);
-            let entry = tally_ref.days.entry((link_id, day)).or_default();
-            while let Some(&(_, at, i)) =
-                next.next_if(|(l, at, _)| *l == link_id && at.div_euclid(86_400) == day)
+        let Tally {
+            days,
+            fresh,
+            spare,
+            order,
+        } = &mut *tally;
+        // One log at a time: each log's clicks are in time order already, so that the sort
+        // of a hot link's clicks finds them sorted.
+        for (log, clicks) in logs.iter().zip(spare.iter_mut()) {
             {
-                let c = &clicks[i as usize];
-                let bot = c.ua.is_bot;
-                let hour = at.div_euclid(3600);
-                let h = entry.hour_mut(hour);
-                h.clicks += 1;
-                h.bots += bot as u64;
-                match tally_ref.fresh.last_mut() {
-                    Some(f) if f.link_id == link_id && f.hour == hour => {
-                        f.clicks += 1;
-                        f.bots += bot as u64;
-                    }
-                    _ => tally_ref.fresh.push(HourCount {
-                        link_id,
-                        hour,
-                        clicks: 1,
-                        bots: bot as u64,
-                    }),
-                }
-                if let Some(v) = c.visitor {
-                    if bot {
-                        entry.bot_visitors.insert(v);
-                    } else {
-                        entry.humans.insert(v);
-                    }
-                }
-                entry.add_profile(&c.ua, c.country, c.referrer.as_ref(), 1);
+                let mut lists = log.clicks.lock();
+                lists.len -= lists.by_shard[index].len();
+                std::mem::swap(clicks, &mut lists.by_shard[index]);
             }
+            if clicks.is_empty() {
+                continue;
+            }
+            order.extend(clicks.iter().zip(0u32..).map(|(c, i)| (c.link_id, c.at, i)));
+            order.sort_unstable();
+            add(days, fresh, clicks, order);
+            order.clear();
+            clicks.clear();
         }
-        order.clear();
-        tally.order = order;
-        clicks.clear();
-        tally.spare = clicks;
         tally
     }
+}
+
+/// Adds `clicks`, in `order`, to the entries `days` and the not yet journalled counts `fresh`.
+fn add(
+    days: &mut Map<(i64, i64), Entry>,
+    fresh: &mut Vec<HourCount>,
+    clicks: &[Click],
+    order: &[(i64, UnixSeconds, u32)],
+) {
+    let mut next = order.iter().peekable();
+    while let Some(&&(link_id, at, _)) = next.peek() {
+        let day = at.div_euclid(86_400);
+        let entry = days.entry((link_id, day)).or_default();
+        while let Some(&(_, at, i)) =
+            next.next_if(|(l, at, _)| *l == link_id && at.div_euclid(86_400) == day)
+        {
+            let c = &clicks[i as usize];
+            let bot = c.ua.is_bot;
+            let hour = at.div_euclid(3600);
+            let h = entry.hour_mut(hour);
+            h.clicks += 1;
+            h.bots += bot as u64;
+            match fresh.last_mut() {
+                Some(f) if f.link_id == link_id && f.hour == hour => {
+                    f.clicks += 1;
+                    f.bots += bot as u64;
+                }
+                _ => fresh.push(HourCount {
+                    link_id,
+                    hour,
+                    clicks: 1,
+                    bots: bot as u64,
+                }),
+            }
+            if let Some(v) = c.visitor {
+                if bot {
+                    entry.bot_visitors.insert(v);
+                } else {
+                    entry.humans.insert(v);
+                }
+            }
+            entry.add_profile(&c.ua, c.country, c.referrer.as_ref(), 1);
+        }
+    }
+}
+
+/// The log of the calling thread: each thread takes the next index at its first click.
+fn log_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|index| match index.get() {
+        usize::MAX => {
+            let i = NEXT.fetch_add(1, Ordering::Relaxed) % LOGS;
+            index.set(i);
+            i
+        }
+        i => i,
+    })
 }
 
 #[derive(Default)]
@@ -314,10 +380,11 @@ impl Taken {
 }
 
 pub struct ClickBuffer {
-    /// `parking_lot::Mutex`, not a Tokio mutex: it is held only for a map update, never across
-    /// an await.
+    /// `parking_lot::Mutex`es, not Tokio ones: held only for a push or a map update, never
+    /// across an await.
     shards: Box<[Shard]>,
-    /// Clicks journalled since start: the pending ones are those recorded (counted per shard,
+    logs: Box<[Log]>,
+    /// Clicks journalled since start: the pending ones are those recorded (counted per log,
     /// so that recording touches no line shared by every thread) minus these.
     settled: AtomicU64,
     /// Set by the flusher while the store has been failing so long that the buffer reached
@@ -331,6 +398,7 @@ impl Default for ClickBuffer {
     fn default() -> Self {
         ClickBuffer {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            logs: (0..LOGS).map(|_| Log::default()).collect(),
             settled: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
@@ -340,33 +408,64 @@ impl Default for ClickBuffer {
 }
 
 impl ClickBuffer {
-    fn shard(&self, link_id: i64) -> &Shard {
-        &self.shards[link_id.rem_euclid(SHARDS as i64) as usize]
+    fn shard_of(link_id: i64) -> usize {
+        link_id.rem_euclid(SHARDS as i64) as usize
+    }
+
+    /// The entries of shard `index`, with every click of its links recorded so far added.
+    fn tally(&self, index: usize) -> parking_lot::MutexGuard<'_, Tally> {
+        self.shards[index].absorb(index, &self.logs)
     }
 
     /// Counts one click of `link_id` at `at`.
     pub fn record(&self, link_id: i64, at: UnixSeconds, visit: &Visit<'_>) {
+        self.record_click(Click {
+            link_id,
+            at,
+            ua: visit.ua.clone(),
+            referrer: visit.referrer.cloned(),
+            country: visit.country,
+            visitor: visit.visitor,
+        });
+    }
+
+    /// [`Self::record`] of what the caller owns (no reference counts to raise and drop again).
+    pub fn record_owned(
+        &self,
+        link_id: i64,
+        at: UnixSeconds,
+        ua: Arc<UaClass>,
+        referrer: Option<Arc<str>>,
+        country: Option<[u8; 2]>,
+        visitor: Option<u64>,
+    ) {
+        self.record_click(Click {
+            link_id,
+            at,
+            ua,
+            referrer,
+            country,
+            visitor,
+        });
+    }
+
+    fn record_click(&self, click: Click) {
         if self.refusing.load(Ordering::Relaxed) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let shard = self.shard(link_id);
-        let logged = {
-            let mut log = shard.log.lock();
-            log.push(Click {
-                link_id,
-                at,
-                ua: visit.ua.clone(),
-                referrer: visit.referrer.cloned(),
-                country: visit.country,
-                visitor: visit.visitor,
-            });
-            shard.recorded.fetch_add(1, Ordering::Relaxed);
-            log.len()
+        let log = &self.logs[log_index()];
+        let shard = Self::shard_of(click.link_id);
+        let full = {
+            let mut lists = log.clicks.lock();
+            lists.by_shard[shard].push(click);
+            lists.len += 1;
+            log.recorded.fetch_add(1, Ordering::Relaxed);
+            lists.by_shard[shard].len() >= MAX_LISTED || lists.len >= MAX_LOGGED
         };
-        // Normally the flusher absorbs the log; under a burst the recording thread does.
-        if logged >= MAX_LOGGED {
-            drop(shard.absorb());
+        // Normally the flusher absorbs the logs; under a burst the recording thread does.
+        if full {
+            drop(self.tally(shard));
         }
     }
 
@@ -409,9 +508,9 @@ impl ClickBuffer {
         // sum of the recorded ones cannot be negative.
         let settled = self.settled.load(Ordering::Acquire);
         let recorded: u64 = self
-            .shards
+            .logs
             .iter()
-            .map(|s| s.recorded.load(Ordering::Acquire))
+            .map(|l| l.recorded.load(Ordering::Acquire))
             .sum();
         recorded.saturating_sub(settled)
     }
@@ -429,7 +528,7 @@ impl ClickBuffer {
     /// What this buffer holds of `link_id` and has not folded yet, as a batch.
     pub fn unfolded(&self, link_id: i64) -> ClickBatch {
         let mut batch = ClickBatch::default();
-        let tally = self.shard(link_id).absorb();
+        let tally = self.tally(Self::shard_of(link_id));
         for (&(id, day), e) in tally.days.iter().filter(|((id, _), _)| *id == link_id) {
             batch.hourly.extend(e.hourly(id));
             batch.days.push(e.detail(id, day));
@@ -440,8 +539,8 @@ impl ClickBuffer {
     /// What this buffer holds of every link and has not folded yet, as a batch.
     pub fn unfolded_all(&self) -> ClickBatch {
         let mut batch = ClickBatch::default();
-        for shard in self.shards.iter() {
-            let tally = shard.absorb();
+        for shard in 0..SHARDS {
+            let tally = self.tally(shard);
             for (&(id, day), e) in tally.days.iter() {
                 batch.hourly.extend(e.hourly(id));
                 batch.days.push(e.detail(id, day));
@@ -453,8 +552,8 @@ impl ClickBuffer {
     /// After another instance replayed this one's click journal: every journalled click is in
     /// the store's tables, so the entries keep only the hours of the clicks not journalled yet.
     pub fn forget_journalled(&self) {
-        for shard in self.shards.iter() {
-            let mut tally = shard.absorb();
+        for shard in 0..SHARDS {
+            let mut tally = self.tally(shard);
             let mut fresh: Map<(i64, i64), (u64, u64)> = Map::default();
             for h in &tally.fresh {
                 let e = fresh.entry((h.link_id, h.hour)).or_default();
@@ -494,7 +593,7 @@ impl ClickBuffer {
     /// [`Self::take`] for one shard, so that the flusher can let requests run between shards.
     /// Call [`Self::finish_take`] after the last.
     pub fn take_shard(&self, shard: usize, slot: Option<(i64, i64)>, taken: &mut Taken) {
-        let mut tally = self.shards[shard].absorb();
+        let mut tally = self.tally(shard);
         taken.journal.append(&mut tally.fresh);
         let due: Vec<((i64, i64), Entry)> = match slot {
             None => tally.days.drain().collect(),
@@ -726,6 +825,46 @@ mod tests {
         assert_eq!(batch.unknown[1].1, "typo");
         assert!(batch.unknown.len() <= UNKNOWN_CODES_PER_FLUSH + 1);
         assert_eq!(batch.total(), 0, "unknown codes are not clicks");
+    }
+
+    /// A click is in every read that starts after it was recorded, even while other threads
+    /// absorb the logs (the click may have left its log and not reached the entries yet).
+    #[test]
+    fn a_read_sees_every_click_recorded_before_it() {
+        let cache = Arc::new(UaCache::new(10));
+        let buf = Arc::new(ClickBuffer::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Two threads absorbing all the time, so that clicks are often on their way.
+        let absorbers: Vec<_> = (0..2)
+            .map(|_| {
+                let (buf, stop) = (buf.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(buf.unfolded(7));
+                    }
+                })
+            })
+            .collect();
+        let recorders: Vec<_> = (0..2)
+            .map(|t| {
+                let (buf, cache) = (buf.clone(), cache.clone());
+                std::thread::spawn(move || {
+                    let ua = chrome(&cache);
+                    for n in 1..=20_000u64 {
+                        buf.record(7, 0, &visit(&ua, None, t * 100_000 + n));
+                        let seen: u64 = buf.unfolded(7).hourly.iter().map(|h| h.clicks).sum();
+                        assert!(seen >= n, "thread {t}: {seen} clicks seen after its {n}th");
+                    }
+                })
+            })
+            .collect();
+        let failed = recorders.into_iter().any(|r| r.join().is_err());
+        stop.store(true, Ordering::Relaxed);
+        for a in absorbers {
+            a.join().unwrap();
+        }
+        assert!(!failed, "a read missed a click recorded before it");
+        assert_eq!(buf.take(None).journalled(), 40_000);
     }
 
     #[test]
