@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use crate::analytics::sketch::Visitors;
 use crate::analytics::ua::UaClass;
+use crate::analytics::visit::Observed;
 use crate::domain::time::UnixSeconds;
 use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, fold_slot};
 
@@ -429,23 +430,16 @@ impl ClickBuffer {
         });
     }
 
-    /// [`Self::record`] of what the caller owns (no reference counts to raise and drop again).
-    pub fn record_owned(
-        &self,
-        link_id: i64,
-        at: UnixSeconds,
-        ua: Arc<UaClass>,
-        referrer: Option<Arc<str>>,
-        country: Option<[u8; 2]>,
-        visitor: Option<u64>,
-    ) {
+    /// [`Self::record`] of a visit the caller hands over (its reference counts are not raised
+    /// and dropped again).
+    pub fn record_observed(&self, link_id: i64, at: UnixSeconds, seen: Observed) {
         self.record_click(Click {
             link_id,
             at,
-            ua,
-            referrer,
-            country,
-            visitor,
+            ua: seen.ua,
+            referrer: seen.referrer,
+            country: seen.country,
+            visitor: seen.visitor,
         });
     }
 

@@ -178,7 +178,7 @@ pub async fn follow(
         return outcome;
     };
     if app.click_mode() != ClickMode::Exact {
-        record(app, target.link_id, at, seen);
+        app.clicks.buffer.record_observed(target.link_id, at, seen);
         return outcome;
     }
     match Box::pin(record_exact(app, target, at, &visit(&seen))).await {
@@ -207,7 +207,7 @@ pub fn follow_cached(
     if let Outcome::Redirect(target) = &outcome
         && let Some(seen) = kept_click(app, target, counts, peer, headers)
     {
-        record(app, target.link_id, at, seen);
+        app.clicks.buffer.record_observed(target.link_id, at, seen);
     }
     Some(outcome)
 }
@@ -254,20 +254,6 @@ fn kept_click(
 ) -> Option<Observed> {
     (counts && (app.click_mode() != ClickMode::Off || target.max_clicks.is_some()))
         .then(|| app.analytics.observe(peer, headers))
-}
-
-/// Counts the click `seen` in the click buffer (moved there: no reference count raised to be
-/// dropped again at once).
-fn record(app: &AppState, link_id: i64, at: UnixSeconds, seen: Observed) {
-    let Observed {
-        ua,
-        referrer,
-        country,
-        visitor,
-    } = seen;
-    app.clicks
-        .buffer
-        .record_owned(link_id, at, ua, referrer, country, visitor);
 }
 
 /// An observed click's fields as the click buffer records them.
