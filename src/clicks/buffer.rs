@@ -47,8 +47,9 @@ const UNKNOWN_CODES_PER_FLUSH: usize = 100;
 const MAX_LISTED: usize = 4096;
 /// Clicks one log holds in all before the recording thread adds the shard of each further
 /// click to the entries itself: one flush interval of a busy worker thread at the default
-/// interval (so that normally the flusher does it), 2 MiB of 64-byte clicks, and so at most
-/// 32 MiB however many threads record (4 MiB for a server's two worker threads).
+/// interval (so that normally the flusher does it), 2 MiB of 64-byte clicks; so at most 32 MiB
+/// are logged however many threads record (4 MiB for a server's two worker threads), and as
+/// much again is kept in emptied buffers for their capacity.
 const MAX_LOGGED: usize = 32_768;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
