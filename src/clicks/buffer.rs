@@ -5,10 +5,10 @@
 //! thread wants and a push, no lookup, no store I/O, no await while locked, and no lock shared
 //! with the threads recording the same link on other cores. The flusher adds a shard's clicks
 //! from every log to the shard's entries a batch at a time, sorted by link, so a link clicked
-//! many times a second costs one lookup. An entry, keyed by (link, day), holds everything about its link and day that is not
-//! yet folded into the store's tables: clicks per hour, the few distinct "profiles" seen
-//! (classified user agent, country, referrer host) with their counts, and two
-//! unique-visitor sketches.
+//! many times a second costs one lookup. An entry, keyed by (link, day), holds everything about
+//! its link and day that is not yet folded into the store's tables: clicks per hour, the few
+//! distinct "profiles" seen (classified user agent, country, referrer host) with their counts,
+//! and two unique-visitor sketches.
 //!
 //! Each flush ([`ClickBuffer::take`]) takes the clicks not yet journalled from every entry (a
 //! few bytes per link, appended to the store's journal: this is what makes a click durable
