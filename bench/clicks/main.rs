@@ -15,15 +15,10 @@ use std::time::{Duration, Instant};
 use snip::analytics::ua::UaCache;
 use snip::clicks::{ClickBuffer, Visit};
 
-/// CPU time (user + system) of this process so far.
+/// CPU time (user + system) of this process so far, from the kernel's process clock.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
-    // 13th of them, in clock ticks (100 per second on Linux).
-    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn run(threads: usize, clicks: u64, links: i64) -> (Duration, Duration) {

@@ -30,7 +30,7 @@ use crate::domain::time::UnixSeconds;
 use crate::store::{ClickBatch, DayDetail, Dim, DimCount, HourCount, fold_slot};
 
 const SHARDS: usize = 16;
-/// Click logs: threads record into `thread index % LOGS` (a server's worker threads are fewer).
+/// Click logs: a thread records into log `thread index % LOGS` (threads past `LOGS` share one).
 const LOGS: usize = 16;
 pub use crate::store::DIRECT;
 /// The country key of clicks whose country is not known.
@@ -421,39 +421,34 @@ impl ClickBuffer {
 
     /// Counts one click of `link_id` at `at`.
     pub fn record(&self, link_id: i64, at: UnixSeconds, visit: &Visit<'_>) {
-        self.record_click(Click {
-            link_id,
-            at,
+        let seen = Observed {
             ua: visit.ua.clone(),
             referrer: visit.referrer.cloned(),
             country: visit.country,
             visitor: visit.visitor,
-        });
+        };
+        self.record_observed(link_id, at, seen);
     }
 
     /// [`Self::record`] of a visit the caller hands over (its reference counts are not raised
     /// and dropped again).
     pub fn record_observed(&self, link_id: i64, at: UnixSeconds, seen: Observed) {
-        self.record_click(Click {
-            link_id,
-            at,
-            ua: seen.ua,
-            referrer: seen.referrer,
-            country: seen.country,
-            visitor: seen.visitor,
-        });
-    }
-
-    fn record_click(&self, click: Click) {
         if self.refusing.load(Ordering::Relaxed) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let log = &self.logs[log_index()];
-        let shard = Self::shard_of(click.link_id);
+        let shard = Self::shard_of(link_id);
         let full = {
             let mut lists = log.clicks.lock();
-            lists.by_shard[shard].push(click);
+            lists.by_shard[shard].push(Click {
+                link_id,
+                at,
+                ua: seen.ua,
+                referrer: seen.referrer,
+                country: seen.country,
+                visitor: seen.visitor,
+            });
             lists.len += 1;
             log.recorded.fetch_add(1, Ordering::Relaxed);
             lists.by_shard[shard].len() >= MAX_LISTED || lists.len >= MAX_LOGGED
