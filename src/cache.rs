@@ -29,14 +29,16 @@ use axum::http::HeaderValue;
 use crate::domain::Link;
 use crate::domain::time::UnixSeconds;
 
+mod front;
+
 /// Destinations up to this many bytes are kept inside the cache entry itself (most are: the
 /// longer ones are shared, and cost one more memory read per redirect).
 pub const INLINE_URL: usize = 120;
 
-/// A destination as the `Location` header sends it, checked to be a valid header value.
+/// A destination as the cache keeps it, checked to be a valid header value.
 #[derive(Clone)]
 enum Location {
-    /// Inside the entry: a redirect reads no other allocation for it.
+    /// Inside the entry: a lookup reads no other allocation for it.
     Inline {
         len: u8,
         bytes: [u8; INLINE_URL],
@@ -45,17 +47,17 @@ enum Location {
 }
 
 impl Location {
-    fn new(url: &str) -> Option<Location> {
-        let value = HeaderValue::from_str(url).ok()?;
+    fn of(value: HeaderValue) -> Location {
+        let url = value.as_bytes();
         if url.len() > INLINE_URL {
-            return Some(Location::Shared(value));
+            return Location::Shared(value);
         }
         let mut bytes = [0; INLINE_URL];
-        bytes[..url.len()].copy_from_slice(url.as_bytes());
-        Some(Location::Inline {
+        bytes[..url.len()].copy_from_slice(url);
+        Location::Inline {
             len: url.len() as u8,
             bytes,
-        })
+        }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -64,15 +66,30 @@ impl Location {
             Location::Shared(value) => value.as_bytes(),
         }
     }
+
+    /// The `Location` value: a copy of the bytes when they are inline (cheaper than reaching a
+    /// shared value), else the shared one.
+    fn to_value(&self) -> HeaderValue {
+        match self {
+            Location::Inline { .. } => copy_value(self.as_bytes()),
+            Location::Shared(value) => value.clone(),
+        }
+    }
 }
 
-/// What a redirect needs to know about a live link. Cloned out of the cache on every hit, so
-/// it holds its fields by value (no shared allocation to reach, no reference count to touch),
-/// except the `max_clicks` counter.
+/// A new header value holding a copy of `bytes`, which came from a `HeaderValue` (so the check
+/// `from_bytes` repeats cannot fail).
+fn copy_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static("/"))
+}
+
+/// What a redirect needs to know about a live link, as the cache hands it out: the `Location`
+/// value ready to send (a copy of its own when the entry held the bytes inline), and the rules
+/// checked on every request.
 #[derive(Clone)]
 pub struct Target {
     pub link_id: i64,
-    location: Location,
+    location: HeaderValue,
     pub expires_at: Option<UnixSeconds>,
     pub max_clicks: Option<u64>,
     /// Clicks used so far, for links with `max_clicks` (shared with the click counter so that
@@ -83,6 +100,49 @@ pub struct Target {
     pub deny: Verdict,
 }
 
+/// A [`Target`] as the cache keeps it: by value, short destinations' bytes included, so that a
+/// lookup on a wide working set (where each allocation reached is a cache miss) reads no other
+/// allocation and touches no reference count shared with other threads, except the
+/// `max_clicks` counter.
+#[derive(Clone)]
+struct Kept {
+    link_id: i64,
+    location: Location,
+    expires_at: Option<UnixSeconds>,
+    max_clicks: Option<u64>,
+    used: Option<Arc<AtomicU64>>,
+    deny: Verdict,
+}
+
+impl Kept {
+    fn of(target: Target) -> Kept {
+        Kept {
+            link_id: target.link_id,
+            location: Location::of(target.location),
+            expires_at: target.expires_at,
+            max_clicks: target.max_clicks,
+            used: target.used,
+            deny: target.deny,
+        }
+    }
+
+    fn to_target(&self) -> Target {
+        Target {
+            link_id: self.link_id,
+            location: self.location.to_value(),
+            expires_at: self.expires_at,
+            max_clicks: self.max_clicks,
+            used: self.used.clone(),
+            deny: self.deny,
+        }
+    }
+
+    /// Whether this is the same link going to the same place as `target`.
+    fn same_destination(&self, target: &Target) -> bool {
+        self.link_id == target.link_id && self.location.as_bytes() == target.location.as_bytes()
+    }
+}
+
 /// Whether the deny list refuses a destination, as of one generation of the list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Verdict {
@@ -91,15 +151,23 @@ pub struct Verdict {
 }
 
 impl Target {
-    /// The `Location` header value (a copy of the destination's bytes when they are inline:
-    /// cheaper than reaching a shared one).
+    /// The `Location` header value.
     pub fn location(&self) -> HeaderValue {
-        match &self.location {
-            // The bytes passed `HeaderValue::from_str` when the entry was built, which checks
-            // what `from_bytes` checks: this cannot fail.
-            Location::Inline { .. } => HeaderValue::from_bytes(self.location.as_bytes())
-                .unwrap_or_else(|_| HeaderValue::from_static("/")),
-            Location::Shared(value) => value.clone(),
+        self.location.clone()
+    }
+
+    /// The `Location` header value, moved out.
+    pub fn into_location(self) -> HeaderValue {
+        self.location
+    }
+
+    /// This target with a `Location` value of its own (a fresh copy, whose reference count only
+    /// the thread that made it touches): for a thread's front of the cache.
+    fn with_own_location(&self) -> Target {
+        Target {
+            location: copy_value(self.location.as_bytes()),
+            used: self.used.clone(),
+            ..*self
         }
     }
 
@@ -111,11 +179,6 @@ impl Target {
     /// The destination's host (what the deny list is checked against).
     pub fn host(&self) -> &str {
         crate::domain::destination::stored_host(self.url())
-    }
-
-    /// Whether this is the same link going to the same place as `other`.
-    fn same_destination(&self, other: &Target) -> bool {
-        self.link_id == other.link_id && self.location.as_bytes() == other.location.as_bytes()
     }
 }
 
@@ -167,8 +230,8 @@ impl Cached {
         max_clicks: Option<u64>,
         used: Option<Arc<AtomicU64>>,
     ) -> Cached {
-        match Location::new(url) {
-            Some(location) => Cached::Redirect(Target {
+        match HeaderValue::from_str(url) {
+            Ok(location) => Cached::Redirect(Target {
                 link_id,
                 location,
                 expires_at,
@@ -176,7 +239,7 @@ impl Cached {
                 used,
                 deny: Verdict::default(),
             }),
-            None => {
+            Err(_) => {
                 tracing::error!(link_id, "stored destination is not a valid header value");
                 Cached::Gone
             }
@@ -202,13 +265,55 @@ pub fn fill_unless_invalidated(
     }
 }
 
-/// A cached answer and, when entries age, the instants it should be reloaded: `stale_at`
-/// while change notifications are not heard, `backstop_at` while they are.
+/// A cached answer as the cache keeps it.
+#[derive(Clone)]
+enum Answer {
+    Redirect(Kept),
+    /// Any other answer (never [`Cached::Redirect`]).
+    Other(Cached),
+}
+
+impl Answer {
+    fn of(answer: Cached) -> Answer {
+        match answer {
+            Cached::Redirect(target) => Answer::Redirect(Kept::of(target)),
+            other => Answer::Other(other),
+        }
+    }
+
+    fn to_cached(&self) -> Cached {
+        match self {
+            Answer::Redirect(kept) => Cached::Redirect(kept.to_target()),
+            Answer::Other(other) => other.clone(),
+        }
+    }
+}
+
+/// A cached answer and when it is due for a reload.
 #[derive(Clone)]
 struct Entry {
-    answer: Cached,
+    answer: Answer,
+    due: Due,
+}
+
+/// When entries age, the instants an entry should be reloaded: `stale_at` while change
+/// notifications are not heard, `backstop_at` while they are.
+#[derive(Clone, Copy)]
+struct Due {
     stale_at: Option<Instant>,
     backstop_at: Option<Instant>,
+}
+
+impl Due {
+    /// Whether it is due for a reload (`notified`: changes are heard, the backstop counts).
+    fn due(&self, notified: bool) -> bool {
+        let due = if notified {
+            self.backstop_at
+        } else {
+            self.stale_at
+        };
+        due.is_some_and(|at| at <= Instant::now())
+    }
 }
 
 /// Keys are stored inline (up to 24 bytes: every generated code and most custom ones), so that
@@ -255,7 +360,15 @@ pub struct RedirectCache {
     notified: AtomicBool,
     generation: AtomicU64,
     capacity: usize,
+    /// This cache's number, unique in the process, and its epoch: moved on after every change
+    /// to `inner`, so that a worker thread's copy of an entry ([`front`]) is used only while
+    /// the cache is unchanged since it was taken.
+    id: u64,
+    epoch: AtomicU64,
 }
+
+/// The numbers given to caches as they are made.
+static CACHE_IDS: AtomicU64 = AtomicU64::new(1);
 
 impl RedirectCache {
     /// `capacity` entries; 0 disables caching (every redirect reads the store).
@@ -268,6 +381,8 @@ impl RedirectCache {
             notified: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             capacity,
+            id: CACHE_IDS.fetch_add(1, Ordering::Relaxed),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -296,32 +411,42 @@ impl RedirectCache {
     /// many concurrent requests one reloads it.
     pub fn lookup(&self, code: &str) -> Option<Lookup> {
         let inner = self.inner.as_ref()?;
+        let notified = self.notified.load(Ordering::Relaxed);
+        // Read before the entry: see `front`.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let hash = front::hash(code);
+        if let Some(answer) = front::get(self.id, epoch, code, hash, |d| !d.due(notified)) {
+            return Some(Lookup::Fresh(answer));
+        }
         let entry = inner.get(code)?;
-        if let Cached::Missing(until) = entry.answer
+        if let Answer::Other(Cached::Missing(until)) = entry.answer
             && until <= Instant::now()
         {
             return None;
         }
-        let due = if self.notified.load(Ordering::Relaxed) {
-            entry.backstop_at
-        } else {
-            entry.stale_at
-        };
-        match due {
-            Some(at) if at <= Instant::now() => {
-                let retry = Some(Instant::now() + RELOAD_RETRY);
-                inner.insert(
-                    code.into(),
-                    Entry {
-                        answer: entry.answer.clone(),
+        let answer = entry.answer.to_cached();
+        if entry.due.due(notified) {
+            let retry = Some(Instant::now() + RELOAD_RETRY);
+            inner.insert(
+                code.into(),
+                Entry {
+                    answer: entry.answer,
+                    due: Due {
                         stale_at: retry,
                         backstop_at: retry,
                     },
-                );
-                Some(Lookup::Stale(entry.answer))
-            }
-            _ => Some(Lookup::Fresh(entry.answer)),
+                },
+            );
+            self.changed();
+            return Some(Lookup::Stale(answer));
         }
+        front::offer(self.id, epoch, code, hash, &answer, entry.due);
+        Some(Lookup::Fresh(answer))
+    }
+
+    /// Moves the epoch on: call after every change to `inner`.
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Keeps the deny list's `verdict` on `target` (looked up after the list changed) in the
@@ -332,13 +457,14 @@ impl RedirectCache {
         let key = compact_str::CompactString::new(code);
         // A vacant code's placeholder guard is dropped at once: nothing is inserted.
         let _ = inner.entry(&key, Some(Duration::ZERO), |_, entry| {
-            if let Cached::Redirect(cached) = &mut entry.answer
-                && cached.same_destination(target)
+            if let Answer::Redirect(kept) = &mut entry.answer
+                && kept.same_destination(target)
             {
-                cached.deny = verdict;
+                kept.deny = verdict;
             }
             quick_cache::sync::EntryAction::Retain(())
         });
+        self.changed();
     }
 
     /// Forgets every entry (after notifications may have been missed).
@@ -347,6 +473,7 @@ impl RedirectCache {
         if let Some(inner) = &self.inner {
             inner.clear();
         }
+        self.changed();
     }
 
     /// Call before reading the store for a miss; pass the result to [`Self::fill`].
@@ -372,11 +499,13 @@ impl RedirectCache {
                 inner.insert(
                     code.into(),
                     Entry {
-                        answer: value,
-                        stale_at: self.ttl.map(|ttl| now + ttl.mul_f64(jitter)),
-                        backstop_at: self
-                            .ttl
-                            .map(|ttl| now + ttl.max(NOTIFIED_TTL).mul_f64(jitter)),
+                        answer: Answer::of(value),
+                        due: Due {
+                            stale_at: self.ttl.map(|ttl| now + ttl.mul_f64(jitter)),
+                            backstop_at: self
+                                .ttl
+                                .map(|ttl| now + ttl.max(NOTIFIED_TTL).mul_f64(jitter)),
+                        },
                     },
                 )
             },
@@ -384,6 +513,7 @@ impl RedirectCache {
                 inner.remove(code);
             },
         );
+        self.changed();
     }
 
     /// A `Missing` entry for an unknown code, valid for the negative TTL.
@@ -400,6 +530,7 @@ impl RedirectCache {
         if let Some(inner) = &self.inner {
             inner.remove(code);
         }
+        self.changed();
     }
 
     /// Whether `code` was written within [`CHANGED_WINDOW`] (reload it from the primary).
@@ -474,6 +605,58 @@ mod tests {
         // Nothing is inserted for a code that is not cached.
         cache.remember_verdict("xyz", &old, verdict);
         assert!(cache.get("xyz").is_none());
+    }
+
+    /// A thread's front copy of an entry is never answered after a change to the cache, on
+    /// this thread or another.
+    #[test]
+    fn changes_reach_every_thread_that_copied_the_entry() {
+        let cache = RedirectCache::new(10, Duration::from_secs(5));
+        let url = |c: &RedirectCache| redirect(c, "hot").url().to_string();
+        cache.fill("hot", target(1), cache.generation());
+        let copied = || {
+            std::thread::scope(|s| {
+                s.spawn(|| (0..3).map(|_| url(&cache)).last().unwrap())
+                    .join()
+                    .unwrap()
+            })
+        };
+        for _ in 0..3 {
+            assert_eq!(url(&cache), "https://example.com/");
+        }
+        assert_eq!(copied(), "https://example.com/");
+        // A new destination (as a reload would bring), then an invalidation, then a verdict.
+        cache.fill(
+            "hot",
+            Cached::redirect(1, "https://example.com/new", None, None, None),
+            cache.generation(),
+        );
+        assert_eq!(url(&cache), "https://example.com/new");
+        assert_eq!(copied(), "https://example.com/new");
+        for _ in 0..3 {
+            url(&cache);
+        }
+        cache.invalidate("hot");
+        assert!(cache.get("hot").is_none(), "invalidated, on this thread");
+        assert!(
+            std::thread::scope(|s| s.spawn(|| cache.get("hot").is_none()).join().unwrap()),
+            "and on another"
+        );
+        cache.fill("hot", target(2), cache.generation());
+        for _ in 0..3 {
+            assert_eq!(redirect(&cache, "hot").link_id, 2);
+        }
+        let verdict = Verdict {
+            generation: 5,
+            denied: true,
+        };
+        cache.remember_verdict("hot", &redirect(&cache, "hot"), verdict);
+        assert_eq!(redirect(&cache, "hot").deny, verdict);
+        cache.clear();
+        assert!(cache.get("hot").is_none());
+        // Another cache never answers from this one's copies.
+        let other = RedirectCache::new(10, Duration::from_secs(5));
+        assert!(other.get("hot").is_none());
     }
 
     #[test]
@@ -553,6 +736,7 @@ mod tests {
             .unwrap()
             .get("abc")
             .unwrap()
+            .due
             .backstop_at
             .unwrap();
         assert!(

@@ -89,7 +89,7 @@ pub fn serve_cached<B>(
     }
     let counts = req.method() == Method::GET;
     let outcome = redirect::follow_cached(app, segment, counts, peer, req.headers())?;
-    let response = respond(app, &outcome);
+    let response = respond(app, outcome);
     observed(start, &response);
     Some(response)
 }
@@ -164,23 +164,23 @@ async fn serve(app: &AppState, req: Request, peer: IpAddr) -> Response {
     }
     let counts = req.method() == Method::GET;
     let outcome = redirect::follow(app, raw, counts, peer, req.headers()).await;
-    respond(app, &outcome)
+    respond(app, outcome)
 }
 
 /// The response for a redirect's outcome.
-fn respond(app: &AppState, outcome: &Outcome) -> Response {
+fn respond(app: &AppState, outcome: Outcome) -> Response {
     let target = match outcome {
         Outcome::Redirect(target) => target,
         Outcome::Missing => return not_found(),
         Outcome::Gone => return gone(),
-        Outcome::TakenDown(reason) => return taken_down(reason),
+        Outcome::TakenDown(reason) => return taken_down(&reason),
         Outcome::Denied => return denied(),
         Outcome::Unavailable(e) => return unavailable(e),
     };
     let mut response = Response::new(Body::empty());
     *response.status_mut() = app.redirect_status;
     let h = response.headers_mut();
-    h.insert(header::LOCATION, target.location());
+    h.insert(header::LOCATION, target.into_location());
     h.insert(header::CACHE_CONTROL, CACHE_CONTROL.clone());
     if let Some(policy) = &app.redirect_referrer_policy {
         h.insert(header::REFERRER_POLICY, policy.clone());
