@@ -1,9 +1,11 @@
 //! The in-process redirect cache: code → ready-to-send answer.
 //!
-//! A hit hands back a copy of the entry's `Target`, which holds what a redirect needs by value
-//! (short destinations' bytes included, already checked as a `Location` value), so serving it
-//! reads no other allocation and does no store I/O, no parsing and no string formatting: on a
-//! wide working set each allocation reached is a cache miss. Unknown codes are cached as
+//! An entry holds what a redirect needs by value (short destinations' bytes included, already
+//! checked as a `Location` value), so a hit reads no other allocation and does no store I/O, no
+//! parsing and no string formatting: on a wide working set each allocation reached is a cache
+//! miss. It hands out a `Target` with a `Location` value of its own for the response to move.
+//! Each worker thread keeps copies of the redirects it serves again and again in a front of its
+//! own ([`front`]), valid while the cache is unchanged. Unknown codes are cached as
 //! `Missing` for a short TTL (negative caching), so scans of random codes do not reach the store.
 //! Expiry and `max_clicks` are checked on every request against the entry, not baked into it.
 //!

@@ -1,8 +1,9 @@
 //! `GET|HEAD /{code}`: the redirect, the product's hot path, and the `/{code}+` preview page.
 //!
-//! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
-//! and a buffered click: no store I/O and no await; the `Location` value is copied out of the
-//! cache entry (destinations up to `cache::INLINE_URL` bytes) or shared (longer ones). A miss
+//! A cache hit costs a lookup (in the worker thread's front of the cache for a link it
+//! redirects again and again, else a shard of the cache), an expiry comparison, an optional
+//! atomic for `max_clicks` and a buffered click: no store I/O and no await; the `Location`
+//! value comes with the cached target and is moved into the response. A miss
 //! reads the store once and fills the cache (including "unknown" for a short TTL). When the
 //! store is slow or gone, cached codes keep redirecting (redirects are AP: see
 //! docs/architecture.md, "CAP choice per operation"); only uncached codes answer 503.

@@ -1,7 +1,7 @@
 //! Following a short code: the cached answer (read from Redis or the store on a miss, and
 //! cached), then the link's own rules (expiry, `max_clicks`, the deny list) and the click.
 //!
-//! A cache hit costs a shard lookup, an expiry comparison, an optional atomic for `max_clicks`
+//! A cache hit costs a cache lookup, an expiry comparison, an optional atomic for `max_clicks`
 //! and a buffered click: no store I/O. When the store is slow or gone, cached codes keep
 //! redirecting (redirects are AP: see docs/architecture.md, "CAP choice per operation"); only
 //! uncached codes are [`Outcome::Unavailable`].
