@@ -153,11 +153,6 @@ pub struct Verdict {
 }
 
 impl Target {
-    /// The `Location` header value.
-    pub fn location(&self) -> HeaderValue {
-        self.location.clone()
-    }
-
     /// The `Location` header value, moved out.
     pub fn into_location(self) -> HeaderValue {
         self.location
@@ -364,7 +359,8 @@ pub struct RedirectCache {
     capacity: usize,
     /// This cache's number, unique in the process, and its epoch: moved on after every change
     /// to `inner`, so that a worker thread's copy of an entry ([`front`]) is used only while
-    /// the cache is unchanged since it was taken.
+    /// the cache is unchanged since it was taken. (Not `generation`, which only writes move:
+    /// fills check it, so a fill moving it would drop the fills running beside it.)
     id: u64,
     epoch: AtomicU64,
 }
@@ -577,7 +573,7 @@ mod tests {
             let Cached::Redirect(t) = Cached::redirect(1, url, None, None, None) else {
                 panic!("{url} is a valid destination");
             };
-            assert_eq!(t.location(), url);
+            assert_eq!(t.clone().into_location(), url);
             assert_eq!(t.url(), url);
             assert_eq!(t.host(), "example.com");
         }
